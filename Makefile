@@ -1,0 +1,72 @@
+# The two commands: `make run` and `make test`. Everything else is a step they take.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export RASA_TELEMETRY_ENABLED := false
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+VENV := .venv
+BIN := $(VENV)/bin
+# Reinstall only when the lock or the project metadata changed (a content hash, not mtimes).
+LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(LOCK_HASH)
+PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 \
+	/usr/local/bin/python3.10 /usr/bin/python3.10; do \
+	$$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { echo $$p; break; }; \
+	done)
+
+.PHONY: help install run shell train test lint typecheck validate pytest stories nlu-gate bench clean
+
+help:
+	@echo "make run    start the assistant (installs and trains when needed)"
+	@echo "make shell  chat with it in this terminal"
+	@echo "make test   every check CI runs"
+	@echo "make bench  measure accuracy, latency, throughput; writes docs/benchmarks.md"
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required (Rasa 3.6 does not run on newer)."; \
+		echo "Install it, e.g. 'apt-get install python3.10 python3.10-venv' or 'pyenv install 3.10'."; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON310) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: install
+	$(BIN)/carebot run
+
+shell: install
+	$(BIN)/carebot shell
+
+train: install
+	$(BIN)/carebot train
+
+test: install lint typecheck train validate pytest stories nlu-gate
+	@echo "make test: all checks passed"
+
+lint:
+	$(BIN)/ruff check bot actions crm_store tests
+	$(BIN)/ruff format --check bot actions crm_store tests
+
+typecheck:
+	$(BIN)/mypy
+
+validate:
+	$(BIN)/rasa data validate --fail-on-warnings --domain domain.yml --data data --config config.yml
+
+pytest:
+	$(BIN)/pytest
+
+stories:
+	$(BIN)/rasa test core --model $$($(BIN)/carebot model-path) \
+		--stories tests/test_stories.yml --fail-on-prediction-errors --out var/results/stories
+
+nlu-gate:
+	$(BIN)/carebot nlu-gate
+
+bench: install
+	$(BIN)/carebot bench $(BENCH_ARGS)
+
+clean:
+	rm -rf var/run var/results .pytest_cache .mypy_cache .ruff_cache

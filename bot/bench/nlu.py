@@ -1,0 +1,140 @@
+"""NLU accuracy benchmark: our pipeline against stock Rasa configs, trained in the same run."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bot.nlu.evaluate import Example, evaluate_model, load_examples
+from bot.training import rasa_env
+
+CONFIGS_DIR = Path(__file__).parent / "configs"
+
+
+@dataclass(frozen=True)
+class Contender:
+    name: str
+    config: Path
+
+
+@dataclass(frozen=True)
+class DataSet:
+    name: str
+    train: list[Example]
+    test: list[Example]
+
+
+@dataclass(frozen=True)
+class Result:
+    data_set: str
+    contender: str
+    accuracy: float
+    macro_f1: float
+    train_s: float
+    train_examples: int
+    test_examples: int
+
+
+def contenders(project_dir: Path) -> list[Contender]:
+    return [
+        Contender("stock default (rasa init)", CONFIGS_DIR / "stock_default.yml"),
+        Contender("stock zh recipe (Jieba+CountVectors+DIET)", CONFIGS_DIR / "stock_zh_recipe.yml"),
+        Contender("carebot (config.yml)", project_dir / "config.yml"),
+    ]
+
+
+def read_csv(path: Path) -> list[Example]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return [Example(row["text"].strip(), row["label"]) for row in csv.DictReader(handle)]
+
+
+def public_data_set(root: Path, name: str, train: Sequence[str], test: Sequence[str]) -> DataSet:
+    return DataSet(
+        name,
+        [e for part in train for e in read_csv(root / name / part)],
+        [e for part in test for e in read_csv(root / name / part)],
+    )
+
+
+def own_data_set(project_dir: Path) -> DataSet:
+    train = load_examples(project_dir / "data" / "nlu")
+    return DataSet("carebot held-out", train, load_examples(project_dir / "tests/nlu/holdout.yml"))
+
+
+def write_nlu_yaml(examples: Sequence[Example], path: Path) -> None:
+    """Writes examples as Rasa NLU YAML (retrieval sub-intents kept as `faq/x`)."""
+    by_intent: dict[str, list[str]] = defaultdict(list)
+    for example in examples:
+        if example.text not in by_intent[example.intent]:
+            by_intent[example.intent].append(example.text)
+    nlu = [
+        {"intent": intent, "examples": "".join(f"- {_escape(t)}\n" for t in texts)}
+        for intent, texts in sorted(by_intent.items())
+    ]
+    path.write_text(yaml.safe_dump({"version": "3.1", "nlu": nlu}, allow_unicode=True))
+
+
+def _escape(text: str) -> str:
+    return " ".join(text.split())
+
+
+def train_nlu(config: Path, nlu_file: Path, out_dir: Path, name: str, cwd: Path) -> float:
+    """Trains an NLU-only model in a subprocess; returns the wall time in seconds."""
+    command = [sys.executable, "-m", "rasa", "train", "nlu", "--config", str(config)]
+    command += ["--nlu", str(nlu_file), "--out", str(out_dir), "--fixed-model-name", name]
+    started = time.perf_counter()
+    subprocess.run(command, cwd=cwd, env=rasa_env(), check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def run_one(data_set: DataSet, contender: Contender, work: Path, project_dir: Path) -> Result:
+    nlu_file = work / f"{data_set.name}.yml".replace(" ", "_")
+    if not nlu_file.exists():
+        write_nlu_yaml(data_set.train, nlu_file)
+    name = f"{data_set.name}-{contender.config.stem}".replace(" ", "_")
+    train_s = train_nlu(contender.config, nlu_file, work, name, project_dir)
+    report = evaluate_model(work / f"{name}.tar.gz", data_set.test)
+    return Result(
+        data_set=data_set.name,
+        contender=contender.name,
+        accuracy=report.accuracy,
+        macro_f1=report.macro_f1,
+        train_s=train_s,
+        train_examples=len(data_set.train),
+        test_examples=len(data_set.test),
+    )
+
+
+def run_nlu_bench(data_sets: Sequence[DataSet], project_dir: Path) -> list[Result]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="carebot-bench-") as tmp:
+        for data_set in data_sets:
+            for contender in contenders(project_dir):
+                result = run_one(data_set, contender, Path(tmp), project_dir)
+                print(_row(result), flush=True)
+                results.append(result)
+    return results
+
+
+def _row(r: Result) -> str:
+    return (
+        f"| {r.data_set} | {r.contender} | {r.accuracy:.3f} | {r.macro_f1:.3f} | "
+        f"{r.train_s:.0f} s | {r.train_examples}/{r.test_examples} |"
+    )
+
+
+def results_table(results: Sequence[Result]) -> str:
+    header = [
+        "| data set | pipeline | accuracy | macro-F1 | training time | train/test examples |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    return "\n".join(header + [_row(r) for r in results])

@@ -1,0 +1,169 @@
+"""`carebot`: the one command-line entry point for everything an operator does."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from bot.settings import Settings, load_settings
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    return handler(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carebot", description=__doc__)
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train the model if data/domain/config changed")
+    train.add_argument("--force", action="store_true", help="train even if a cached model fits")
+    train.set_defaults(handler=cmd_train)
+
+    model_path = commands.add_parser("model-path", help="print the current model (train if needed)")
+    model_path.set_defaults(handler=cmd_model_path)
+
+    run = commands.add_parser("run", help="start the whole system and print where to chat")
+    run.set_defaults(handler=cmd_run)
+
+    shell = commands.add_parser("shell", help="chat with the assistant in this terminal")
+    shell.set_defaults(handler=cmd_shell)
+
+    bench = commands.add_parser("bench", help="measure NLU accuracy, latency, throughput, memory")
+    bench.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    bench.add_argument(
+        "--sets", default="own,smp2017,banking77,clinc150", help="comma-separated NLU data sets"
+    )
+    bench.add_argument("--no-rest", dest="rest", action="store_false", help="skip the load test")
+    bench.add_argument("--conversations", type=int, default=60, help="per concurrency level")
+    bench.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
+    bench.set_defaults(handler=cmd_bench)
+
+    gate = commands.add_parser("nlu-gate", help="evaluate the model on the held-out NLU set")
+    gate.add_argument("--data", type=Path, default=Path("tests/nlu/holdout.yml"))
+    gate.add_argument("--min-accuracy", type=float, default=0.90)
+    gate.add_argument("--min-macro-f1", type=float, default=0.90)
+    gate.set_defaults(handler=cmd_nlu_gate)
+    return parser
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from bot.training import ensure_model
+
+    model = ensure_model(load_settings().project_dir, force=args.force)
+    print(f"model: {model}")
+    return 0
+
+
+def cmd_model_path(args: argparse.Namespace) -> int:
+    from bot.training import ensure_model
+
+    print(ensure_model(load_settings().project_dir))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.runtime import Stack
+    from bot.training import ensure_model
+
+    settings = load_settings()
+    model = ensure_model(settings.project_dir)
+    prepare_database(settings.database_url)
+    _stop_on_sigterm()
+    with Stack(settings, model):
+        print_where_to_chat(settings)
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            print("\nstopping…", file=sys.stderr)
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from bot.runtime import action_server, wait_until_ready, write_runtime_config
+    from bot.training import ensure_model, rasa_env
+
+    settings = load_settings()
+    model = ensure_model(settings.project_dir)
+    prepare_database(settings.database_url)
+    endpoints, _ = write_runtime_config(settings)
+    actions = action_server(settings)
+    actions.start(settings.project_dir, settings.var_dir / "log" / "action-server.log")
+    try:
+        wait_until_ready(actions)
+        command = [sys.executable, "-m", "rasa", "shell", "--model", str(model)]
+        command += ["--endpoints", str(endpoints), "--port", str(settings.rasa_port)]
+        return subprocess.run(command, cwd=settings.project_dir, env=rasa_env()).returncode
+    finally:
+        actions.stop()
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bot.bench.report import BenchOptions, run_bench
+
+    options = BenchOptions(
+        data_dir=args.data_dir,
+        sets=[name for name in args.sets.split(",") if name],
+        rest=args.rest,
+        conversations=args.conversations,
+        output=args.output,
+    )
+    run_bench(options, command="carebot bench " + " ".join(sys.argv[2:]))
+    return 0
+
+
+def cmd_nlu_gate(args: argparse.Namespace) -> int:
+    from bot.nlu.evaluate import evaluate_model, load_examples
+    from bot.training import ensure_model
+
+    model = ensure_model(load_settings().project_dir)
+    report = evaluate_model(model, load_examples(args.data))
+    print(report.as_table())
+    passed = report.accuracy >= args.min_accuracy and report.macro_f1 >= args.min_macro_f1
+    verdict = "passed" if passed else "FAILED"
+    need = f"accuracy ≥ {args.min_accuracy}, macro-F1 ≥ {args.min_macro_f1}"
+    print(f"NLU gate {verdict} (need {need})")
+    return 0 if passed else 1
+
+
+def prepare_database(url: str) -> None:
+    """Brings the CRM schema up to date (and seeds demo data into an empty database)."""
+    from crm_store import demo, migrate
+    from crm_store.db import make_engine
+
+    migrate.upgrade(url)
+    demo.ensure_demo_data(make_engine(url), customers=2000)
+
+
+def print_where_to_chat(settings: Settings) -> None:
+    print(
+        "\ncarebot is running:\n"
+        f"  REST channel   POST {settings.rasa_url}/webhooks/rest/webhook\n"
+        f"  socket.io      {settings.rasa_url}/socket.io (events user_uttered/bot_uttered)\n"
+        f"  HTTP API       {settings.rasa_url} (token in {settings.var_dir / 'api_token'})\n"
+        f"  action server  {settings.action_url}\n"
+        "  chat in a terminal: make shell    stop: Ctrl-C\n",
+        flush=True,
+    )
+
+
+def _stop_on_sigterm() -> None:
+    def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Trains the Rasa model only when its inputs changed: a cache keyed by their content hash.
+
+The key covers everything that shapes the model (domain, config, training data, the custom NLU
+components and the Rasa version), so an unchanged tree never retrains, in tests or in `make run`.
+Trained models are also kept in a per-user cache outside the work tree, so a fresh clone of an
+unchanged tree on the same machine (CI) reuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+MODEL_PREFIX = "carebot-"
+_INPUT_FILES = ("domain.yml", "config.yml")
+_INPUT_DIRS = ("data", "bot/nlu")
+
+
+def model_inputs(project_dir: Path) -> list[Path]:
+    """The files whose content decides the trained model, in a stable order."""
+    files = [project_dir / name for name in _INPUT_FILES]
+    for folder in _INPUT_DIRS:
+        files += sorted(p for p in (project_dir / folder).rglob("*") if _is_model_input(p))
+    return files
+
+
+def _is_model_input(path: Path) -> bool:
+    return path.is_file() and "__pycache__" not in path.parts
+
+
+def fingerprint(project_dir: Path, files: Iterable[Path], salt: str) -> str:
+    """A hex digest of the files' paths and contents plus `salt` (the Rasa version)."""
+    digest = hashlib.sha256(salt.encode())
+    for path in files:
+        digest.update(str(path.relative_to(project_dir)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(os.environ.get("CAREBOT_MODEL_CACHE", Path(base) / "carebot" / "models"))
+
+
+def ensure_model(project_dir: Path, *, force: bool = False, cache_dir: Path | None = None) -> Path:
+    """Returns the path of a model trained on the current tree, training only if needed."""
+    import rasa  # imported late: loading Rasa takes seconds
+
+    key = fingerprint(project_dir, model_inputs(project_dir), salt=rasa.__version__)
+    name = f"{MODEL_PREFIX}{key}.tar.gz"
+    target = project_dir / "models" / name
+    cached = (cache_dir or default_cache_dir()) / name
+    if not force and target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not force and cached.exists():
+        shutil.copyfile(cached, target)
+        return target
+    _train(project_dir, fixed_name=name.removesuffix(".tar.gz"))
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(target, cached)
+    return target
+
+
+def _train(project_dir: Path, *, fixed_name: str) -> None:
+    command = [sys.executable, "-m", "rasa", "train", "--domain", "domain.yml"]
+    command += ["--config", "config.yml", "--data", "data"]
+    command += ["--out", "models", "--fixed-model-name", fixed_name]
+    subprocess.run(command, cwd=project_dir, env=rasa_env(), check=True)
+
+
+def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for every Rasa process we start: telemetry off, quiet TensorFlow."""
+    env = dict(os.environ)
+    env.update(
+        RASA_TELEMETRY_ENABLED="false",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        PYTHONHASHSEED="0",
+        **(extra or {}),
+    )
+    return env

@@ -1,0 +1,51 @@
+"""Starts the real system (`carebot run`) once per test session on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from bot.settings import PROJECT_DIR
+from tests.integration.system import TOKEN, System, free_port, wait_for
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    var_dir = tmp_path_factory.mktemp("var")
+    rasa_port, action_port = free_port(), free_port()
+    env = dict(
+        os.environ,
+        CAREBOT_VAR_DIR=str(var_dir),
+        CAREBOT_RASA_PORT=str(rasa_port),
+        CAREBOT_ACTION_PORT=str(action_port),
+        CAREBOT_API_TOKEN=TOKEN,
+        CAREBOT_DATABASE_URL=f"sqlite:///{var_dir / 'crm.db'}",
+        RASA_TELEMETRY_ENABLED="false",
+    )
+    log = var_dir / "carebot-run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    running = System(
+        process, f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{action_port}", var_dir, log
+    )
+    try:
+        wait_for(running.rasa_url + "/", process, log, timeout_s=600)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()

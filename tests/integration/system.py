@@ -1,0 +1,104 @@
+"""Helpers to start the real system (`carebot run`) and talk to it over HTTP."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+TOKEN = "integration-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def children_of(pid: int) -> set[int]:
+    """Every live descendant of `pid`, read from /proc."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def alive_pids(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        status = Path(f"/proc/{pid}/status")
+        try:
+            if "State:\tZ" not in status.read_text():
+                alive.add(pid)
+        except OSError:
+            continue
+    return alive
+
+
+@dataclass
+class System:
+    process: subprocess.Popen[bytes]
+    rasa_url: str
+    action_url: str
+    var_dir: Path
+    log: Path
+
+    def post(self, path: str, body: Any, token: bool = False) -> tuple[int, Any]:
+        url = self.rasa_url + path + (f"?token={TOKEN}" if token else "")
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
+        return _send(request)
+
+    def get(self, path: str) -> tuple[int, Any]:
+        return _send(urllib.request.Request(self.rasa_url + path))
+
+    def say(self, sender: str, message: str) -> list[dict[str, Any]]:
+        body = {"sender": sender, "message": message}
+        status, replies = self.post("/webhooks/rest/webhook", body)
+        assert status == 200, replies
+        return list(replies)
+
+
+def _send(request: urllib.request.Request) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, _decode(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, _decode(error.read())
+
+
+def _decode(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"carebot run exited early:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            time.sleep(0.5)
+    pytest.fail(f"{url} did not answer in {timeout_s} s:\n{log.read_text()[-3000:]}")

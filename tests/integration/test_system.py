@@ -1,0 +1,118 @@
+"""The whole system as `make run` starts it, over its real HTTP and socket.io interfaces.
+
+The last test stops the system with Ctrl-C (SIGINT); it stays last in this file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from typing import Any
+
+import pytest
+import socketio
+import yaml
+
+from bot.settings import PROJECT_DIR
+from tests.integration.system import TOKEN, System, alive_pids, children_of
+
+pytestmark = pytest.mark.integration
+
+
+def response_texts(name: str) -> set[str]:
+    domain = yaml.safe_load((PROJECT_DIR / "domain.yml").read_text(encoding="utf-8"))
+    return {variant["text"] for variant in domain["responses"][name]}
+
+
+def texts(replies: list[dict[str, Any]]) -> list[str]:
+    return [reply["text"] for reply in replies if "text" in reply]
+
+
+def test_greeting_over_rest(system: System) -> None:
+    replies = system.say(f"t-{uuid.uuid4().hex}", "你好")
+    assert set(texts(replies)) & response_texts("utter_greet")
+
+
+def test_traditional_chinese_is_understood(system: System) -> None:
+    replies = system.say(f"t-{uuid.uuid4().hex}", "我想退貨，東西不想要了")
+    assert texts(replies) == list(response_texts("utter_return_refund"))
+
+
+def test_faq_is_answered_by_the_response_selector(system: System) -> None:
+    replies = system.say(f"t-{uuid.uuid4().hex}", "你们开发票吗？要增值税专票")
+    assert texts(replies) == list(response_texts("utter_faq/invoice"))
+
+
+def test_gibberish_asks_to_rephrase_with_buttons(system: System) -> None:
+    replies = system.say(f"t-{uuid.uuid4().hex}", "ｑｗｅｒｔｙ zxcv 囧囧")
+    [reply] = [r for r in replies if "buttons" in r]
+    assert reply["text"] in response_texts("utter_please_rephrase")
+    assert {b["payload"] for b in reply["buttons"]} >= {"/request_human", "/order_status"}
+
+
+def test_the_conversation_is_kept_in_the_tracker_store(system: System) -> None:
+    sender = f"t-{uuid.uuid4().hex}"
+    system.say(sender, "你好")
+    status, tracker = system.post(f"/conversations/{sender}/tracker/events", [], token=True)
+    assert status == 200
+    user_turns = [e["text"] for e in tracker["events"] if e["event"] == "user"]
+    assert user_turns == ["你好"]
+    assert (system.var_dir / "rasa_tracker.db").stat().st_size > 0
+
+
+def test_http_api_needs_the_token(system: System) -> None:
+    assert system.get("/status")[0] == 401
+    status, body = system.get(f"/status?token={TOKEN}")
+    assert status == 200 and body["model_file"].startswith("carebot-")
+
+
+@pytest.mark.parametrize("body", [b"{not json", b'{"message": "no sender"}', b"[]"])
+def test_malformed_rest_requests_get_a_4xx_and_the_server_stays_up(
+    system: System, body: bytes
+) -> None:
+    status, _ = system.post("/webhooks/rest/webhook", body)
+    assert 400 <= status < 500
+    assert system.say(f"t-{uuid.uuid4().hex}", "谢谢")
+
+
+def test_socketio_chat_with_a_persistent_session(system: System) -> None:
+    replies = asyncio.run(_socketio_exchange(system.rasa_url, "你好"))
+    assert set(replies) & response_texts("utter_greet")
+
+
+async def _socketio_exchange(url: str, message: str) -> list[str]:
+    client = socketio.AsyncClient()
+    session_id = uuid.uuid4().hex
+    confirmed = asyncio.Event()
+    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    @client.on("session_confirm")
+    async def on_confirm(data: Any) -> None:
+        confirmed.set()
+
+    @client.on("bot_uttered")
+    async def on_bot(data: dict[str, Any]) -> None:
+        await received.put(data)
+
+    await client.connect(url, socketio_path="/socket.io")
+    try:
+        await client.emit("session_request", {"session_id": session_id})
+        await asyncio.wait_for(confirmed.wait(), 10)
+        await client.emit("user_uttered", {"message": message, "session_id": session_id})
+        first = await asyncio.wait_for(received.get(), 30)
+        return [first.get("text", "")]
+    finally:
+        await client.disconnect()
+
+
+def test_ctrl_c_stops_everything_it_started(system: System) -> None:
+    started = children_of(system.process.pid)
+    assert len(started) >= 2  # the action server and the Rasa server, at least
+    system.process.send_signal(signal.SIGINT)
+    assert system.process.wait(timeout=60) == 0
+    deadline = time.monotonic() + 10
+    while alive_pids(started) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive_pids(started)
