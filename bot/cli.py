@@ -38,6 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
     shell = commands.add_parser("shell", help="chat with the assistant in this terminal")
     shell.set_defaults(handler=cmd_shell)
 
+    db = commands.add_parser("db-upgrade", help="apply the CRM database migrations")
+    db.set_defaults(handler=cmd_db_upgrade)
+
+    seed = commands.add_parser("seed", help="fill an empty CRM database with demo data")
+    seed.add_argument("--customers", type=int, default=2000)
+    seed.add_argument("--seed", type=int, default=42, help="random seed (same seed, same data)")
+    seed.set_defaults(handler=cmd_seed)
+
     bench = commands.add_parser("bench", help="measure NLU accuracy, latency, throughput, memory")
     bench.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     bench.add_argument(
@@ -46,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--no-rest", dest="rest", action="store_false", help="skip the load test")
     bench.add_argument("--conversations", type=int, default=60, help="per concurrency level")
     bench.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
+    bench.add_argument("--fresh", action="store_true", help="re-measure cached NLU results")
     bench.set_defaults(handler=cmd_bench)
 
     gate = commands.add_parser("nlu-gate", help="evaluate the model on the held-out NLU set")
@@ -109,6 +118,40 @@ def cmd_shell(args: argparse.Namespace) -> int:
         actions.stop()
 
 
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from crm_store import migrate
+
+    url = load_settings().database_url
+    migrate.upgrade(url)
+    print(f"CRM database is up to date: {url}")
+    return 0
+
+
+def cmd_seed(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from crm_store import demo, migrate
+    from crm_store.db import make_engine
+    from crm_store.errors import Conflict
+
+    url = load_settings().database_url
+    migrate.upgrade(url)
+    with tqdm(total=args.customers, unit="customers") as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.update(done - bar.n)
+
+        try:
+            written = demo.seed(
+                make_engine(url), customers=args.customers, seed=args.seed, progress=progress
+            )
+        except Conflict as error:
+            print(f"carebot seed: {error}", file=sys.stderr)
+            return 1
+    print(f"seeded {written} customers into {url}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from bot.bench.report import BenchOptions, run_bench
 
@@ -118,6 +161,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rest=args.rest,
         conversations=args.conversations,
         output=args.output,
+        fresh=args.fresh,
     )
     run_bench(options, command="carebot bench " + " ".join(sys.argv[2:]))
     return 0

@@ -71,7 +71,8 @@ def _train(project_dir: Path, *, fixed_name: str) -> None:
     command = [sys.executable, "-m", "rasa", "train", "--domain", "domain.yml"]
     command += ["--config", "config.yml", "--data", "data"]
     command += ["--out", "models", "--fixed-model-name", fixed_name]
-    subprocess.run(command, cwd=project_dir, env=rasa_env(), check=True)
+    # Rasa's progress goes to stderr so that stdout carries only what our commands print.
+    subprocess.run(command, cwd=project_dir, env=rasa_env(), check=True, stdout=sys.stderr)
 
 
 def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
+import hashlib
+import json
 import subprocess
 import sys
 import tempfile
@@ -15,9 +18,11 @@ from pathlib import Path
 import yaml
 
 from bot.nlu.evaluate import Example, evaluate_model, load_examples
-from bot.training import rasa_env
+from bot.training import default_cache_dir, rasa_env
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
+# Bump when the way a result is computed changes, so cached results are not reused.
+SCORING_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,7 @@ class Result:
     train_s: float
     train_examples: int
     test_examples: int
+    measured_at: str = ""
 
 
 def contenders(project_dir: Path) -> list[Contender]:
@@ -114,27 +120,70 @@ def run_one(data_set: DataSet, contender: Contender, work: Path, project_dir: Pa
     )
 
 
-def run_nlu_bench(data_sets: Sequence[DataSet], project_dir: Path) -> list[Result]:
+def result_key(data_set: DataSet, contender: Contender, project_dir: Path) -> str:
+    """A hash of everything that decides a result: config, custom components, data, versions."""
+    import rasa
+
+    digest = hashlib.sha256(f"{SCORING_VERSION}|{rasa.__version__}|".encode())
+    digest.update(contender.config.read_bytes())
+    for component in sorted((project_dir / "bot" / "nlu").glob("*.py")):
+        digest.update(component.read_bytes())
+    for path in sorted((project_dir / "data" / "jieba").glob("*")):
+        digest.update(path.read_bytes())
+    for part in (data_set.train, data_set.test):
+        digest.update(json.dumps([dataclasses.astuple(e) for e in part]).encode())
+    return digest.hexdigest()[:20]
+
+
+def results_cache() -> Path:
+    return default_cache_dir().parent / "bench" / "nlu"
+
+
+def cached_result(key: str) -> Result | None:
+    path = results_cache() / f"{key}.json"
+    return Result(**json.loads(path.read_text())) if path.exists() else None
+
+
+def store_result(key: str, result: Result) -> None:
+    results_cache().mkdir(parents=True, exist_ok=True)
+    (results_cache() / f"{key}.json").write_text(json.dumps(dataclasses.asdict(result)))
+
+
+def run_nlu_bench(
+    data_sets: Sequence[DataSet], project_dir: Path, *, fresh: bool = False
+) -> list[Result]:
+    """Trains and scores every contender on every set; reuses a result whose inputs are unchanged
+    unless `fresh` (each row says when it was measured)."""
     results = []
     with tempfile.TemporaryDirectory(prefix="carebot-bench-") as tmp:
         for data_set in data_sets:
             for contender in contenders(project_dir):
-                result = run_one(data_set, contender, Path(tmp), project_dir)
+                key = result_key(data_set, contender, project_dir)
+                result = None if fresh else cached_result(key)
+                if result is None:
+                    result = run_one(data_set, contender, Path(tmp), project_dir)
+                    result = dataclasses.replace(result, measured_at=_now())
+                    store_result(key, result)
                 print(_row(result), flush=True)
                 results.append(result)
     return results
 
 
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
 def _row(r: Result) -> str:
     return (
         f"| {r.data_set} | {r.contender} | {r.accuracy:.3f} | {r.macro_f1:.3f} | "
-        f"{r.train_s:.0f} s | {r.train_examples}/{r.test_examples} |"
+        f"{r.train_s:.0f} s | {r.train_examples}/{r.test_examples} | {r.measured_at} |"
     )
 
 
 def results_table(results: Sequence[Result]) -> str:
     header = [
-        "| data set | pipeline | accuracy | macro-F1 | training time | train/test examples |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| data set | pipeline | accuracy | macro-F1 | training time | train/test examples "
+        "| measured |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     return "\n".join(header + [_row(r) for r in results])

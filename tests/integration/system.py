@@ -59,6 +59,7 @@ class System:
     action_url: str
     var_dir: Path
     log: Path
+    redis_url: str | None
 
     def post(self, path: str, body: Any, token: bool = False) -> tuple[int, Any]:
         url = self.rasa_url + path + (f"?token={TOKEN}" if token else "")

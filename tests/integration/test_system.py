@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -60,6 +62,37 @@ def test_the_conversation_is_kept_in_the_tracker_store(system: System) -> None:
     user_turns = [e["text"] for e in tracker["events"] if e["event"] == "user"]
     assert user_turns == ["你好"]
     assert (system.var_dir / "rasa_tracker.db").stat().st_size > 0
+
+
+@pytest.mark.redis
+def test_conversation_locks_live_in_redis(system: System) -> None:
+    """With CAREBOT_REDIS_URL set, every turn takes its conversation lock in Redis."""
+    if system.redis_url is None:
+        pytest.skip("Redis is not running here (under CI=true it must be)")
+    sender = f"t-{uuid.uuid4().hex}"
+    commands = _redis_commands_during(system.redis_url, lambda: system.say(sender, "你好"))
+    assert any(f"carebot:lock:{sender}" in command for command in commands)
+
+
+def _redis_commands_during(url: str, action: Callable[[], object]) -> list[str]:
+    import redis
+
+    commands: list[str] = []
+    client = redis.Redis.from_url(url)
+    with client.monitor() as monitor:
+        listener = threading.Thread(target=_collect, args=(monitor, commands), daemon=True)
+        listener.start()
+        action()
+        time.sleep(0.5)
+    return commands
+
+
+def _collect(monitor: Any, commands: list[str]) -> None:
+    try:
+        for event in monitor.listen():
+            commands.append(str(event["command"]))
+    except Exception:  # the monitor connection closes when the test is done
+        return
 
 
 def test_http_api_needs_the_token(system: System) -> None:
