@@ -105,7 +105,7 @@ def _redis_endpoint(url: str) -> dict[str, Any]:
 
 def credentials_config() -> dict[str, Any]:
     return {
-        "rest": None,
+        "bot.channels.rest.CareRestInput": None,
         "socketio": {
             "user_message_evt": "user_uttered",
             "bot_message_evt": "bot_uttered",

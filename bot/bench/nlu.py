@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -107,7 +108,9 @@ def run_one(data_set: DataSet, contender: Contender, work: Path, project_dir: Pa
     if not nlu_file.exists():
         write_nlu_yaml(data_set.train, nlu_file)
     name = f"{data_set.name}-{contender.config.stem}".replace(" ", "_")
-    train_s = train_nlu(contender.config, nlu_file, work, name, project_dir)
+    config = work / f"{name}.yml"  # Rasa writes defaults into a config it trains from
+    shutil.copyfile(contender.config, config)
+    train_s = train_nlu(config, nlu_file, work, name, project_dir)
     report = evaluate_model(work / f"{name}.tar.gz", data_set.test)
     return Result(
         data_set=data_set.name,

@@ -14,7 +14,7 @@ from rasa.engine.graph import ExecutionContext, GraphComponent
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
 from rasa.engine.storage.resource import Resource
 from rasa.engine.storage.storage import ModelStorage
-from rasa.shared.nlu.constants import TEXT
+from rasa.shared.nlu.constants import ENTITIES, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
 
@@ -56,7 +56,16 @@ class TraditionalToSimplified(GraphComponent):
         return cls()
 
     def process_training_data(self, training_data: TrainingData) -> TrainingData:
+        """Normalises the examples and their annotated entity values alike.
+
+        An annotated value left in Traditional script while its text became Simplified would
+        teach the EntitySynonymMapper to map 吹风机 back to 吹風機.
+        """
         self.process(training_data.training_examples)
+        for example in training_data.training_examples:
+            for entity in example.get(ENTITIES) or []:
+                if isinstance(entity.get("value"), str):
+                    entity["value"] = to_simplified(entity["value"])
         return training_data
 
     def process(self, messages: list[Message]) -> list[Message]:

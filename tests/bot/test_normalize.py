@@ -39,3 +39,13 @@ def test_component_rewrites_messages_and_training_examples() -> None:
     data = TrainingData([Message(data={"text": "積分兌換", "intent": "redeem_points"})])
     component.process_training_data(data)
     assert data.training_examples[0].get("text") == "积分兑换"
+
+
+def test_annotated_entity_values_follow_the_text() -> None:
+    entity = {"start": 0, "end": 3, "value": "吹風機", "entity": "product"}
+    example = Message(data={"text": "吹風機壞了", "intent": "complaint", "entities": [entity]})
+    data = TrainingData([example])
+    TraditionalToSimplified().process_training_data(data)
+    [normalised] = data.training_examples
+    assert normalised.get("text") == "吹风机坏了"
+    assert normalised.get("entities")[0]["value"] == "吹风机"

@@ -67,8 +67,9 @@ class System:
         request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
         return _send(request)
 
-    def get(self, path: str) -> tuple[int, Any]:
-        return _send(urllib.request.Request(self.rasa_url + path))
+    def get(self, path: str, token: bool = False) -> tuple[int, Any]:
+        url = self.rasa_url + path + (f"?token={TOKEN}" if token else "")
+        return _send(urllib.request.Request(url))
 
     def say(self, sender: str, message: str) -> list[dict[str, Any]]:
         body = {"sender": sender, "message": message}

@@ -18,7 +18,7 @@ import socketio
 import yaml
 
 from bot.settings import PROJECT_DIR
-from tests.integration.system import TOKEN, System, alive_pids, children_of
+from tests.integration.system import System, alive_pids, children_of
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ def test_gibberish_asks_to_rephrase_with_buttons(system: System) -> None:
 def test_the_conversation_is_kept_in_the_tracker_store(system: System) -> None:
     sender = f"t-{uuid.uuid4().hex}"
     system.say(sender, "你好")
-    status, tracker = system.post(f"/conversations/{sender}/tracker/events", [], token=True)
+    status, tracker = system.get(f"/conversations/{sender}/tracker", token=True)
     assert status == 200
     user_turns = [e["text"] for e in tracker["events"] if e["event"] == "user"]
     assert user_turns == ["你好"]
@@ -97,7 +97,7 @@ def _collect(monitor: Any, commands: list[str]) -> None:
 
 def test_http_api_needs_the_token(system: System) -> None:
     assert system.get("/status")[0] == 401
-    status, body = system.get(f"/status?token={TOKEN}")
+    status, body = system.get("/status", token=True)
     assert status == 200 and body["model_file"].startswith("carebot-")
 
 

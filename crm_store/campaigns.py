@@ -1,0 +1,167 @@
+"""Campaigns: what the scheduler sends (birthday, holiday, follow-up, tip, win-back, survey)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm_store._unique import try_insert
+from crm_store.audit import record_audit
+from crm_store.clock import Clock, utcnow
+from crm_store.errors import Conflict, NotFound
+from crm_store.models import (
+    CAMPAIGN_KINDS,
+    CAMPAIGN_STATUSES,
+    CATEGORIES,
+    OUTBOX_STATES,
+    CareMessage,
+    Coupon,
+)
+from crm_store.models import Campaign as CampaignRow
+from crm_store.models import Offer as OfferRow
+from crm_store.validation import check_choice, check_text
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: int
+    key: str
+    name: str
+    kind: str
+    category: str
+    status: str
+    offer_id: int | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CampaignResults:
+    messages: dict[str, int]  # outbox state -> count
+    coupons_issued: int
+    coupons_redeemed: int
+
+
+def is_running(campaign: Campaign, now: datetime) -> bool:
+    return (
+        campaign.status == "active"
+        and (campaign.starts_at is None or campaign.starts_at <= now)
+        and (campaign.ends_at is None or now < campaign.ends_at)
+    )
+
+
+def _record(row: CampaignRow) -> Campaign:
+    return Campaign(
+        row.id,
+        row.key,
+        row.name,
+        row.kind,
+        row.category,
+        row.status,
+        row.offer_id,
+        row.starts_at,
+        row.ends_at,
+    )
+
+
+def create_campaign(
+    session: Session,
+    *,
+    key: str,
+    name: str,
+    kind: str,
+    category: str,
+    status: str = "active",
+    offer_key: str | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+    clock: Clock = utcnow,
+) -> Campaign:
+    offer_id = None
+    if offer_key is not None:
+        offer_id = session.scalar(select(OfferRow.id).where(OfferRow.key == offer_key))
+        if offer_id is None:
+            raise NotFound(f"no offer {offer_key}")
+    row = CampaignRow(
+        key=check_text(key, "key", 48),
+        name=check_text(name, "name", 64),
+        kind=check_choice(kind, CAMPAIGN_KINDS, "campaign kind"),
+        category=check_choice(category, CATEGORIES, "category"),
+        status=check_choice(status, CAMPAIGN_STATUSES, "campaign status"),
+        offer_id=offer_id,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_at=clock(),
+    )
+    if not try_insert(session, row):
+        raise Conflict(f"a campaign with key {key} exists")
+    return _record(row)
+
+
+def find_campaign(session: Session, *, key: str) -> Campaign | None:
+    row = session.scalars(select(CampaignRow).where(CampaignRow.key == key)).first()
+    return _record(row) if row else None
+
+
+def get_campaign(session: Session, *, key: str) -> Campaign:
+    campaign = find_campaign(session, key=key)
+    if campaign is None:
+        raise NotFound(f"no campaign {key}")
+    return campaign
+
+
+def list_campaigns(session: Session, *, status: str | None = None) -> list[Campaign]:
+    query = select(CampaignRow).order_by(CampaignRow.id)
+    if status is not None:
+        query = query.where(CampaignRow.status == check_choice(status, CAMPAIGN_STATUSES, "status"))
+    return [_record(row) for row in session.scalars(query)]
+
+
+def set_campaign_status(
+    session: Session, *, key: str, status: str, actor: str, clock: Clock = utcnow
+) -> Campaign:
+    row = session.scalars(select(CampaignRow).where(CampaignRow.key == key)).first()
+    if row is None:
+        raise NotFound(f"no campaign {key}")
+    before, row.status = row.status, check_choice(status, CAMPAIGN_STATUSES, "campaign status")
+    record_audit(
+        session,
+        actor=actor,
+        action="set_campaign_status",
+        entity="campaign",
+        entity_id=row.id,
+        changes={"status": [before, status]},
+        clock=clock,
+    )
+    session.flush()
+    return _record(row)
+
+
+def campaign_results(session: Session, *, key: str) -> CampaignResults:
+    """Outbox states and, for an offer campaign, coupons issued and redeemed, in two queries."""
+    campaign = get_campaign(session, key=key)
+    counts = dict(
+        session.execute(
+            select(CareMessage.state, func.count())
+            .where(CareMessage.campaign_id == campaign.id)
+            .group_by(CareMessage.state)
+        ).all()
+    )
+    issued = redeemed = 0
+    if campaign.offer_id is not None:
+        issued, redeemed = _coupon_counts(session, campaign.offer_id)
+    return CampaignResults(
+        messages={state: int(counts.get(state, 0)) for state in OUTBOX_STATES},
+        coupons_issued=issued,
+        coupons_redeemed=redeemed,
+    )
+
+
+def _coupon_counts(session: Session, offer_id: int) -> tuple[int, int]:
+    issued, redeemed = session.execute(
+        select(func.count(), func.count(Coupon.redeemed_at)).where(Coupon.offer_id == offer_id)
+    ).one()
+    return int(issued), int(redeemed)

@@ -1,0 +1,142 @@
+"""Handoffs of a conversation to a human agent: waiting -> active -> closed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from crm_store.clock import Clock, utcnow
+from crm_store.errors import Conflict, NotFound
+from crm_store.interactions import ensure_conversation
+from crm_store.models import HANDOFF_STATES
+from crm_store.models import Handoff as HandoffRow
+from crm_store.validation import check_choice, check_text
+
+
+@dataclass(frozen=True)
+class Handoff:
+    id: int
+    conversation_id: str
+    customer_id: int | None
+    queue: str
+    reason: str
+    state: str
+    agent_id: int | None
+    requested_at: datetime
+    accepted_at: datetime | None
+    closed_at: datetime | None
+    outcome: str | None
+
+
+def _record(row: HandoffRow) -> Handoff:
+    return Handoff(
+        row.id,
+        row.conversation_id,
+        row.customer_id,
+        row.queue,
+        row.reason,
+        row.state,
+        row.agent_id,
+        row.requested_at,
+        row.accepted_at,
+        row.closed_at,
+        row.outcome,
+    )
+
+
+def find_open_handoff(session: Session, *, conversation_id: str) -> Handoff | None:
+    query = select(HandoffRow).where(
+        HandoffRow.conversation_id == conversation_id, HandoffRow.state != "closed"
+    )
+    row = session.scalars(query.order_by(HandoffRow.id.desc())).first()
+    return _record(row) if row else None
+
+
+def request_handoff(
+    session: Session,
+    *,
+    conversation_id: str,
+    channel: str,
+    reason: str,
+    queue: str = "general",
+    customer_id: int | None = None,
+    clock: Clock = utcnow,
+) -> Handoff:
+    """Queue the conversation for an agent; asking again while one is open returns that one."""
+    open_one = find_open_handoff(session, conversation_id=conversation_id)
+    if open_one is not None:
+        return open_one
+    conversation = ensure_conversation(
+        session,
+        conversation_id=conversation_id,
+        channel=channel,
+        customer_id=customer_id,
+        clock=clock,
+    )
+    row = HandoffRow(
+        conversation_id=conversation.id,
+        customer_id=conversation.customer_id,
+        queue=check_text(queue, "queue", 32),
+        reason=check_text(reason, "reason", 64),
+        state="waiting",
+        requested_at=clock(),
+    )
+    session.add(row)
+    session.flush()
+    return _record(row)
+
+
+def accept_handoff(
+    session: Session, *, handoff_id: int, agent_id: int, clock: Clock = utcnow
+) -> Handoff:
+    """An agent takes a waiting handoff; Conflict if another agent took it first."""
+    result = session.execute(
+        update(HandoffRow)
+        .where(HandoffRow.id == handoff_id, HandoffRow.state == "waiting")
+        .values(state="active", agent_id=agent_id, accepted_at=clock())
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:
+        _get(session, handoff_id)
+        raise Conflict(f"handoff {handoff_id} is no longer waiting")
+    return _record(_get(session, handoff_id))
+
+
+def close_handoff(
+    session: Session, *, handoff_id: int, outcome: str, clock: Clock = utcnow
+) -> Handoff:
+    row = _get(session, handoff_id)
+    if row.state == "closed":
+        return _record(row)
+    row.state, row.outcome, row.closed_at = "closed", check_text(outcome, "outcome", 32), clock()
+    session.flush()
+    return _record(row)
+
+
+def _get(session: Session, handoff_id: int) -> HandoffRow:
+    row = session.get(HandoffRow, handoff_id, populate_existing=True)
+    if row is None:
+        raise NotFound(f"no handoff {handoff_id}")
+    return row
+
+
+def get_handoff(session: Session, *, handoff_id: int) -> Handoff:
+    return _record(_get(session, handoff_id))
+
+
+def list_handoffs(
+    session: Session, *, state: str = "waiting", queue: str | None = None, limit: int = 100
+) -> list[Handoff]:
+    """Oldest request first, the order agents should serve them in."""
+    query = (
+        select(HandoffRow)
+        .where(HandoffRow.state == check_choice(state, HANDOFF_STATES, "handoff state"))
+        .order_by(HandoffRow.requested_at, HandoffRow.id)
+        .limit(limit)
+    )
+    if queue is not None:
+        query = query.where(HandoffRow.queue == queue)
+    return [_record(row) for row in session.scalars(query)]

@@ -1,0 +1,291 @@
+"""The points ledger. Every change is a ledger row; customers.points_balance is its running cache.
+
+A spend is one guarded UPDATE (balance >= amount) before the ledger row is written, so two
+sessions redeeming at once cannot both succeed: PostgreSQL re-checks the guard after the row
+lock is released, SQLite serialises the writers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.orm import Session
+
+from crm_store.audit import record_audit
+from crm_store.clock import Clock, utcnow
+from crm_store.errors import Conflict, NotFound
+from crm_store.models import TIERS
+from crm_store.models import Customer as CustomerRow
+from crm_store.models import PointsEntry as EntryRow
+from crm_store.validation import check_choice, check_positive, check_text
+
+POINTS_VALID_DAYS = 365
+TIER_MULTIPLIER = {"普通": 1.0, "银卡": 1.2, "金卡": 1.5, "钻石": 2.0}
+
+
+@dataclass(frozen=True)
+class PointsEntry:
+    id: int
+    customer_id: int
+    kind: str
+    delta: int
+    balance_after: int
+    reason: str
+    order_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+
+
+def points_for_purchase(total_cents: int, tier: str) -> int:
+    """One point per whole yuan, times the tier's multiplier, rounded down."""
+    check_choice(tier, TIERS, "tier")
+    return int(total_cents // 100 * TIER_MULTIPLIER[tier])
+
+
+def points_to_expire(expired_earned: int, consumed: int) -> int:
+    """Spending uses the oldest points first: what expires is expired earnings not yet used."""
+    return max(0, expired_earned - consumed)
+
+
+def _record(row: EntryRow) -> PointsEntry:
+    return PointsEntry(
+        row.id,
+        row.customer_id,
+        row.kind,
+        row.delta,
+        row.balance_after,
+        row.reason,
+        row.order_id,
+        row.created_at,
+        row.expires_at,
+    )
+
+
+def _apply(session: Session, customer_id: int, delta: int) -> int:
+    """Move the cached balance by `delta` unless it would go negative; the new balance."""
+    result = session.execute(
+        update(CustomerRow)
+        .where(CustomerRow.id == customer_id, CustomerRow.points_balance + delta >= 0)
+        .values(points_balance=CustomerRow.points_balance + delta)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount == 0:
+        if session.get(CustomerRow, customer_id) is None:
+            raise NotFound(f"no customer {customer_id}")
+        raise Conflict(f"customer {customer_id} has fewer than {-delta} points")
+    # Re-read (after the write, so SQLite never upgrades a stale read snapshot) and refresh
+    # any Customer object this session already holds.
+    return int(session.get(CustomerRow, customer_id, populate_existing=True).points_balance)
+
+
+def _write(
+    session: Session,
+    *,
+    customer_id: int,
+    kind: str,
+    delta: int,
+    reason: str,
+    order_id: str | None,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> PointsEntry:
+    balance = _apply(session, customer_id, delta)
+    row = EntryRow(
+        customer_id=customer_id,
+        kind=kind,
+        delta=delta,
+        balance_after=balance,
+        reason=check_text(reason, "reason", 64),
+        order_id=order_id,
+        created_at=now,
+        expires_at=expires_at,
+    )
+    session.add(row)
+    session.flush()
+    return _record(row)
+
+
+def earn_points(
+    session: Session,
+    *,
+    customer_id: int,
+    points: int,
+    reason: str,
+    order_id: str | None = None,
+    clock: Clock = utcnow,
+) -> PointsEntry:
+    now = clock()
+    return _write(
+        session,
+        customer_id=customer_id,
+        kind="earn",
+        delta=check_positive(points, "points"),
+        reason=reason,
+        order_id=order_id,
+        now=now,
+        expires_at=now + timedelta(days=POINTS_VALID_DAYS),
+    )
+
+
+def redeem_points(
+    session: Session,
+    *,
+    customer_id: int,
+    points: int,
+    reason: str,
+    order_id: str | None = None,
+    clock: Clock = utcnow,
+) -> PointsEntry:
+    """Spend points; Conflict if the balance is short (also after a concurrent spend won)."""
+    return _write(
+        session,
+        customer_id=customer_id,
+        kind="redeem",
+        delta=-check_positive(points, "points"),
+        reason=reason,
+        order_id=order_id,
+        now=clock(),
+    )
+
+
+def adjust_points(
+    session: Session,
+    *,
+    customer_id: int,
+    delta: int,
+    reason: str,
+    actor: str,
+    clock: Clock = utcnow,
+) -> PointsEntry:
+    """A manual correction by staff, audited."""
+    if delta == 0:
+        check_positive(delta, "adjustment")
+    entry = _write(
+        session,
+        customer_id=customer_id,
+        kind="adjust",
+        delta=delta,
+        reason=reason,
+        order_id=None,
+        now=clock(),
+    )
+    record_audit(
+        session,
+        actor=actor,
+        action="adjust_points",
+        entity="customer",
+        entity_id=customer_id,
+        changes={"points": [None, delta], "reason": reason},
+        clock=clock,
+    )
+    return entry
+
+
+def expire_points(
+    session: Session, *, customer_id: int, clock: Clock = utcnow
+) -> PointsEntry | None:
+    """Write the expiry due now, if any. Safe to run twice: the second run finds nothing due."""
+    now = clock()
+    _apply(session, customer_id, 0)  # takes the customer's row lock first: expiries serialise
+    expired_earned, consumed, balance = _expiry_inputs(session, customer_id, now)
+    due = min(points_to_expire(expired_earned, consumed), balance)
+    if due <= 0:
+        return None
+    return _write(
+        session,
+        customer_id=customer_id,
+        kind="expire",
+        delta=-due,
+        reason="expired",
+        order_id=None,
+        now=now,
+    )
+
+
+def _expiry_inputs(session: Session, customer_id: int, now: datetime) -> tuple[int, int, int]:
+    earned = func.coalesce(
+        func.sum(
+            case(
+                ((EntryRow.kind == "earn") & (EntryRow.expires_at <= now), EntryRow.delta), else_=0
+            )
+        ),
+        0,
+    )
+    consumed = func.coalesce(func.sum(case((EntryRow.delta < 0, -EntryRow.delta), else_=0)), 0)
+    row = session.execute(
+        select(earned, consumed, func.coalesce(func.sum(EntryRow.delta), 0)).where(
+            EntryRow.customer_id == customer_id
+        )
+    ).one()
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+def customers_with_points_to_expire(
+    session: Session, *, clock: Clock = utcnow, limit: int = 10_000
+) -> list[int]:
+    """Ids of customers with an expiry due, found in one grouped query."""
+    now = clock()
+    earned = func.sum(
+        case(((EntryRow.kind == "earn") & (EntryRow.expires_at <= now), EntryRow.delta), else_=0)
+    )
+    consumed = func.sum(case((EntryRow.delta < 0, -EntryRow.delta), else_=0))
+    query = (
+        select(EntryRow.customer_id)
+        .group_by(EntryRow.customer_id)
+        .having(earned > consumed)
+        .order_by(EntryRow.customer_id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def points_balance(session: Session, *, customer_id: int) -> int:
+    balance = session.scalar(
+        select(CustomerRow.points_balance).where(CustomerRow.id == customer_id)
+    )
+    if balance is None:
+        raise NotFound(f"no customer {customer_id}")
+    return int(balance)
+
+
+def list_points_entries(
+    session: Session, *, customer_id: int, limit: int = 20
+) -> list[PointsEntry]:
+    query = (
+        select(EntryRow)
+        .where(EntryRow.customer_id == customer_id)
+        .order_by(EntryRow.created_at.desc(), EntryRow.id.desc())
+        .limit(limit)
+    )
+    return [_record(row) for row in session.scalars(query)]
+
+
+def reconcile_points(session: Session, *, customer_id: int, clock: Clock = utcnow) -> int:
+    """Reset the cached balance to the ledger's sum (audited if they differed); the balance."""
+    cached = points_balance(session, customer_id=customer_id)
+    ledger = int(
+        session.scalar(
+            select(func.coalesce(func.sum(EntryRow.delta), 0)).where(
+                EntryRow.customer_id == customer_id
+            )
+        )
+    )
+    if ledger != cached:
+        session.execute(
+            update(CustomerRow)
+            .where(CustomerRow.id == customer_id)
+            .values(points_balance=ledger)
+            .execution_options(synchronize_session=False)
+        )
+        record_audit(
+            session,
+            actor="system",
+            action="reconcile_points",
+            entity="customer",
+            entity_id=customer_id,
+            changes={"points_balance": [cached, ledger]},
+            clock=clock,
+        )
+    return ledger

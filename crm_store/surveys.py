@@ -1,0 +1,252 @@
+"""Survey responses: one row per survey asked (answered, declined, or still only asked)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from crm_store._unique import try_insert
+from crm_store.clock import Clock, utcnow
+from crm_store.errors import Conflict, InvalidInput, NotFound
+from crm_store.models import CHANNELS, SURVEY_TRIGGERS
+from crm_store.models import SurveyResponse as ResponseRow
+from crm_store.validation import check_choice, check_range, check_text
+
+COMMENT_MAX = 2000
+
+
+@dataclass(frozen=True)
+class SurveyResponse:
+    id: int
+    conversation_id: str
+    trigger: str
+    channel: str
+    status: str
+    customer_id: int | None
+    agent_id: int | None
+    csat: int | None
+    nps: int | None
+    comment: str | None
+    themes: tuple[str, ...]
+    asked_at: datetime
+    answered_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SurveySummary:
+    asked: int
+    answered: int
+    declined: int
+    csat_average: float | None
+    nps: float | None  # promoters % minus detractors %, from -100 to 100
+
+
+def nps_score(promoters: int, detractors: int, answers: int) -> float | None:
+    return None if answers == 0 else round(100.0 * (promoters - detractors) / answers, 1)
+
+
+def _record(row: ResponseRow) -> SurveyResponse:
+    return SurveyResponse(
+        row.id,
+        row.conversation_id,
+        row.trigger,
+        row.channel,
+        row.status,
+        row.customer_id,
+        row.agent_id,
+        row.csat,
+        row.nps,
+        row.comment,
+        tuple(row.themes or ()),
+        row.asked_at,
+        row.answered_at,
+    )
+
+
+def _find_row(session: Session, conversation_id: str, trigger: str) -> ResponseRow | None:
+    query = select(ResponseRow).where(
+        ResponseRow.conversation_id == conversation_id, ResponseRow.trigger == trigger
+    )
+    return session.scalars(query).first()
+
+
+def find_survey_response(
+    session: Session, *, conversation_id: str, trigger: str
+) -> SurveyResponse | None:
+    row = _find_row(session, conversation_id, trigger)
+    return _record(row) if row else None
+
+
+def ask_survey(
+    session: Session,
+    *,
+    conversation_id: str,
+    trigger: str,
+    channel: str,
+    customer_id: int | None = None,
+    agent_id: int | None = None,
+    clock: Clock = utcnow,
+) -> SurveyResponse:
+    """Record that the survey was asked; asking again for the same conversation and trigger
+    returns the existing row."""
+    row = _asked_row(session, conversation_id, trigger, channel, customer_id, agent_id, clock)
+    return _record(row)
+
+
+def _asked_row(
+    session: Session,
+    conversation_id: str,
+    trigger: str,
+    channel: str,
+    customer_id: int | None,
+    agent_id: int | None,
+    clock: Clock,
+) -> ResponseRow:
+    check_choice(trigger, SURVEY_TRIGGERS, "survey trigger")
+    check_choice(channel, CHANNELS, "channel")
+    conversation_id = check_text(conversation_id, "conversation id", 64)
+    existing = _find_row(session, conversation_id, trigger)
+    if existing is not None:
+        return existing
+    row = ResponseRow(
+        conversation_id=conversation_id,
+        trigger=trigger,
+        channel=channel,
+        status="asked",
+        customer_id=customer_id,
+        agent_id=agent_id,
+        themes=[],
+        asked_at=clock(),
+    )
+    if try_insert(session, row):
+        return row
+    winner = _find_row(session, conversation_id, trigger)  # a concurrent ask won the race
+    if winner is None:
+        raise Conflict(f"survey {conversation_id}/{trigger} could not be recorded")
+    return winner
+
+
+def record_survey_response(
+    session: Session,
+    *,
+    conversation_id: str,
+    trigger: str,
+    channel: str,
+    csat: int | None = None,
+    nps: int | None = None,
+    comment: str | None = None,
+    themes: Sequence[str] = (),
+    customer_id: int | None = None,
+    agent_id: int | None = None,
+    clock: Clock = utcnow,
+) -> SurveyResponse:
+    """Store the answers. A repeated submission (already answered or declined) returns the
+    existing row unchanged."""
+    if csat is None and nps is None:
+        raise InvalidInput("a survey answer needs a CSAT or an NPS score")
+    checked = _checked_answers(csat, nps, comment, themes)
+    row = _asked_row(session, conversation_id, trigger, channel, customer_id, agent_id, clock)
+    if row.status == "asked":
+        row.csat, row.nps, row.comment, row.themes = checked
+        row.status, row.answered_at = "answered", clock()
+        session.flush()
+    return _record(row)
+
+
+def _checked_answers(
+    csat: int | None, nps: int | None, comment: str | None, themes: Sequence[str]
+) -> tuple[int | None, int | None, str | None, list[str]]:
+    return (
+        None if csat is None else check_range(csat, 1, 5, "CSAT"),
+        None if nps is None else check_range(nps, 0, 10, "NPS"),
+        check_text(comment, "comment", COMMENT_MAX) if comment and comment.strip() else None,
+        [check_text(theme, "theme", 32) for theme in themes],
+    )
+
+
+def decline_survey(
+    session: Session,
+    *,
+    conversation_id: str,
+    trigger: str,
+    channel: str,
+    customer_id: int | None = None,
+    agent_id: int | None = None,
+    clock: Clock = utcnow,
+) -> SurveyResponse:
+    """The customer said no; an already answered survey stays answered."""
+    row = _asked_row(session, conversation_id, trigger, channel, customer_id, agent_id, clock)
+    if row.status == "asked":
+        row.status, row.answered_at = "declined", clock()
+        session.flush()
+    return _record(row)
+
+
+def get_survey_response(session: Session, *, response_id: int) -> SurveyResponse:
+    row = session.get(ResponseRow, response_id)
+    if row is None:
+        raise NotFound(f"no survey response {response_id}")
+    return _record(row)
+
+
+def list_survey_responses(
+    session: Session,
+    *,
+    since: datetime | None = None,
+    customer_id: int | None = None,
+    agent_id: int | None = None,
+    limit: int = 100,
+) -> list[SurveyResponse]:
+    query = select(ResponseRow).order_by(ResponseRow.asked_at.desc(), ResponseRow.id.desc())
+    if since is not None:
+        query = query.where(ResponseRow.asked_at >= since)
+    if customer_id is not None:
+        query = query.where(ResponseRow.customer_id == customer_id)
+    if agent_id is not None:
+        query = query.where(ResponseRow.agent_id == agent_id)
+    return [_record(row) for row in session.scalars(query.limit(limit))]
+
+
+def _count_where(condition: Any) -> Any:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def survey_summary(
+    session: Session,
+    *,
+    since: datetime,
+    until: datetime,
+    trigger: str | None = None,
+    agent_id: int | None = None,
+) -> SurveySummary:
+    """Counts, average CSAT and NPS over surveys asked in [since, until), in one query."""
+    query = select(
+        func.count(ResponseRow.id),
+        _count_where(ResponseRow.status == "answered"),
+        _count_where(ResponseRow.status == "declined"),
+        func.avg(ResponseRow.csat),
+        _count_where(ResponseRow.nps >= 9),
+        _count_where(ResponseRow.nps <= 6),
+        func.count(ResponseRow.nps),
+    ).where(ResponseRow.asked_at >= since, ResponseRow.asked_at < until)
+    if trigger is not None:
+        query = query.where(
+            ResponseRow.trigger == check_choice(trigger, SURVEY_TRIGGERS, "trigger")
+        )
+    if agent_id is not None:
+        query = query.where(ResponseRow.agent_id == agent_id)
+    asked, answered, declined, csat, promoters, detractors, nps_answers = session.execute(
+        query
+    ).one()
+    return SurveySummary(
+        asked=int(asked),
+        answered=int(answered),
+        declined=int(declined),
+        csat_average=None if csat is None else round(float(csat), 2),
+        nps=nps_score(int(promoters), int(detractors), int(nps_answers)),
+    )

@@ -1,0 +1,166 @@
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from crm_helpers import a_customer, empty_all_tables
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
+
+from crm_store.clock import ManualClock
+from crm_store.db import session_scope
+from crm_store.errors import Conflict, InvalidInput, NotFound
+from crm_store.models import Customer as CustomerRow
+from crm_store.points import (
+    customers_with_points_to_expire,
+    earn_points,
+    expire_points,
+    list_points_entries,
+    points_balance,
+    points_for_purchase,
+    points_to_expire,
+    reconcile_points,
+    redeem_points,
+)
+
+
+@pytest.mark.parametrize(
+    ("total_cents", "tier", "points"),
+    [(39_900, "普通", 399), (39_900, "金卡", 598), (99, "钻石", 0), (100_050, "银卡", 1200)],
+)
+def test_points_for_purchase(total_cents: int, tier: str, points: int) -> None:
+    assert points_for_purchase(total_cents, tier) == points
+
+
+@pytest.mark.parametrize(
+    ("expired_earned", "consumed", "due"), [(100, 30, 70), (100, 150, 0), (0, 0, 0)]
+)
+def test_points_to_expire_uses_oldest_points_first(
+    expired_earned: int, consumed: int, due: int
+) -> None:
+    assert points_to_expire(expired_earned, consumed) == due
+
+
+def test_earn_and_redeem_keep_ledger_and_balance_in_step(
+    session: Session, clock: ManualClock
+) -> None:
+    customer = a_customer(session)
+    earn_points(session, customer_id=customer.id, points=500, reason="order", clock=clock)
+    entry = redeem_points(
+        session, customer_id=customer.id, points=120, reason="coupon", clock=clock
+    )
+    assert (entry.delta, entry.balance_after) == (-120, 380)
+    assert points_balance(session, customer_id=customer.id) == 380
+    assert [e.kind for e in list_points_entries(session, customer_id=customer.id)] == [
+        "redeem",
+        "earn",
+    ]
+
+
+def test_redeeming_more_than_the_balance_is_refused(session: Session) -> None:
+    customer = a_customer(session)
+    earn_points(session, customer_id=customer.id, points=50, reason="order")
+    with pytest.raises(Conflict):
+        redeem_points(session, customer_id=customer.id, points=51, reason="coupon")
+    assert points_balance(session, customer_id=customer.id) == 50
+
+
+@pytest.mark.parametrize("points", [0, -5, 1.5, True])
+def test_points_must_be_positive_integers(session: Session, points: int) -> None:
+    customer = a_customer(session)
+    with pytest.raises(InvalidInput):
+        earn_points(session, customer_id=customer.id, points=points, reason="order")
+
+
+def test_unknown_customer(session: Session) -> None:
+    with pytest.raises(NotFound):
+        earn_points(session, customer_id=999_999, points=5, reason="order")
+    with pytest.raises(NotFound):
+        points_balance(session, customer_id=999_999)
+
+
+def test_expiry_takes_unspent_old_points_once(session: Session, clock: ManualClock) -> None:
+    customer = a_customer(session)
+    earn_points(session, customer_id=customer.id, points=300, reason="order", clock=clock)
+    clock.advance(timedelta(days=200))
+    earn_points(session, customer_id=customer.id, points=100, reason="order", clock=clock)
+    redeem_points(session, customer_id=customer.id, points=120, reason="coupon", clock=clock)
+    clock.advance(timedelta(days=170))  # the first 300 expired, the later 100 not yet
+    assert customers_with_points_to_expire(session, clock=clock) == [customer.id]
+    entry = expire_points(session, customer_id=customer.id, clock=clock)
+    assert entry is not None and (entry.delta, entry.balance_after) == (-180, 100)
+    assert expire_points(session, customer_id=customer.id, clock=clock) is None
+    assert customers_with_points_to_expire(session, clock=clock) == []
+
+
+def test_reconcile_repairs_a_drifted_cache(session: Session) -> None:
+    customer = a_customer(session)
+    earn_points(session, customer_id=customer.id, points=70, reason="order")
+    session.execute(update(CustomerRow).values(points_balance=999))
+    assert reconcile_points(session, customer_id=customer.id) == 70
+    assert points_balance(session, customer_id=customer.id) == 70
+
+
+def test_concurrent_redemptions_never_double_spend(engine: Engine) -> None:
+    """Two transactions redeem 80 of 100 points at the same moment: exactly one succeeds."""
+    with session_scope(engine) as session:
+        customer_id = a_customer(session).id
+        earn_points(session, customer_id=customer_id, points=100, reason="order")
+    barrier, outcomes = threading.Barrier(2), []
+
+    def redeem() -> None:
+        try:
+            with session_scope(engine) as session:
+                barrier.wait()
+                redeem_points(session, customer_id=customer_id, points=80, reason="gift")
+            outcomes.append("ok")
+        except Conflict:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=redeem) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    with session_scope(engine) as session:
+        assert sorted(outcomes) == ["conflict", "ok"]
+        assert points_balance(session, customer_id=customer_id) == 20
+        assert reconcile_points(session, customer_id=customer_id) == 20
+    empty_all_tables(engine)
+
+
+def test_a_redemption_waits_for_a_holding_transaction(engine: Engine) -> None:
+    """The second spender blocks on the first one's lock, then sees the new balance."""
+    with session_scope(engine) as session:
+        customer_id = a_customer(session).id
+        earn_points(session, customer_id=customer_id, points=100, reason="order")
+    first_has_lock, release, outcome = threading.Event(), threading.Event(), []
+
+    def first() -> None:
+        with session_scope(engine) as session:
+            redeem_points(session, customer_id=customer_id, points=80, reason="gift")
+            first_has_lock.set()
+            release.wait(10)
+
+    def second() -> None:
+        try:
+            with session_scope(engine) as session:
+                redeem_points(session, customer_id=customer_id, points=80, reason="gift")
+            outcome.append("ok")
+        except Conflict:
+            outcome.append("conflict")
+
+    holder = threading.Thread(target=first)
+    holder.start()
+    first_has_lock.wait(10)
+    waiter = threading.Thread(target=second)
+    waiter.start()
+    waiter.join(timeout=0.5)
+    assert waiter.is_alive(), "the second redemption should wait for the first transaction"
+    release.set()
+    holder.join(10)
+    waiter.join(10)
+    assert outcome == ["conflict"]
+    empty_all_tables(engine)
