@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+
+
+@pytest.fixture
+def crm_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    monkeypatch.setenv("CAREBOT_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("CAREBOT_DATABASE_URL", url)
+    return url
+
+
+def test_db_upgrade_creates_the_schema(crm_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["db-upgrade"]) == 0
+    assert crm_db in capsys.readouterr().out
+
+
+def test_seed_fills_an_empty_database_once(crm_db: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from crm_store.customers import list_customers
+    from crm_store.db import make_engine, session_scope
+
+    assert main(["seed", "--customers", "12"]) == 0
+    assert "seeded 12 customers" in capsys.readouterr().out
+    with session_scope(make_engine(crm_db)) as session:
+        assert len(list_customers(session, limit=100)) == 12
+
+    assert main(["seed", "--customers", "12"]) == 1
+    assert "already has customers" in capsys.readouterr().err
