@@ -86,7 +86,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     model = ensure_model(settings.project_dir)
-    prepare_database(settings.database_url)
+    if not prepare_database(settings.database_url):
+        return 2
     _stop_on_sigterm()
     with Stack(settings, model):
         print_where_to_chat(settings)
@@ -105,7 +106,8 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     model = ensure_model(settings.project_dir)
-    prepare_database(settings.database_url)
+    if not prepare_database(settings.database_url):
+        return 2
     endpoints, _ = write_runtime_config(settings)
     actions = action_server(settings)
     actions.start(settings.project_dir, settings.var_dir / "log" / "action-server.log")
@@ -181,13 +183,23 @@ def cmd_nlu_gate(args: argparse.Namespace) -> int:
     return 0 if passed else 1
 
 
-def prepare_database(url: str) -> None:
-    """Brings the CRM schema up to date (and seeds demo data into an empty database)."""
+def prepare_database(url: str) -> bool:
+    """Brings the CRM schema up to date and seeds demo data into an empty database.
+
+    An unreachable database is reported in one line (with the URL) instead of a traceback.
+    """
+    from sqlalchemy.exc import OperationalError
+
     from crm_store import demo, migrate
     from crm_store.db import make_engine
 
-    migrate.upgrade(url)
-    demo.ensure_demo_data(make_engine(url), customers=2000)
+    try:
+        migrate.upgrade(url)
+        demo.ensure_demo_data(make_engine(url), customers=2000)
+    except OperationalError as error:
+        print(f"carebot: cannot use the CRM database {url}: {error.orig}", file=sys.stderr)
+        return False
+    return True
 
 
 def print_where_to_chat(settings: Settings) -> None:

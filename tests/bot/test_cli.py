@@ -31,3 +31,17 @@ def test_seed_fills_an_empty_database_once(crm_db: str, capsys: pytest.CaptureFi
 
     assert main(["seed", "--customers", "12"]) == 1
     assert "already has customers" in capsys.readouterr().err
+
+
+def test_run_stops_with_one_clear_line_when_the_database_is_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import bot.training
+
+    url = "postgresql://postgres@127.0.0.1:1/nowhere"
+    monkeypatch.setenv("CAREBOT_VAR_DIR", str(tmp_path))
+    monkeypatch.setenv("CAREBOT_DATABASE_URL", url)
+    monkeypatch.setattr(bot.training, "ensure_model", lambda project_dir: tmp_path / "m.tar.gz")
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot use the CRM database {url}" in err and "Traceback" not in err
