@@ -121,7 +121,9 @@ def _bench_env() -> dict[str, str]:
     )
 
 
-def nlu_section(results: Sequence[nlu.Result]) -> list[str]:
+def nlu_section(results: Sequence[nlu.Result], kept_rows: Sequence[str] = ()) -> list[str]:
+    """The NLU table: `kept_rows` (sets this run did not measure), then this run's rows."""
+    table = nlu.results_table(results).splitlines()
     return [
         "## NLU accuracy",
         "",
@@ -132,9 +134,18 @@ def nlu_section(results: Sequence[nlu.Result]) -> list[str]:
         "inputs change (config, custom components, data, Rasa version); otherwise the result "
         "measured on this machine at the time shown is reused (`--fresh` re-measures all).",
         "",
-        nlu.results_table(results),
+        *table[:2],
+        *kept_rows,
+        *table[2:],
         "",
     ]
+
+
+def unmeasured_rows(previous_report: str, measured_sets: Sequence[str]) -> list[str]:
+    """Table rows of the previous report's NLU section whose data set this run did not measure."""
+    section = split_sections(previous_report.partition(NOTES_MARKER)[0]).get("NLU accuracy", "")
+    rows = [line for line in section.splitlines() if line.startswith("| ")][2:]
+    return [row for row in rows if row.split("|")[1].strip() not in measured_sets]
 
 
 def write_report(output: Path, sections: Sequence[str], command: str) -> None:
@@ -172,7 +183,10 @@ def run_bench(options: BenchOptions, command: str) -> None:
     sections: list[str] = []
     chosen = data_sets(options, project_dir)
     if chosen:
-        sections += nlu_section(nlu.run_nlu_bench(chosen, project_dir, fresh=options.fresh))
+        results = nlu.run_nlu_bench(chosen, project_dir, fresh=options.fresh)
+        previous = options.output.read_text(encoding="utf-8") if options.output.exists() else ""
+        kept = unmeasured_rows(previous, [data_set.name for data_set in chosen])
+        sections += nlu_section(results, kept)
     if options.rest:
         sections += rest_section(options.conversations)
     write_report(options.output, sections, command)

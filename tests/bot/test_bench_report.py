@@ -2,7 +2,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.bench.report import NOTES_MARKER, split_sections, write_report
+from bot.bench import nlu
+from bot.bench.report import (
+    NOTES_MARKER,
+    nlu_section,
+    split_sections,
+    unmeasured_rows,
+    write_report,
+)
 
 
 def test_sections_are_split_by_heading() -> None:
@@ -22,3 +29,20 @@ def test_a_partial_run_keeps_other_sections_and_the_notes(tmp_path: Path) -> Non
     assert "old nlu" in text and "new latency" in text and "old\n" not in text
     assert text.index("## NLU accuracy") < text.index("## Latency") < text.index(NOTES_MARKER)
     assert text.endswith("our notes\n")
+
+
+def _result(data_set: str, accuracy: float) -> nlu.Result:
+    return nlu.Result(data_set, "carebot (config.yml)", accuracy, accuracy, 1.0, 10, 5, "today")
+
+
+def test_a_run_of_one_data_set_keeps_the_rows_of_the_others(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    first = [_result("carebot held-out", 0.9), _result("smp2017", 0.8)]
+    write_report(report, nlu_section(first), "x")
+
+    kept = unmeasured_rows(report.read_text(), ["smp2017"])
+    write_report(report, nlu_section([_result("smp2017", 0.95)], kept), "y")
+
+    rows = [line for line in report.read_text().splitlines() if "(config.yml)" in line]
+    assert [row.split("|")[1].strip() for row in rows] == ["carebot held-out", "smp2017"]
+    assert "0.950" in rows[1] and "0.800" not in report.read_text()
