@@ -11,6 +11,7 @@ import io
 import json
 import multiprocessing
 import random
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -379,6 +380,7 @@ class Generator:
             status=status,
             total_cents=total,
             placed_at=placed,
+            carrier=carrier_of(order_id, status),
         )
         if status == "shipped":
             for hours, event in ((2, "created"), (20, "picked_up"), (40, "in_transit")):
@@ -565,6 +567,18 @@ def demo_phone(customer_id: int) -> str:
 
 
 FIXED_CUSTOMERS = 3
+CARRIERS = ("顺丰速运", "京东物流", "中通快递")
+UNSHIPPED_STATUSES = ("pending", "paid", "cancelled")
+
+
+def carrier_of(order_id: str, status: str) -> str | None:
+    """A carrier for every order that left the warehouse, fixed by the order id (not the random
+    stream, so adding it left the rest of the generated data unchanged)."""
+    if status in UNSHIPPED_STATUSES:
+        return None
+    return CARRIERS[zlib.crc32(order_id.encode()) % len(CARRIERS)]
+
+
 FIXED_SHIPPING = (
     (2, "created", "佛山"),
     (20, "picked_up", "佛山"),
@@ -723,6 +737,7 @@ def _fixed_order(
         status=status,
         total_cents=total,
         placed_at=placed,
+        carrier=carrier_of(order_id, status),
     )
     if status == "shipped":
         for hours, event, where in FIXED_SHIPPING:

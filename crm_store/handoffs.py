@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
+from crm_store._unique import try_insert
 from crm_store.clock import Clock, utcnow
 from crm_store.errors import Conflict, NotFound
 from crm_store.interactions import ensure_conversation
-from crm_store.models import HANDOFF_STATES
+from crm_store.models import CHANNELS, HANDOFF_STATES
 from crm_store.models import Handoff as HandoffRow
 from crm_store.validation import check_choice, check_text
 
@@ -47,11 +50,15 @@ def _record(row: HandoffRow) -> Handoff:
     )
 
 
-def find_open_handoff(session: Session, *, conversation_id: str) -> Handoff | None:
-    query = select(HandoffRow).where(
+def _open(conversation_id: str) -> Select:
+    """The conversation's open handoff: at most one (ix_handoffs_one_open_per_conversation)."""
+    return select(HandoffRow).where(
         HandoffRow.conversation_id == conversation_id, HandoffRow.state != "closed"
     )
-    row = session.scalars(query.order_by(HandoffRow.id.desc())).first()
+
+
+def find_open_handoff(session: Session, *, conversation_id: str) -> Handoff | None:
+    row = session.scalars(_open(conversation_id)).first()
     return _record(row) if row else None
 
 
@@ -65,28 +72,59 @@ def request_handoff(
     customer_id: int | None = None,
     clock: Clock = utcnow,
 ) -> Handoff:
-    """Queue the conversation for an agent; asking again while one is open returns that one."""
-    open_one = find_open_handoff(session, conversation_id=conversation_id)
-    if open_one is not None:
-        return open_one
-    conversation = ensure_conversation(
+    """Queue the conversation for an agent; asking again while one is open returns that one.
+
+    Insert first, read after: the partial unique index on open handoffs refuses a second one, so
+    of two concurrent requests the loser returns the winner's row; and on SQLite the insert takes
+    the write lock before this function has read anything, so a concurrent request waits for it
+    instead of failing on a stale snapshot. The insert is also refused while the conversation does
+    not exist yet (a foreign key): it is then created and the insert tried once more.
+    """
+    fields = _checked(conversation_id, channel, queue, reason)
+    conversation = partial(
+        ensure_conversation,
         session,
-        conversation_id=conversation_id,
+        conversation_id=fields["conversation_id"],
         channel=channel,
         customer_id=customer_id,
         clock=clock,
     )
-    row = HandoffRow(
-        conversation_id=conversation.id,
-        customer_id=conversation.customer_id,
-        queue=check_text(queue, "queue", 32),
-        reason=check_text(reason, "reason", 64),
-        state="waiting",
-        requested_at=clock(),
-    )
-    session.add(row)
+    row = _try_open(session, fields, clock)
+    if row is None:
+        open_one = find_open_handoff(session, conversation_id=fields["conversation_id"])
+        if open_one is not None:
+            return open_one
+        conversation()  # nothing open refused the insert: the conversation was missing
+        row = _try_open(session, fields, clock)
+    if row is None:  # a concurrent request opened one meanwhile
+        return _record(_open_row(session, fields["conversation_id"]))
+    row.customer_id = conversation().customer_id  # attaches a newly known customer as well
     session.flush()
     return _record(row)
+
+
+def _checked(conversation_id: str, channel: str, queue: str, reason: str) -> dict[str, str]:
+    """Checked before anything is written, so bad input never leaves a half-made handoff."""
+    check_choice(channel, CHANNELS, "channel")
+    return {
+        "conversation_id": check_text(conversation_id, "conversation id", 64),
+        "queue": check_text(queue, "queue", 32),
+        "reason": check_text(reason, "reason", 64),
+    }
+
+
+def _try_open(session: Session, fields: dict[str, str], clock: Clock) -> HandoffRow | None:
+    """A new waiting handoff, or None if the database refused it (in a savepoint)."""
+    row = HandoffRow(**fields, state="waiting", requested_at=clock())
+    return row if try_insert(session, row) else None
+
+
+def _open_row(session: Session, conversation_id: str) -> HandoffRow:
+    """The open handoff a concurrent request stored first."""
+    row = session.scalars(_open(conversation_id)).first()
+    if row is None:  # pragma: no cover - refused by yet another constraint
+        raise Conflict(f"the handoff of {conversation_id} could not be recorded")
+    return row
 
 
 def accept_handoff(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -65,6 +66,22 @@ def _interaction(row: InteractionRow) -> Interaction:
     )
 
 
+CONVERSATION_ID_LENGTH = 64  # conversations.id
+_HASHED_PREFIX = "sha256:"
+
+
+def conversation_id_for(sender_id: str) -> str:
+    """The conversation id for a Rasa sender id: itself, or a stable hash when it is too long.
+
+    Channels accept sender ids up to 255 characters; ours hold 64. A longer id becomes
+    "sha256:" and the first 57 hex digits of its SHA-256, the same in every process.
+    """
+    if len(sender_id) <= CONVERSATION_ID_LENGTH:
+        return sender_id
+    digest = hashlib.sha256(sender_id.encode("utf-8")).hexdigest()
+    return _HASHED_PREFIX + digest[: CONVERSATION_ID_LENGTH - len(_HASHED_PREFIX)]
+
+
 def ensure_conversation(
     session: Session,
     *,
@@ -124,10 +141,20 @@ def log_interaction(
     handled_by: str = "bot",
     agent_id: int | None = None,
     customer_id: int | None = None,
+    event_key: str | None = None,
     clock: Clock = utcnow,
 ) -> Interaction:
-    """One turn. A customer turn also marks the customer active."""
+    """One turn. A customer turn also marks the customer active.
+
+    With an `event_key` the call is idempotent: a turn already stored under that key is returned
+    unchanged, so a writer that retries after an unacknowledged commit does not duplicate it.
+    """
     _check_turn(speaker, handled_by, confidence, agent_id)
+    if event_key is not None:
+        event_key = check_text(event_key, "event key", 96)
+        existing = _row_by_event_key(session, event_key)
+        if existing is not None:
+            return _interaction(existing)
     conversation = ensure_conversation(
         session,
         conversation_id=conversation_id,
@@ -147,13 +174,35 @@ def log_interaction(
         handled_by=handled_by,
         agent_id=agent_id,
         occurred_at=now,
+        event_key=event_key,
     )
-    session.add(row)
+    stored = _insert_once(session, row)
+    if stored is not row:
+        return _interaction(stored)
     session.get(ConversationRow, conversation.id).last_message_at = now
     if speaker == "customer" and conversation.customer_id is not None:
         touch_customer(session, customer_id=conversation.customer_id, clock=clock)
     session.flush()
     return _interaction(row)
+
+
+def _insert_once(session: Session, row: InteractionRow) -> InteractionRow:
+    """The new row, or the one a concurrent writer stored first under the same event key."""
+    if row.event_key is None:
+        session.add(row)
+        session.flush()
+        return row
+    if try_insert(session, row):
+        return row
+    existing = _row_by_event_key(session, row.event_key)
+    if existing is None:  # refused by another constraint, e.g. an unknown agent
+        raise InvalidInput(f"interaction {row.event_key!r} refused by the database")
+    return existing
+
+
+def _row_by_event_key(session: Session, event_key: str) -> InteractionRow | None:
+    query = select(InteractionRow).where(InteractionRow.event_key == event_key)
+    return session.scalars(query).one_or_none()
 
 
 def _check_turn(

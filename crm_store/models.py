@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     Time,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import declarative_base
 from sqlalchemy.types import TypeDecorator
@@ -49,6 +50,8 @@ LEDGER_KINDS = ("earn", "redeem", "expire", "adjust")
 SPEAKERS = ("customer", "bot", "agent")
 HANDLERS = ("bot", "agent")
 HANDOFF_STATES = ("waiting", "active", "closed")
+# Open = not closed; at most one open handoff per conversation (a partial unique index).
+OPEN_HANDOFF = "state <> 'closed'"
 TICKET_KINDS = ("complaint", "return", "refund")
 TICKET_STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -189,6 +192,7 @@ class Order(Base):
     status = Column(String(16), nullable=False)
     total_cents = Column(Integer, nullable=False)
     placed_at = Column(UtcDateTime, nullable=False)
+    carrier = Column(String(32))
 
 
 class OrderItem(Base):
@@ -269,12 +273,25 @@ class Interaction(Base):
     handled_by = Column(String(8), nullable=False)
     agent_id = Column(Integer, fk("staff_users.id", ondelete="SET NULL"))
     occurred_at = Column(UtcDateTime, nullable=False)
+    # Idempotency key of the source event (the Rasa event broker: sender, event type and
+    # timestamp), so a redelivered turn is stored once. A unique index rather than a constraint:
+    # adding it on SQLite needs no copy of the table.
+    event_key = Column(String(96), index=True, unique=True)
 
 
 class Handoff(Base):
     __tablename__ = "handoffs"
     __table_args__ = (
         Index("ix_handoffs_state_requested_at", "state", "requested_at"),
+        # One open handoff per conversation, enforced by the database so that two concurrent
+        # requests cannot both open one (migration 0005); closed ones may repeat.
+        Index(
+            "ix_handoffs_one_open_per_conversation",
+            "conversation_id",
+            unique=True,
+            sqlite_where=text(OPEN_HANDOFF),
+            postgresql_where=text(OPEN_HANDOFF),
+        ),
         one_of("state", HANDOFF_STATES, "state"),
     )
 
@@ -461,6 +478,9 @@ class CareMessage(Base):
     state = Column(String(8), nullable=False)
     attempts = Column(SmallInteger, nullable=False, default=0)
     reason = Column(String(255))
+    # The claim that last moved the row to `sending` (migration 0005): a claimer re-reads its
+    # rows by this token after one UPDATE claimed them (SQLAlchemy 1.4: no RETURNING on SQLite).
+    claim_token = Column(String(32))
     scheduled_at = Column(UtcDateTime, nullable=False)
     sent_at = Column(UtcDateTime)
     created_at = Column(UtcDateTime, nullable=False)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm_store._unique import try_insert
@@ -71,6 +71,7 @@ class Order:
     placed_at: datetime
     items: tuple[Item, ...]
     shipments: tuple[Shipment, ...]
+    carrier: str | None = None
 
 
 @dataclass(frozen=True)
@@ -206,6 +207,7 @@ def _order(session: Session, row: OrderRow) -> Order:
             for i, name in items
         ),
         shipments=tuple(Shipment(e.status, e.location, e.occurred_at) for e in events),
+        carrier=row.carrier,
     )
 
 
@@ -234,10 +236,15 @@ def add_shipping_event(
     order_id: str,
     status: str,
     location: str | None = None,
+    carrier: str | None = None,
     clock: Clock = utcnow,
 ) -> Order:
-    if session.get(OrderRow, order_id) is None:
+    """Appends a shipping event; `carrier` (the first time it is known) is kept on the order."""
+    row = session.get(OrderRow, order_id)
+    if row is None:
         raise NotFound(f"no order {order_id}")
+    if carrier is not None:
+        row.carrier = check_text(carrier, "carrier", 32)
     session.add(
         ShippingEvent(
             order_id=order_id,
@@ -293,3 +300,13 @@ def _warranty(row: Any) -> Warranty:
         placed_at=row.placed_at,
         ends_on=row.warranty_ends_on,
     )
+
+
+def spend_since(session: Session, *, customer_id: int, since: datetime) -> int:
+    """What the customer spent since `since`, in cents; cancelled and refunded orders excluded."""
+    query = select(func.coalesce(func.sum(OrderRow.total_cents), 0)).where(
+        OrderRow.customer_id == customer_id,
+        OrderRow.placed_at >= since,
+        OrderRow.status.not_in(VOID_STATUSES),
+    )
+    return int(session.scalar(query))

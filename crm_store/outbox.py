@@ -5,11 +5,13 @@ pending -> sending (claimed, attempts + 1) -> sent | failed (retried until MAX_A
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement, Select
 
 from crm_store._unique import try_insert
 from crm_store.clock import Clock, utcnow
@@ -105,35 +107,55 @@ def enqueue_care_message(
 def claim_due_messages(
     session: Session, *, clock: Clock = utcnow, limit: int = 100
 ) -> list[CareMessage]:
-    """Move due pending (or failed, retryable) messages to `sending` and return them.
+    """Move due pending (or failed, retryable) messages to `sending` and return them, due first.
 
-    Each claim is a guarded UPDATE, and PostgreSQL skips rows another claimer has locked, so
-    two claimers never send the same message.
+    One UPDATE claims them all under a fresh token, then the rows carrying it are read back, so
+    two claimers never get the same message. PostgreSQL skips rows another claimer has locked
+    (FOR UPDATE SKIP LOCKED in the subquery) and re-checks the guard on rows changed meanwhile.
+    SQLite runs the statement under its single write lock, which it waits for (busy timeout)
+    only while the transaction has read nothing yet: call this first in its transaction (BEGIN
+    IMMEDIATE semantics), or a concurrent claim can fail with "database is locked".
     """
-    now = clock()
-    candidates = session.scalars(
-        select(MessageRow.id)
-        .where(
-            MessageRow.state.in_(("pending", "failed")),
-            MessageRow.attempts < MAX_ATTEMPTS,
-            MessageRow.scheduled_at <= now,
+    now, token = clock(), secrets.token_hex(16)
+    session.execute(
+        update(MessageRow)
+        .where(MessageRow.id.in_(_due_ids(now, limit)), *_claimable())
+        .values(
+            state="sending", attempts=MessageRow.attempts + 1, claim_token=token, updated_at=now
         )
+        .execution_options(synchronize_session=False)
+    )
+    claimed = session.scalars(
+        select(MessageRow)
+        .where(MessageRow.state == "sending", MessageRow.claim_token == token)
+        .order_by(MessageRow.scheduled_at, MessageRow.id)
+        .execution_options(populate_existing=True)
+    )
+    return [_record(row) for row in claimed]
+
+
+def _claimable() -> tuple[ColumnElement, ...]:
+    return (MessageRow.state.in_(("pending", "failed")), MessageRow.attempts < MAX_ATTEMPTS)
+
+
+def _due_ids(now: datetime, limit: int) -> Select:
+    """The next claimable ids, computed once: a materialized CTE.
+
+    As a plain `IN (subquery)` PostgreSQL may run the subquery again for every outer row, and
+    each run skips the rows this very statement has already claimed, so LIMIT stopped limiting
+    (all 50 due rows went to one claim of 5). PostgreSQL skips rows another claimer has locked;
+    SQLite ignores the locking clause and evaluates the subquery once anyway.
+    """
+    due = (
+        select(MessageRow.id)
+        .where(*_claimable(), MessageRow.scheduled_at <= now)
         .order_by(MessageRow.scheduled_at, MessageRow.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
-    ).all()
-    claimed = [message_id for message_id in candidates if _claim(session, message_id, now)]
-    return [_record(_get(session, message_id)) for message_id in claimed]
-
-
-def _claim(session: Session, message_id: int, now: datetime) -> bool:
-    result = session.execute(
-        update(MessageRow)
-        .where(MessageRow.id == message_id, MessageRow.state.in_(("pending", "failed")))
-        .values(state="sending", attempts=MessageRow.attempts + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .cte("due")
+        .prefix_with("MATERIALIZED", dialect="postgresql")
     )
-    return bool(result.rowcount)
+    return select(due.c.id)
 
 
 def _get(session: Session, message_id: int) -> MessageRow:

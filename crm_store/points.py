@@ -289,3 +289,10 @@ def reconcile_points(session: Session, *, customer_id: int, clock: Clock = utcno
             clock=clock,
         )
     return ledger
+
+
+def points_expiring_by(session: Session, *, customer_id: int, until: datetime) -> int:
+    """Points that will have expired by `until` if the customer spends nothing before then
+    (spending uses the oldest points first, as for `expire_points`)."""
+    expired_earned, consumed, balance = _expiry_inputs(session, customer_id, until)
+    return min(points_to_expire(expired_earned, consumed), balance)

@@ -3,7 +3,10 @@ every test directory on sys.path, so a plain `helpers` or `conftest` import coul
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import pytest
 from sqlalchemy import delete
@@ -14,6 +17,8 @@ from crm_store.clock import Clock, utcnow
 from crm_store.customers import Customer, create_customer
 from crm_store.models import Base
 from crm_store.orders import ProductInfo, upsert_product
+
+T = TypeVar("T")
 
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 NOW = datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shanghai
@@ -40,3 +45,31 @@ def an_air_fryer(session: Session) -> ProductInfo:
         price_cents=39_900,
         warranty_months=12,
     )
+
+
+def run_concurrently(*calls: Callable[[], T], timeout: float = 60) -> list[T]:
+    """Run each call in its own thread, released together by a barrier so they collide.
+
+    Each call must open its own session: the point is real concurrent transactions. The first
+    error a thread raised is raised here, after every thread has finished.
+    """
+    barrier = threading.Barrier(len(calls))
+    results: dict[int, T] = {}
+    errors: list[BaseException] = []
+
+    def run(index: int, call: Callable[[], T]) -> None:
+        try:
+            barrier.wait(timeout)
+            results[index] = call()
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=pair) for pair in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
+    assert not any(thread.is_alive() for thread in threads), "a concurrent call hung"
+    if errors:
+        raise errors[0]
+    return [results[index] for index in range(len(calls))]

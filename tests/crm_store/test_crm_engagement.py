@@ -6,7 +6,7 @@ import threading
 from datetime import timedelta
 
 import pytest
-from crm_helpers import a_customer, empty_all_tables
+from crm_helpers import a_customer, empty_all_tables, run_concurrently
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
@@ -260,6 +260,66 @@ def test_outbox_claim_retry_and_give_up(session: Session, clock: ManualClock) ->
         mark_failed(session, message_id=message.id, reason="48h window closed", clock=clock)
     assert claim_due_messages(session, clock=clock) == []
     assert list_care_messages(session, customer_id=customer.id)[0].reason == "48h window closed"
+
+
+def test_parallel_claimers_share_the_due_messages_without_overlap(
+    engine: Engine, clock: ManualClock
+) -> None:
+    """Two schedulers drain 50 due messages in small batches at the same time."""
+    with session_scope(engine) as session:
+        customer_id = a_customer(session).id
+        create_campaign(session, key="tips", name="养护贴士", kind="care_tip", category="care")
+        queued = {
+            enqueue_care_message(
+                session,
+                customer_id=customer_id,
+                campaign_key="tips",
+                period=f"p{n}",
+                channel="web",
+                clock=clock,
+            )[0].id
+            for n in range(50)
+        }
+
+    def drain() -> list[list[int]]:
+        batches: list[list[int]] = []
+        while True:
+            with session_scope(engine) as session:
+                batch = claim_due_messages(session, clock=clock, limit=5)
+            if not batch:
+                return batches
+            batches.append([message.id for message in batch])
+
+    try:
+        first_batches, second_batches = run_concurrently(drain, drain)
+        assert max(len(batch) for batch in first_batches + second_batches) <= 5
+        first = [message_id for batch in first_batches for message_id in batch]
+        second = [message_id for batch in second_batches for message_id in batch]
+        assert not set(first) & set(second)
+        assert sorted(first + second) == sorted(queued)
+        with session_scope(engine) as session:
+            messages = list_care_messages(session, customer_id=customer_id, limit=100)
+        assert {(m.state, m.attempts) for m in messages} == {("sending", 1)}
+    finally:
+        empty_all_tables(engine)
+
+
+def test_claimed_messages_come_back_due_first(session: Session, clock: ManualClock) -> None:
+    customer = a_customer(session)
+    create_campaign(session, key="tips", name="养护贴士", kind="care_tip", category="care")
+    for period, hours_ago in (("late", 1), ("early", 3), ("middle", 2)):
+        enqueue_care_message(
+            session,
+            customer_id=customer.id,
+            campaign_key="tips",
+            period=period,
+            channel="web",
+            scheduled_at=clock() - timedelta(hours=hours_ago),
+            clock=clock,
+        )
+    claimed = claim_due_messages(session, clock=clock, limit=2)
+    assert [m.period for m in claimed] == ["early", "middle"]
+    assert [m.period for m in claim_due_messages(session, clock=clock)] == ["late"]
 
 
 def test_outbox_sent_and_skipped(session: Session, clock: ManualClock) -> None:

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import pytest
-from crm_helpers import a_customer
+from crm_helpers import a_customer, empty_all_tables, run_concurrently
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_store.clock import ManualClock
 from crm_store.customers import get_customer
+from crm_store.db import session_scope
 from crm_store.errors import Conflict, InvalidInput, NotFound
 from crm_store.handoffs import (
+    Handoff,
     accept_handoff,
     close_handoff,
     find_open_handoff,
@@ -17,6 +22,7 @@ from crm_store.handoffs import (
     request_handoff,
 )
 from crm_store.interactions import (
+    conversation_id_for,
     end_conversation,
     ensure_conversation,
     get_conversation,
@@ -25,6 +31,7 @@ from crm_store.interactions import (
     list_interactions,
     log_interaction,
 )
+from crm_store.models import Handoff as HandoffRow
 from crm_store.staff import create_staff_user
 
 
@@ -83,6 +90,51 @@ def test_log_interaction_rejects_bad_input(session: Session, kwargs: dict) -> No
         )
 
 
+def test_a_turn_logged_twice_under_one_event_key_is_stored_once(
+    session: Session, clock: ManualClock
+) -> None:
+    first = log_interaction(
+        session, conversation_id="c4", channel="web", speaker="bot", event_key="c4:bot:1.5"
+    )
+    clock.advance(timedelta(seconds=5))
+    again = log_interaction(
+        session,
+        conversation_id="c4",
+        channel="web",
+        speaker="bot",
+        text="different",
+        event_key="c4:bot:1.5",
+        clock=clock,
+    )
+    assert again == first
+    other = log_interaction(
+        session, conversation_id="c4", channel="web", speaker="bot", event_key="c4:bot:2.5"
+    )
+    assert [t.id for t in list_interactions(session, conversation_id="c4")] == [first.id, other.id]
+
+
+def test_an_event_key_does_not_hide_another_constraint(session: Session) -> None:
+    with pytest.raises(InvalidInput):
+        log_interaction(
+            session,
+            conversation_id="c5",
+            channel="web",
+            speaker="agent",
+            handled_by="agent",
+            agent_id=999_999,
+            event_key="c5:bot:1.0",
+        )
+
+
+def test_long_sender_ids_hash_to_a_stable_conversation_id() -> None:
+    long_id = "x" * 65
+    assert conversation_id_for("web-123") == "web-123"
+    assert conversation_id_for("y" * 64) == "y" * 64
+    hashed = conversation_id_for(long_id)
+    assert len(hashed) == 64 and hashed.startswith("sha256:")
+    assert hashed == conversation_id_for(long_id) != conversation_id_for(long_id + "z")
+
+
 def test_end_conversation_and_missing_conversation(session: Session, clock: ManualClock) -> None:
     ensure_conversation(session, conversation_id="c3", channel="web", clock=clock)
     assert end_conversation(session, conversation_id="c3", clock=clock).ended_at == clock()
@@ -106,3 +158,61 @@ def test_handoff_lifecycle(session: Session, clock: ManualClock) -> None:
     assert find_open_handoff(session, conversation_id="c4") is None
     with pytest.raises(NotFound):
         accept_handoff(session, handoff_id=999_999, agent_id=agent.id)
+
+
+def test_a_closed_handoff_lets_the_conversation_ask_again(
+    session: Session, clock: ManualClock
+) -> None:
+    first = request_handoff(session, conversation_id="c6", channel="web", reason="r", clock=clock)
+    close_handoff(session, handoff_id=first.id, outcome="resolved", clock=clock)
+    again = request_handoff(session, conversation_id="c6", channel="web", reason="r", clock=clock)
+    assert again.id != first.id and again.state == "waiting"
+    assert find_open_handoff(session, conversation_id="c6") == again
+
+
+def test_a_handoff_request_keeps_the_conversations_customer(session: Session) -> None:
+    customer = a_customer(session)
+    ensure_conversation(session, conversation_id="c7", channel="web", customer_id=customer.id)
+    handoff = request_handoff(session, conversation_id="c7", channel="web", reason="r")
+    assert handoff.customer_id == customer.id
+    unknown = request_handoff(session, conversation_id="c8", channel="web", reason="r")
+    assert unknown.customer_id is None
+
+
+def test_the_database_refuses_a_second_open_handoff(session: Session, clock: ManualClock) -> None:
+    ensure_conversation(session, conversation_id="c9", channel="web")
+
+    def handoff(state: str) -> HandoffRow:
+        return HandoffRow(
+            conversation_id="c9", queue="general", reason="r", state=state, requested_at=clock()
+        )
+
+    session.add_all([handoff("closed"), handoff("closed"), handoff("active")])
+    session.flush()
+    session.add(handoff("waiting"))
+    with pytest.raises(IntegrityError):
+        session.flush()
+
+
+@pytest.mark.parametrize("logged_before", [True, False], ids=["known", "new_conversation"])
+def test_concurrent_handoff_requests_open_one_handoff(engine: Engine, logged_before: bool) -> None:
+    """Two transactions request a handoff for one conversation at once: both get the same one."""
+
+    def request(conversation_id: str) -> Handoff:
+        with session_scope(engine) as session:
+            return request_handoff(
+                session, conversation_id=conversation_id, channel="web", reason="customer_request"
+            )
+
+    try:
+        for conversation_id in (f"race-{n}" for n in range(5)):
+            if logged_before:
+                with session_scope(engine) as session:
+                    ensure_conversation(session, conversation_id=conversation_id, channel="web")
+            first, second = run_concurrently(*[partial(request, conversation_id)] * 2)
+            with session_scope(engine) as session:
+                waiting = list_handoffs(session, state="waiting")
+            assert first == second
+            assert [h.id for h in waiting if h.conversation_id == conversation_id] == [first.id]
+    finally:
+        empty_all_tables(engine)

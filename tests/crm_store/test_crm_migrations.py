@@ -1,22 +1,42 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from crm_helpers import BACKENDS
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, select
+from sqlalchemy.engine import Connection
 
 from crm_store.db import make_engine
 from crm_store.migrate import downgrade, upgrade
-from crm_store.models import Base
+from crm_store.models import Base, Conversation, Handoff
+
+OPEN_HANDOFF_INDEX = "ix_handoffs_one_open_per_conversation"
 
 
 def _tables(url: str) -> set[str]:
     engine = make_engine(url)
     try:
         return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def _columns(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {column["name"] for column in inspect(engine).get_columns(table)}
+    finally:
+        engine.dispose()
+
+
+def _indexes(url: str, table: str) -> set[str]:
+    engine = make_engine(url)
+    try:
+        return {index["name"] for index in inspect(engine).get_indexes(table)}
     finally:
         engine.dispose()
 
@@ -29,8 +49,18 @@ def test_upgrade_from_empty_downgrade_one_step_and_upgrade_again(
     upgrade(url)
     assert _tables(url) == set(Base.metadata.tables)
     downgrade(url, "-1")
+    assert "claim_token" not in _columns(url, "care_messages")
+    assert OPEN_HANDOFF_INDEX not in _indexes(url, "handoffs")
+    downgrade(url, "0003")
+    assert "carrier" not in _columns(url, "orders")
+    downgrade(url, "0002")
+    assert "event_key" not in _columns(url, "interactions")
+    downgrade(url, "0001")
     assert "care_messages" not in _tables(url) and "customers" in _tables(url)
     upgrade(url, "head")
+    assert "event_key" in _columns(url, "interactions") and "carrier" in _columns(url, "orders")
+    assert "claim_token" in _columns(url, "care_messages")
+    assert OPEN_HANDOFF_INDEX in _indexes(url, "handoffs")
     assert _tables(url) == set(Base.metadata.tables)
     downgrade(url, "base")
     assert _tables(url) == set()
@@ -49,3 +79,59 @@ def test_models_and_migrations_do_not_drift(
             assert compare_metadata(context, Base.metadata) == []
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0005_closes_duplicate_open_handoffs_before_it_forbids_them(
+    backend: str, new_database_url: Callable[[str], str]
+) -> None:
+    """Duplicates the old race left behind: the accepted one stays open, else the oldest."""
+    url = new_database_url(backend)
+    upgrade(url, "0004")
+    handoffs = [
+        ("twice", "waiting"),
+        ("twice", "waiting"),
+        ("accepted", "waiting"),
+        ("accepted", "active"),
+        ("accepted", "closed"),
+        ("once", "waiting"),
+    ]
+    engine = make_engine(url)
+    try:
+        with engine.begin() as connection:
+            _insert_handoffs(connection, handoffs)
+        upgrade(url, "0005")
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(Handoff.id, Handoff.state, Handoff.outcome).order_by(Handoff.id)
+            ).all()
+    finally:
+        engine.dispose()
+    assert [(row.state, row.outcome) for row in rows] == [
+        ("waiting", None),
+        ("closed", "duplicate"),
+        ("closed", "duplicate"),
+        ("active", None),
+        ("closed", None),
+        ("waiting", None),
+    ]
+
+
+def _insert_handoffs(connection: Connection, handoffs: list[tuple[str, str]]) -> None:
+    now = datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc)
+    for conversation_id in dict.fromkeys(c for c, _ in handoffs):
+        connection.execute(
+            insert(Conversation).values(
+                id=conversation_id, channel="web", started_at=now, last_message_at=now
+            )
+        )
+    for conversation_id, state in handoffs:
+        connection.execute(
+            insert(Handoff).values(
+                conversation_id=conversation_id,
+                queue="general",
+                reason="r",
+                state=state,
+                requested_at=now,
+            )
+        )

@@ -19,6 +19,7 @@ from crm_store.orders import (
     list_warranties,
     list_warranties_ending,
     set_order_status,
+    spend_since,
     upsert_product,
 )
 
@@ -138,3 +139,26 @@ def test_warranties_running_and_ending(session: Session, clock: ManualClock) -> 
     assert [(c, w.order_id) for c, w in ending] == [(customer.id, order.id)]
     set_order_status(session, order_id=order.id, status="refunded")
     assert list_warranties(session, customer_id=customer.id) == []
+
+
+def test_the_carrier_is_kept_on_the_order(session: Session, clock: ManualClock) -> None:
+    customer = a_customer(session)
+    an_air_fryer(session)
+    order = create_order(session, customer_id=customer.id, items=[NewItem("AF-01")], clock=clock)
+    assert order.carrier is None
+    add_shipping_event(session, order_id=order.id, status="picked_up", carrier="顺丰速运")
+    shipped = add_shipping_event(session, order_id=order.id, status="in_transit")
+    assert shipped.carrier == "顺丰速运" and len(shipped.shipments) == 2
+
+
+def test_spend_since_counts_only_real_orders_in_the_window(
+    session: Session, clock: ManualClock
+) -> None:
+    customer = a_customer(session)
+    an_air_fryer(session)
+    create_order(session, customer_id=customer.id, items=[NewItem("AF-01")], clock=clock)
+    start = clock.advance(timedelta(days=10))
+    kept = create_order(session, customer_id=customer.id, items=[NewItem("AF-01")], clock=clock)
+    void = create_order(session, customer_id=customer.id, items=[NewItem("AF-01")], clock=clock)
+    set_order_status(session, order_id=void.id, status="cancelled")
+    assert spend_since(session, customer_id=customer.id, since=start) == kept.total_cents

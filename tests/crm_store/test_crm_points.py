@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from crm_helpers import a_customer, empty_all_tables
@@ -14,11 +14,13 @@ from crm_store.db import session_scope
 from crm_store.errors import Conflict, InvalidInput, NotFound
 from crm_store.models import Customer as CustomerRow
 from crm_store.points import (
+    POINTS_VALID_DAYS,
     customers_with_points_to_expire,
     earn_points,
     expire_points,
     list_points_entries,
     points_balance,
+    points_expiring_by,
     points_for_purchase,
     points_to_expire,
     reconcile_points,
@@ -164,3 +166,22 @@ def test_a_redemption_waits_for_a_holding_transaction(engine: Engine) -> None:
     waiter.join(10)
     assert outcome == ["conflict"]
     empty_all_tables(engine)
+
+
+def test_points_expiring_by_a_date_use_the_oldest_points_first(
+    session: Session, clock: ManualClock
+) -> None:
+    customer = a_customer(session)
+    earn_points(session, customer_id=customer.id, points=500, reason="order", clock=clock)
+    clock.advance(timedelta(days=100))
+    earn_points(session, customer_id=customer.id, points=300, reason="order", clock=clock)
+    redeem_points(session, customer_id=customer.id, points=200, reason="coupon", clock=clock)
+    first_expiry = clock.now + timedelta(days=POINTS_VALID_DAYS - 100)
+    second_expiry = clock.now + timedelta(days=POINTS_VALID_DAYS)
+
+    def expiring(until: datetime) -> int:
+        return points_expiring_by(session, customer_id=customer.id, until=until)
+
+    assert expiring(first_expiry - timedelta(days=1)) == 0
+    assert expiring(first_expiry) == 300
+    assert expiring(second_expiry) == 600
