@@ -24,6 +24,7 @@ from bot.settings import Settings
 from bot.training import rasa_env
 
 READY_TIMEOUT_S = 240.0
+INTERACTION_LOG = "bot.interaction_log.CrmInteractionLog"
 
 
 @dataclass
@@ -77,6 +78,7 @@ def write_runtime_config(settings: Settings) -> tuple[Path, Path]:
     endpoints = settings.run_dir / "endpoints.yml"
     credentials = settings.run_dir / "credentials.yml"
     endpoints.write_text(yaml.safe_dump(endpoints_config(settings), allow_unicode=True))
+    endpoints.chmod(0o600)  # the CRM database URL may carry a password
     credentials.write_text(yaml.safe_dump(credentials_config(), allow_unicode=True))
     return endpoints, credentials
 
@@ -85,6 +87,8 @@ def endpoints_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "action_endpoint": {"url": settings.action_url},
         "tracker_store": {"type": "SQL", "dialect": "sqlite", "db": str(settings.tracker_db)},
+        # every customer and bot turn goes to the CRM's interactions (bot/interaction_log.py)
+        "event_broker": {"type": INTERACTION_LOG, "url": settings.database_url},
     }
     if settings.redis_url:
         config["lock_store"] = {"type": "redis", **_redis_endpoint(settings.redis_url)}

@@ -21,6 +21,15 @@ def test_endpoints_point_at_our_action_server_and_a_persistent_tracker(tmp_path:
     assert "lock_store" not in config
 
 
+def test_every_turn_is_logged_to_the_crm_database(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    settings = load_settings({"CAREBOT_VAR_DIR": str(tmp_path), "CAREBOT_DATABASE_URL": url})
+    assert endpoints_config(settings)["event_broker"] == {
+        "type": "bot.interaction_log.CrmInteractionLog",
+        "url": url,
+    }
+
+
 def test_a_redis_url_gives_a_redis_lock_store(tmp_path: Path) -> None:
     settings = load_settings(
         {"CAREBOT_VAR_DIR": str(tmp_path), "CAREBOT_REDIS_URL": "redis://127.0.0.1:6380/3"}
