@@ -67,13 +67,30 @@ def data_sets(options: BenchOptions, project_dir: Path) -> list[nlu.DataSet]:
     return chosen
 
 
+def bench_members(url: str, count: int) -> list[str]:
+    """Web logins `bench-<n>` for the first `count` demo members: identified conversations."""
+    from crm_store import demo, migrate
+    from crm_store.db import make_engine, session_scope
+    from crm_store.identities import link_identity
+
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    demo.ensure_demo_data(engine, customers=max(2000, count))
+    with session_scope(engine) as session:
+        for number in range(1, count + 1):
+            link_identity(session, customer_id=number, kind="web_user", value=f"bench-{number}")
+    engine.dispose()
+    return [f"bench-{number}" for number in range(1, count + 1)]
+
+
 def rest_section(conversations: int) -> list[str]:
     settings = load_settings(_bench_env())
     model = ensure_model(settings.project_dir)
+    members = bench_members(settings.database_url, (conversations + 1) * len(rest.CONCURRENCY))
     with Stack(settings, model, log_dir=settings.var_dir / "log") as stack:
         rasa_pid = _pid(stack.services[-1])
         ours, our_mb = rest.measure(
-            "carebot", settings.rasa_url, rest.OUR_SCRIPT, rasa_pid, conversations
+            "carebot", settings.rasa_url, rest.OUR_SCRIPT, rasa_pid, conversations, members
         )
     port = int(_bench_env()["CAREBOT_RASA_PORT"]) + 1
     stock, project = rest.stock_init_bot(port)
@@ -93,9 +110,15 @@ def rest_section(conversations: int) -> list[str]:
         "",
         f"{conversations} conversations of {len(rest.OUR_SCRIPT)} messages per concurrency level, "
         "after one warm-up conversation; ours runs the Rasa server and the action server, "
-        "the stock bot is `rasa init` with no custom actions.",
+        "the stock bot is `rasa init` with no custom actions. Our conversations are demo members "
+        "logged in on the web (`bench-<n>`), so the order, warranty and points turns read the "
+        "CRM (SQLite).",
         "",
         *rest.pairs(ours, theirs),
+        "",
+        'A CRM-backed turn: "我的订单到哪了" (the member\'s recent orders from the CRM).',
+        "",
+        *rest.crm_turn_rows(ours, theirs),
         "",
         "| bot | resident memory after the load (Rasa server + children) |",
         "| --- | --- |",

@@ -19,7 +19,9 @@ from bot.runtime import Service, wait_until_ready
 from bot.training import default_cache_dir, rasa_env
 
 # What a customer of each bot would say; ours exercises NLU, rules, the response selector.
-OUR_SCRIPT = ["你好", "我的订单DD202611020387到哪了", "空气炸锅保修多久", "我还有多少积分", "谢谢"]
+# Senders are demo members (identified at session start), so turns 2-4 read the CRM.
+OUR_SCRIPT = ["你好", "我的订单到哪了", "空气炸锅保修多久", "我还有多少积分", "谢谢"]
+CRM_TURN = 1  # "我的订单到哪了": the member's recent orders from the CRM, as buttons
 STOCK_SCRIPT = ["hello", "I am feeling sad", "yes", "are you a bot?", "goodbye"]
 CONCURRENCY = (1, 10, 50)
 
@@ -33,39 +35,60 @@ class LoadResult:
     p95_ms: float
     throughput: float  # messages per second
     errors: int
+    p50_by_turn: tuple[float, ...] = ()  # median latency of each message of the script
 
 
 async def _conversation(
-    session: aiohttp.ClientSession, url: str, script: Sequence[str], latencies: list[float]
+    session: aiohttp.ClientSession,
+    url: str,
+    script: Sequence[str],
+    latencies: list[tuple[int, float]],
+    sender: str,
 ) -> int:
-    sender, errors = f"bench-{uuid.uuid4().hex}", 0
-    for message in script:
+    errors = 0
+    for turn, message in enumerate(script):
         started = time.perf_counter()
         async with session.post(url, json={"sender": sender, "message": message}) as response:
             await response.read()
             errors += response.status != 200
-        latencies.append((time.perf_counter() - started) * 1000)
+        latencies.append((turn, (time.perf_counter() - started) * 1000))
     return errors
 
 
 async def load(
-    bot: str, base_url: str, script: Sequence[str], concurrency: int, conversations: int
+    bot: str,
+    base_url: str,
+    script: Sequence[str],
+    concurrency: int,
+    conversations: int,
+    senders: Sequence[str] = (),
 ) -> LoadResult:
-    """Runs `conversations` scripted conversations, `concurrency` at a time (bounded)."""
+    """Runs `conversations` scripted conversations, `concurrency` at a time (bounded); each
+    conversation is a new sender, or the next of `senders` (each used once per level)."""
     url = f"{base_url}/webhooks/rest/webhook"
-    latencies: list[float] = []
+    timed: list[tuple[int, float]] = []
+    pool = iter(senders) if senders else None
+
+    def next_sender() -> str:
+        return next(pool, "") if pool else f"bench-{uuid.uuid4().hex}"
+
     gate = asyncio.Semaphore(concurrency)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
 
-        async def one() -> int:
+        async def one(sender: str) -> int:
             async with gate:
-                return await _conversation(session, url, script, latencies)
+                return await _conversation(session, url, script, timed, sender)
 
-        await _conversation(session, url, script, [])  # warm-up, not measured
+        await _conversation(session, url, script, [], next_sender())  # warm-up, not measured
+        chosen = [next_sender() for _ in range(conversations)]
         started = time.perf_counter()
-        errors = sum(await asyncio.gather(*(one() for _ in range(conversations))))
+        errors = sum(await asyncio.gather(*(one(sender) for sender in chosen)))
         elapsed = time.perf_counter() - started
+    latencies = [ms for _, ms in timed]
+    by_turn = tuple(
+        statistics.median(ms for turn, ms in timed if turn == index) for index in range(len(script))
+    )
     quantiles = statistics.quantiles(latencies, n=20)
     return LoadResult(
         bot=bot,
@@ -75,6 +98,7 @@ async def load(
         p95_ms=quantiles[18],
         throughput=len(latencies) / elapsed,
         errors=errors,
+        p50_by_turn=by_turn,
     )
 
 
@@ -127,13 +151,45 @@ def stock_init_bot(port: int) -> tuple[Service, Path]:
 
 
 def measure(
-    bot: str, base_url: str, script: Sequence[str], pid: int, conversations: int
+    bot: str,
+    base_url: str,
+    script: Sequence[str],
+    pid: int,
+    conversations: int,
+    senders: Sequence[str] = (),
 ) -> tuple[list[LoadResult], float]:
+    """Each concurrency level gets its own slice of `senders`, so every conversation is new."""
+    per_level = conversations + 1
     results = [
-        asyncio.run(load(bot, base_url, script, concurrency, conversations))
-        for concurrency in CONCURRENCY
+        asyncio.run(
+            load(
+                bot,
+                base_url,
+                script,
+                concurrency,
+                conversations,
+                senders[level * per_level : (level + 1) * per_level],
+            )
+        )
+        for level, concurrency in enumerate(CONCURRENCY)
     ]
     return results, resident_mb(pid)
+
+
+def crm_turn_rows(ours: Sequence[LoadResult], stock: Sequence[LoadResult]) -> list[str]:
+    """The CRM-backed turn (order status) beside the stock bot's median turn, per level."""
+    rows = [
+        "| concurrency | carebot order status p50 ms | stock rasa init p50 ms (any turn) "
+        "| ratio (stock/ours) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for mine, theirs in zip(ours, stock, strict=True):
+        crm_ms = mine.p50_by_turn[CRM_TURN]
+        rows.append(
+            f"| {mine.concurrency} | {crm_ms:.0f} | {theirs.p50_ms:.0f} "
+            f"| {theirs.p50_ms / crm_ms:.2f}× |"
+        )
+    return rows
 
 
 def start(service: Service, cwd: Path, log: Path) -> None:
