@@ -53,7 +53,7 @@ typecheck:
 	$(BIN)/mypy
 
 validate:
-	$(BIN)/rasa data validate --fail-on-warnings --domain domain.yml --data data --config config.yml
+	$(BIN)/carebot validate
 
 pytest:
 	$(BIN)/pytest

@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--fresh", action="store_true", help="re-measure cached NLU results")
     bench.set_defaults(handler=cmd_bench)
 
+    check = commands.add_parser("validate", help="validate domain and training data (strict)")
+    check.set_defaults(handler=cmd_validate)
+
     gate = commands.add_parser("nlu-gate", help="evaluate the model on the held-out NLU set")
     gate.add_argument("--data", type=Path, default=Path("tests/nlu/holdout.yml"))
     gate.add_argument("--min-accuracy", type=float, default=0.90)
@@ -167,6 +170,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     )
     run_bench(options, command="carebot bench " + " ".join(sys.argv[2:]))
     return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from bot.validate import validate
+
+    return validate(load_settings().project_dir)
 
 
 def cmd_nlu_gate(args: argparse.Namespace) -> int:

@@ -41,6 +41,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         CAREBOT_API_TOKEN=TOKEN,
         CAREBOT_DATABASE_URL=f"sqlite:///{var_dir / 'crm.db'}",
         RASA_TELEMETRY_ENABLED="false",
+        CAREBOT_ACTION_TIMEOUT="4",
     )
     redis_url = reachable_redis()
     if redis_url:

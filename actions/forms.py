@@ -1,0 +1,70 @@
+"""Form validation backed by the CRM, and leaving a form on request.
+
+rasa-sdk's FormValidationAction is async and per-slot; ours runs in the CRM transaction of
+`CareAction`, so a validator may read and write the CRM. A validator returns the slots to set
+(None for the validated slot asks again) and may say something first.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Callable
+from typing import Any
+
+from rasa_sdk.events import ActiveLoop, SlotSet
+
+from actions.base import CareAction, Events, Turn
+
+Validator = Callable[[Any, Turn], dict[str, Any]]
+
+
+class CareFormValidation(CareAction):
+    """`validate_<form>`: calls `validate_<slot>(value, turn)` for each slot the form just
+    extracted, and `on_activation(turn)` when the form starts."""
+
+    @property
+    @abstractmethod
+    def form(self) -> str:
+        """The form this validates; subclasses set it as a class attribute."""
+
+    def name(self) -> str:
+        return f"validate_{self.form}"
+
+    def act(self, turn: Turn) -> Events:
+        slots: dict[str, Any] = {}
+        if turn.tracker.get_slot("requested_slot") is None:
+            slots.update(self.on_activation(turn))
+        for slot, value in turn.tracker.slots_to_validate().items():
+            validator: Validator | None = getattr(self, f"validate_{slot}", None)
+            if validator is not None:
+                slots.update(validator(value, turn))
+        return [SlotSet(slot, value) for slot, value in slots.items()]
+
+    def on_activation(self, turn: Turn) -> dict[str, Any]:
+        return {}
+
+
+FORM_SLOTS = {
+    "identify_form": ("identify_phone", "otp_code", "otp_state"),
+    "redeem_form": ("points_amount", "redeem_confirmed"),
+    "update_contact_form": ("new_phone", "contact_confirmed"),
+    "return_form": ("return_item", "return_reason"),
+}
+
+
+class ActionStopForm(CareAction):
+    """The customer does not want to go on ("算了"): leave the form, forget its answers."""
+
+    def name(self) -> str:
+        return "action_stop_form"
+
+    def act(self, turn: Turn) -> Events:
+        form = turn.tracker.active_loop.get("name")
+        turn.say("utter_identify_stopped" if form == "identify_form" else "utter_form_stopped")
+        slots = FORM_SLOTS.get(form or "", ())
+        return [
+            ActiveLoop(None),
+            SlotSet("requested_slot", None),
+            SlotSet("pending_intent", None),
+            *(SlotSet(slot, None) for slot in slots),
+        ]

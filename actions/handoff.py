@@ -1,0 +1,29 @@
+"""request_human: record that the customer wants a person (the live handoff comes later)."""
+
+from __future__ import annotations
+
+from actions.base import CareAction, Events, Turn
+from actions.identity import channel_of
+from crm_store.handoffs import request_handoff
+
+
+class ActionRequestHuman(CareAction):
+    def name(self) -> str:
+        return "action_request_human"
+
+    def act(self, turn: Turn) -> Events:
+        intents = [
+            (event.get("parse_data") or {}).get("intent", {}).get("name")
+            for event in turn.tracker.events
+            if event.get("event") == "user"
+        ]
+        reason = "complaint" if "complaint" in intents[-3:] else "customer_request"
+        request_handoff(
+            turn.session,
+            conversation_id=turn.crm_conversation_id,
+            channel=channel_of(turn),
+            reason=reason,
+            customer_id=turn.customer_id,
+        )
+        turn.say("utter_handoff_recorded")
+        return []

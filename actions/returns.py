@@ -1,0 +1,108 @@
+"""return_refund: a form for order, item and reason; the return window comes from the order's
+delivery; an allowed request opens a ticket."""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rasa_sdk.events import SlotSet
+
+from actions.base import CareAction, Events, Turn
+from actions.forms import CareFormValidation
+from actions.orders import items_of
+from actions.rules.orders import expected_delivery
+from actions.rules.returns import classify_return_reason, delivery_date, return_window
+from crm_store.orders import Order, find_order
+from crm_store.tickets import open_ticket
+
+SHOP_ZONE = ZoneInfo("Asia/Shanghai")
+
+
+def customers_order(turn: Turn, order_id: str) -> Order | None:
+    order = find_order(turn.session, order_id=order_id.strip().upper())
+    return order if order is not None and order.customer_id == turn.customer_id else None
+
+
+def delivered_on(order: Order) -> Any:
+    """The delivery scan's date; for an order marked delivered without one, the carrier's usual
+    arrival after the order was placed."""
+    scanned = delivery_date(order.shipments, SHOP_ZONE)
+    if scanned is None and order.status in ("delivered", "completed"):
+        placed = order.placed_at.astimezone(SHOP_ZONE)
+        return expected_delivery(order.carrier, placed, placed.date())
+    return scanned
+
+
+class ValidateReturnForm(CareFormValidation):
+    form = "return_form"
+
+    def validate_order_id(self, value: Any, turn: Turn) -> dict[str, Any]:
+        order = customers_order(turn, str(value or ""))
+        if order is None:
+            turn.say("utter_order_not_found", order_id=str(value or "").strip())
+            return {"order_id": None}
+        if order.status in ("pending", "paid", "shipped"):
+            turn.say("utter_return_not_delivered", order_id=order.id)
+            return {"order_id": None}
+        if order.status in ("cancelled", "refunded"):
+            turn.say("utter_return_closed", order_id=order.id)
+            return {"order_id": None}
+        if len(order.items) == 1:
+            return {"order_id": order.id, "return_item": order.items[0].name}
+        turn.say("utter_ask_return_item", items=items_of(order))
+        return {"order_id": order.id}
+
+    def validate_return_item(self, value: Any, turn: Turn) -> dict[str, Any]:
+        order = customers_order(turn, turn.tracker.get_slot("order_id") or "")
+        text = str(value or "")
+        if order is None:
+            return {"return_item": None}
+        for item in order.items:
+            if item.name in text or text in item.name:
+                return {"return_item": item.name}
+        turn.say("utter_return_item_unknown", item=text, items=items_of(order))
+        return {"return_item": None}
+
+
+class ActionOpenReturn(CareAction):
+    def name(self) -> str:
+        return "action_open_return"
+
+    def act(self, turn: Turn) -> Events:
+        reset = [SlotSet(slot, None) for slot in ("order_id", "return_item", "return_reason")]
+        order = customers_order(turn, turn.tracker.get_slot("order_id") or "")
+        customer = turn.customer()
+        if order is None or customer is None:
+            return reset
+        reason = str(turn.tracker.get_slot("return_reason") or "")
+        today = turn.now.astimezone(SHOP_ZONE).date()
+        decision = return_window(
+            order.status, delivered_on(order), today, classify_return_reason(reason)
+        )
+        if not decision.allowed:
+            turn.say(
+                "utter_return_expired",
+                order_id=order.id,
+                window=decision.window_days or 7,
+                days_over=decision.days_over or 0,
+            )
+            return reset
+        item = turn.tracker.get_slot("return_item")
+        ticket = open_ticket(
+            turn.session,
+            customer_id=customer.id,
+            kind="return",
+            subject=f"{order.id} {item}"[:128],
+            description=reason or "-",
+            priority="normal",
+            order_id=order.id,
+        )
+        until = today.fromordinal(today.toordinal() + (decision.days_left or 0))
+        turn.say(
+            "utter_return_ticket",
+            ticket_id=ticket.id,
+            until=f"{until.month}月{until.day}日",
+            due=turn.local(ticket.sla_due_at),
+        )
+        return reset

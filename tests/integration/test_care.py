@@ -1,0 +1,152 @@
+"""Care flows end to end: the real Rasa server and action server over the REST channel, the
+answers the customer reads and what the CRM keeps."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from sqlalchemy import select
+
+from bot.settings import PROJECT_DIR
+from crm_store.db import make_engine, session_scope
+from crm_store.identities import find_customer_by_identity
+from crm_store.interactions import list_interactions
+from crm_store.models import PointsEntry
+from tests.integration.system import System, children_of
+
+pytestmark = pytest.mark.integration
+
+DOMAIN = yaml.safe_load((PROJECT_DIR / "domain.yml").read_text(encoding="utf-8"))
+DEMO_ORDER = "DD202611020387"
+
+
+def first_text(response: str) -> str:
+    return str(DOMAIN["responses"][response][0]["text"])
+
+
+def pattern(response: str) -> re.Pattern[str]:
+    """A response's text with its {slots} as wildcards."""
+    parts = re.split(r"\{\w+\}", first_text(response))
+    return re.compile(".*?".join(re.escape(p) for p in parts), re.S)
+
+
+def said(replies: list[dict[str, Any]], response: str) -> bool:
+    return any(pattern(response).fullmatch(r.get("text", "")) for r in replies)
+
+
+@contextmanager
+def crm(system: System) -> Iterator[Any]:
+    engine = make_engine(f"sqlite:///{system.var_dir / 'crm.db'}")
+    try:
+        with session_scope(engine) as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+def sms_code(system: System, masked: str) -> str:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        codes = re.findall(
+            rf"one-time code (\d{{6}}) to {re.escape(masked)}", system.log.read_text()
+        )
+        if codes:
+            return codes[-1]
+        time.sleep(0.2)
+    raise AssertionError(f"no SMS stub line for {masked} in {system.log}")
+
+
+def test_the_demo_login_is_greeted_by_name_and_gets_its_parcel(system: System) -> None:
+    replies = system.say("demo", f"我的订单{DEMO_ORDER}到哪了")
+    text = " ".join(r.get("text", "") for r in replies)
+    assert "王小明" in text and DEMO_ORDER in text and "已发货" in text
+    assert said(replies, "utter_order_shipping")
+
+
+def test_another_customers_order_is_never_described(system: System) -> None:
+    replies = system.say("demo_lunar", f"查一下订单{DEMO_ORDER}")
+    assert said(replies, "utter_order_not_found")
+    assert "空气炸锅" not in str(replies)
+
+
+def test_an_anonymous_customer_identifies_with_a_code_and_gets_the_answer(system: System) -> None:
+    sender = f"web-{uuid.uuid4().hex}"
+    assert said(system.say(sender, "我还有多少积分"), "utter_ask_identify_phone")
+    assert said(system.say(sender, "12345"), "utter_identify_phone_invalid")
+    asked = system.say(sender, "13800138001")
+    assert said(asked, "utter_ask_otp_code") and "138****8001" in str(asked)
+
+    replies = system.say(sender, sms_code(system, "138****8001"))
+
+    assert said(replies, "utter_identified") and "李娜" in str(replies)
+    assert said(replies, "utter_points_balance_personal") and "银卡" in str(replies)
+    with crm(system) as session:
+        linked = find_customer_by_identity(session, kind="web_session", value=sender)
+    assert linked is not None and linked.name == "李娜"
+
+
+def test_points_are_redeemed_once_after_confirmation(system: System) -> None:
+    sender = "demo"
+    with crm(system) as session:
+        before = session.scalars(select(PointsEntry).where(PointsEntry.customer_id == 1)).all()
+    assert said(system.say(sender, "我想用积分兑换"), "utter_ask_points_amount")
+    assert said(system.say(sender, "abc"), "utter_points_amount_invalid")
+    assert said(system.say(sender, "300"), "utter_ask_redeem_confirmed")
+    assert said(system.say(sender, "确认"), "utter_redeemed")
+
+    with crm(system) as session:
+        after = session.scalars(select(PointsEntry).where(PointsEntry.customer_id == 1)).all()
+    new = [e for e in after if e.id not in {b.id for b in before}]
+    assert [(e.kind, e.delta) for e in new] == [("redeem", -300)]
+
+
+def test_every_turn_lands_in_the_crm_once(system: System) -> None:
+    sender = f"web-{uuid.uuid4().hex}"
+    for message in ("你好", "你们开发票吗", "谢谢"):
+        system.say(sender, message)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        with crm(system) as session:
+            turns = list_interactions(session, conversation_id=sender)
+        if sum(t.speaker == "customer" for t in turns) == 3 and turns[-1].speaker == "bot":
+            break
+        time.sleep(0.3)
+    customer = [t for t in turns if t.speaker == "customer"]
+    assert [t.text for t in customer] == ["你好", "你们开发票吗", "谢谢"]
+    assert [t.intent for t in customer] == ["greet", "faq", "thank"]
+    assert all(t.channel == "web" and t.confidence for t in customer)
+    assert sum(t.speaker == "bot" for t in turns) >= 3
+
+
+def _action_server_pid(system: System) -> int:
+    for pid in children_of(system.process.pid):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"rasa_sdk" in cmdline:
+            return pid
+    raise AssertionError("no action server among the children of carebot run")
+
+
+def test_a_stalled_action_server_gets_an_apology_and_the_bot_recovers(system: System) -> None:
+    pid = _action_server_pid(system)
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        replies = system.say("demo", "我的积分还有多少")
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert said(replies, "utter_service_unavailable")
+    assert "action action_points_balance failed" in system.log.read_text()
+
+    assert said(system.say("demo", "积分还剩多少"), "utter_points_balance_personal")
