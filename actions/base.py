@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from crm_store.clock import Clock, utcnow
+from crm_store.clock import Clock, fixed, utcnow
 from crm_store.customers import Customer, get_customer
 from crm_store.db import database_url, make_engine, session_scope
 from crm_store.errors import NotFound
@@ -49,6 +49,11 @@ class Turn:
     tracker: Tracker
     domain: DomainDict
     now: datetime
+
+    @property
+    def clock(self) -> Clock:
+        """The run's time for every CRM write: the action's injectable clock, read once."""
+        return fixed(self.now)
 
     @property
     def customer_id(self) -> int | None:

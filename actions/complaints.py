@@ -33,6 +33,7 @@ def answer_complaint(turn: Turn) -> Events:
     )
     ticket = open_ticket(
         turn.session,
+        clock=turn.clock,
         customer_id=customer.id,
         kind="complaint",
         subject=text[:SUBJECT_LENGTH] or "complaint",

@@ -31,6 +31,7 @@ def answer_consent_change(turn: Turn) -> Events:
     for category, granted in changes.items():
         set_consent(
             turn.session,
+            clock=turn.clock,
             customer_id=customer.id,
             category=category,
             granted=granted,

@@ -39,7 +39,11 @@ class ActionUpdateContact(CareAction):
             turn.say("utter_contact_unchanged")
             return reset
         update_customer(
-            turn.session, customer_id=customer_id, actor=f"customer:{customer_id}", phone=phone
+            turn.session,
+            clock=turn.clock,
+            customer_id=customer_id,
+            actor=f"customer:{customer_id}",
+            phone=phone,
         )
         turn.say("utter_contact_updated", masked_phone=mask_mobile(phone))
         return reset

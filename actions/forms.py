@@ -36,7 +36,9 @@ class CareFormValidation(CareAction):
             slots.update(self.on_activation(turn))
         for slot, value in turn.tracker.slots_to_validate().items():
             validator: Validator | None = getattr(self, f"validate_{slot}", None)
-            if validator is not None:
+            # None is a slot being cleared (e.g. by the action that started the form), not an
+            # answer the customer gave.
+            if validator is not None and value is not None:
                 slots.update(validator(value, turn))
         return [SlotSet(slot, value) for slot, value in slots.items()]
 
@@ -49,6 +51,7 @@ FORM_SLOTS = {
     "redeem_form": ("points_amount", "redeem_confirmed"),
     "update_contact_form": ("new_phone", "contact_confirmed"),
     "return_form": ("return_item", "return_reason"),
+    "survey_form": ("survey_csat", "survey_nps", "survey_comment", "survey_due"),
 }
 
 

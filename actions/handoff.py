@@ -20,6 +20,7 @@ class ActionRequestHuman(CareAction):
         reason = "complaint" if "complaint" in intents[-3:] else "customer_request"
         request_handoff(
             turn.session,
+            clock=turn.clock,
             conversation_id=turn.crm_conversation_id,
             channel=channel_of(turn),
             reason=reason,

@@ -64,6 +64,7 @@ def identified_slots(customer: Customer) -> list[dict[str, Any]]:
 def attach_conversation(turn: Turn, customer: Customer) -> None:
     ensure_conversation(
         turn.session,
+        clock=turn.clock,
         conversation_id=turn.crm_conversation_id,
         channel=channel_of(turn),
         customer_id=customer.id,
@@ -124,6 +125,7 @@ class ValidateIdentifyForm(CareFormValidation):
         try:
             link_identity(
                 turn.session,
+                clock=turn.clock,
                 customer_id=customer.id,
                 kind="wechat_openid" if channel_of(turn) == "wechat" else "web_session",
                 value=turn.conversation_id,

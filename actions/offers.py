@@ -36,7 +36,9 @@ def claim(turn: Turn, offer_key: str) -> None:
         if not eligible:
             raise Conflict(f"offer {offer_key} is not offered")
         already = {c.offer_id for c in list_coupons(turn.session, customer_id=customer.id)}
-        coupon = issue_coupon(turn.session, offer_key=offer_key, customer_id=customer.id)
+        coupon = issue_coupon(
+            turn.session, clock=turn.clock, offer_key=offer_key, customer_id=customer.id
+        )
     except (Conflict, NotFound):
         turn.say("utter_offer_unavailable")
         return

@@ -89,6 +89,7 @@ class ActionRedeemPoints(CareAction):
         try:
             redeem_points(
                 turn.session,
+                clock=turn.clock,
                 customer_id=customer_id,
                 points=amount,
                 reason=f"coupon:{turn.conversation_id[:40]}",

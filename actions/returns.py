@@ -91,6 +91,7 @@ class ActionOpenReturn(CareAction):
         item = turn.tracker.get_slot("return_item")
         ticket = open_ticket(
             turn.session,
+            clock=turn.clock,
             customer_id=customer.id,
             kind="return",
             subject=f"{order.id} {item}"[:128],

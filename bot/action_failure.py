@@ -25,11 +25,11 @@ from rasa.core.actions.action import (
     RemoteAction,
     create_bot_utterance,
 )
-from rasa.core.channels.channel import OutputChannel
+from rasa.core.channels.channel import CollectingOutputChannel, OutputChannel
 from rasa.core.nlg import NaturalLanguageGenerator
 from rasa.shared.core.constants import ACTION_SESSION_START_NAME
 from rasa.shared.core.domain import Domain
-from rasa.shared.core.events import Event
+from rasa.shared.core.events import BotUttered, Event
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.exceptions import RasaException
 
@@ -75,6 +75,8 @@ def _guarded(run: Run) -> Run:
         domain: Domain,
     ) -> list[Event]:
         timeout = action_timeout()
+        if output_channel is None:
+            return await _run_without_channel(run, action, nlg, tracker, domain, timeout)
         try:
             call = run(action, output_channel, nlg, tracker, domain)
             return await asyncio.wait_for(call, timeout)
@@ -86,6 +88,30 @@ def _guarded(run: Run) -> Run:
 
     setattr(guarded_run, _INSTALLED, True)
     return guarded_run
+
+
+async def _run_without_channel(
+    run: Run,
+    action: RemoteAction,
+    nlg: NaturalLanguageGenerator,
+    tracker: DialogueStateTracker,
+    domain: Domain,
+    timeout: float,
+) -> list[Event]:
+    """Rasa 3.6 starts the session of a conversation that begins with `trigger_intent` without
+    an output channel, and would then crash sending whatever the session start says (a
+    greeting). With nobody to say it to, the action's other events are kept and its messages
+    dropped."""
+    try:
+        events = await asyncio.wait_for(
+            run(action, CollectingOutputChannel(), nlg, tracker, domain), timeout
+        )
+    except FAILURES as error:
+        reason = failure_reason(error, timeout)
+        events = await _recover(
+            action.name(), reason, CollectingOutputChannel(), nlg, tracker, domain
+        )
+    return [event for event in events if not isinstance(event, BotUttered)]
 
 
 def failure_reason(error: BaseException, timeout: float) -> str:

@@ -6,10 +6,15 @@ import argparse
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from bot.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from crm_store.reports import SurveyReport
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -55,6 +60,17 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--conversations", type=int, default=60, help="per concurrency level")
     bench.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
     bench.add_argument("--fresh", action="store_true", help="re-measure cached NLU results")
+    bench.add_argument(
+        "--crm-customers",
+        type=int,
+        default=1_000_000,
+        help="seed this many demo customers for the CRM section (0 skips it)",
+    )
+    bench.add_argument(
+        "--crm-url",
+        help="PostgreSQL server for the CRM section's throwaway database (default: "
+        "$CAREBOT_BENCH_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/test)",
+    )
     bench.set_defaults(handler=cmd_bench)
 
     check = commands.add_parser("validate", help="validate domain and training data (strict)")
@@ -65,7 +81,34 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--min-accuracy", type=float, default=0.90)
     gate.add_argument("--min-macro-f1", type=float, default=0.90)
     gate.set_defaults(handler=cmd_nlu_gate)
+    add_report_parser(commands)
     return parser
+
+
+REPORT_GROUPINGS = ("channel", "tier", "segment", "agent")  # crm_store.reports.GROUPINGS
+
+
+def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    report = commands.add_parser("report", help="print a report from the CRM database")
+    reports = report.add_subparsers(required=True, metavar="REPORT")
+    surveys = reports.add_parser("surveys", help="CSAT, NPS, response rate and top themes")
+    surveys.add_argument("--from", dest="first", type=_day, required=True, metavar="YYYY-MM-DD")
+    surveys.add_argument(
+        "--to", dest="last", type=_day, required=True, metavar="YYYY-MM-DD", help="included"
+    )
+    surveys.add_argument("--by", choices=REPORT_GROUPINGS, help="one row per group")
+    surveys.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="csv: UTF-8 BOM"
+    )
+    surveys.add_argument("--tz", default="Asia/Shanghai", help="days in this zone (%(default)s)")
+    surveys.set_defaults(handler=cmd_report_surveys)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -167,6 +210,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         conversations=args.conversations,
         output=args.output,
         fresh=args.fresh,
+        crm_customers=args.crm_customers,
+        crm_url=args.crm_url,
     )
     run_bench(options, command="carebot bench " + " ".join(sys.argv[2:]))
     return 0
@@ -190,6 +235,41 @@ def cmd_nlu_gate(args: argparse.Namespace) -> int:
     need = f"accuracy ≥ {args.min_accuracy}, macro-F1 ≥ {args.min_macro_f1}"
     print(f"NLU gate {verdict} (need {need})")
     return 0 if passed else 1
+
+
+def cmd_report_surveys(args: argparse.Namespace) -> int:
+    """Survey figures over whole local days (--to included), rendered for a terminal or Excel."""
+    from sqlalchemy.exc import DBAPIError
+
+    from crm_store.errors import InvalidInput
+    from crm_store.reports import render_survey_report
+
+    url = load_settings().database_url
+    try:
+        report = _survey_report(url, args)
+    except InvalidInput as error:
+        print(f"carebot report: {error}", file=sys.stderr)
+        return 2
+    except DBAPIError as error:
+        print(f"carebot: cannot read the CRM database {url}: {error.orig}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    sys.stdout.buffer.write(render_survey_report(report, args.format).encode("utf-8"))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def _survey_report(url: str, args: argparse.Namespace) -> SurveyReport:
+    from crm_store.db import make_engine, session_scope
+    from crm_store.reports import build_survey_report, day_window
+
+    since, until = day_window(args.first, args.last, tz=args.tz)
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            return build_survey_report(session, since=since, until=until, by=args.by)
+    finally:
+        engine.dispose()
 
 
 def prepare_database(url: str) -> bool:

@@ -57,6 +57,7 @@ TICKET_STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "close
 PRIORITIES = ("low", "normal", "high", "urgent")
 SURVEY_TRIGGERS = ("end_of_chat", "after_handoff", "post_purchase")
 SURVEY_STATUSES = ("asked", "answered", "declined")
+POLARITIES = ("positive", "negative", "neutral")
 STAFF_ROLES = ("agent", "supervisor", "manager", "admin")
 CAMPAIGN_KINDS = ("birthday", "holiday", "follow_up", "care_tip", "win_back", "survey")
 CAMPAIGN_STATUSES = ("draft", "active", "paused", "ended")
@@ -340,6 +341,8 @@ class SurveyResponse(Base):
     __table_args__ = (
         UniqueConstraint("conversation_id", "trigger"),
         Index("ix_survey_responses_customer_id_asked_at", "customer_id", "asked_at"),
+        # Reports read a date range of every customer's surveys (migration 0007).
+        Index("ix_survey_responses_asked_at", "asked_at"),
         one_of("trigger", SURVEY_TRIGGERS, "trigger"),
         one_of("status", SURVEY_STATUSES, "status"),
         one_of("channel", CHANNELS, "channel"),
@@ -485,6 +488,26 @@ class CareMessage(Base):
     sent_at = Column(UtcDateTime)
     created_at = Column(UtcDateTime, nullable=False)
     updated_at = Column(UtcDateTime, nullable=False)
+
+
+class Feedback(Base):
+    """Free feedback (give_feedback outside a survey) with the themes and polarity found in it."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (
+        Index("ix_feedback_created_at", "created_at"),
+        one_of("channel", CHANNELS, "channel"),
+        one_of("polarity", POLARITIES, "polarity"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, fk("customers.id", ondelete="SET NULL"), index=True)
+    conversation_id = Column(String(64), nullable=False)
+    channel = Column(String(16), nullable=False)
+    text = Column(Text, nullable=False)
+    themes = Column(JSON, nullable=False, default=list)
+    polarity = Column(String(8), nullable=False)
+    created_at = Column(UtcDateTime, nullable=False)
 
 
 class AuditEntry(Base):

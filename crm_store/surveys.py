@@ -110,9 +110,9 @@ def _asked_row(
     check_choice(trigger, SURVEY_TRIGGERS, "survey trigger")
     check_choice(channel, CHANNELS, "channel")
     conversation_id = check_text(conversation_id, "conversation id", 64)
-    existing = _find_row(session, conversation_id, trigger)
-    if existing is not None:
-        return existing
+    # Insert first, then read the winner: on SQLite a transaction that read before writing
+    # cannot wait for a concurrent writer (it gets "database is locked"); inserting first takes
+    # the write lock at once, and the unique (conversation, trigger) decides who was first.
     row = ResponseRow(
         conversation_id=conversation_id,
         trigger=trigger,
@@ -125,7 +125,7 @@ def _asked_row(
     )
     if try_insert(session, row):
         return row
-    winner = _find_row(session, conversation_id, trigger)  # a concurrent ask won the race
+    winner = _find_row(session, conversation_id, trigger)  # asked before, or a concurrent ask
     if winner is None:
         raise Conflict(f"survey {conversation_id}/{trigger} could not be recorded")
     return winner

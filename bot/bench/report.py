@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.bench import nlu, rest
+from bot.bench import crm, nlu, rest
 from bot.runtime import Stack
 from bot.settings import load_settings
 from bot.training import ensure_model
@@ -36,6 +36,8 @@ class BenchOptions:
     conversations: int
     output: Path
     fresh: bool = False
+    crm_customers: int = 0  # 0: no CRM section
+    crm_url: str | None = None  # the PostgreSQL server for the throwaway database
 
 
 def machine() -> str:
@@ -201,16 +203,27 @@ def _commit() -> str:
     return result.stdout.strip() or "uncommitted"
 
 
+def crm_report_section(options: BenchOptions, previous_report: str) -> list[str]:
+    """The CRM section; summary rows of other sizes in the previous report are kept."""
+    result = crm.measure(crm.server_url(options.crm_url), options.crm_customers)
+    section = split_sections(previous_report.partition(NOTES_MARKER)[0]).get(crm.HEADING, "")
+    kept = crm.other_sizes(section, options.crm_customers)
+    measured_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return crm.crm_section(result, measured_at, machine(), kept)
+
+
 def run_bench(options: BenchOptions, command: str) -> None:
     project_dir = load_settings().project_dir
+    previous = options.output.read_text(encoding="utf-8") if options.output.exists() else ""
     sections: list[str] = []
     chosen = data_sets(options, project_dir)
     if chosen:
         results = nlu.run_nlu_bench(chosen, project_dir, fresh=options.fresh)
-        previous = options.output.read_text(encoding="utf-8") if options.output.exists() else ""
         kept = unmeasured_rows(previous, [data_set.name for data_set in chosen])
         sections += nlu_section(results, kept)
     if options.rest:
         sections += rest_section(options.conversations)
+    if options.crm_customers:
+        sections += crm_report_section(options, previous)
     write_report(options.output, sections, command)
     print("\n".join(sections))

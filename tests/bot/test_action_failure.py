@@ -179,3 +179,23 @@ def test_the_timeout_comes_from_the_environment(
     else:
         monkeypatch.setenv(TIMEOUT_ENV, value)
     assert action_timeout() == seconds
+
+
+async def test_an_action_that_speaks_without_an_output_channel_keeps_its_events() -> None:
+    """trigger_intent on a new conversation starts the session with no output channel."""
+
+    async def answer(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {
+                "events": [{"event": "slot", "name": "order_id", "value": "DD3"}],
+                "responses": [{"text": "welcome back"}],
+            }
+        )
+
+    domain = a_domain()
+    tracker = DialogueStateTracker.from_events("s", [], domain.slots)
+    nlg = TemplatedNaturalLanguageGenerator(domain.responses)
+    async with action_server(answer) as url:
+        action = RemoteAction("action_check_order", EndpointConfig(url))
+        events = await action.run(None, nlg, tracker, domain)  # type: ignore[arg-type]
+    assert [type(e) for e in events] == [SlotSet]  # nobody to say "welcome back" to

@@ -19,3 +19,9 @@ def test_form_questions_and_the_default_fallback_are_used_but_nothing_else() -> 
     responses = {"utter_ask_otp_code", "utter_default", "utter_forgotten", "utter_x"}
     used = uttered_outside_stories(responses, {"utter_x"}, ["otp_code"])
     assert used == {"utter_ask_otp_code", "utter_default", "utter_x"}
+
+
+def test_a_bare_f_string_prefix_names_no_response(tmp_path: Path) -> None:
+    source = tmp_path / "survey.py"
+    source.write_text('turn.say(f"utter_{slot}_hint")\n')
+    assert not is_named("utter_survey_csat_hint", responses_named_in([source]))

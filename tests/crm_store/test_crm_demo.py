@@ -1,18 +1,19 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from datetime import timedelta
 
 import pytest
 from crm_helpers import NOW, empty_all_tables
-from sqlalchemy import func, select
+from sqlalchemy import func, inspect, select, text
 from sqlalchemy.engine import Engine
 
 from crm_store import demo
 from crm_store.clock import fixed
 from crm_store.customers import get_consents
 from crm_store.db import session_scope
-from crm_store.demo import demo_phone, ensure_demo_data, seed, tier_for_spend
+from crm_store.demo import customer_count, demo_phone, ensure_demo_data, seed, tier_for_spend
 from crm_store.errors import Conflict
 from crm_store.identities import find_customer_by_identity
 from crm_store.models import Customer, Order, PointsEntry
@@ -96,6 +97,39 @@ def test_a_worker_process_generates_the_same_rows(
     assert _digest(empty_engine) == inline
 
 
+def test_seeding_leaves_the_schema_as_migrated(empty_engine: Engine) -> None:
+    before = _schema(empty_engine)
+    seed(empty_engine, customers=50, clock=fixed(NOW))
+    assert _schema(empty_engine) == before
+
+
+def test_a_failed_seed_keeps_every_key_and_postgresql_keeps_no_rows(
+    empty_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL seeds in one transaction (without keys until the end): a failure leaves
+    nothing. SQLite commits chunk by chunk and never drops its keys: the chunks before the
+    failure stay."""
+    before = _schema(empty_engine)
+    written: list[demo.Chunk] = []
+
+    def write_twice_then_fail(connection: object, chunk: demo.Chunk) -> None:
+        if len(written) == 2:
+            raise RuntimeError("disk full")
+        written.append(chunk)
+        real_write(connection, chunk)
+
+    real_write = demo.write_chunk
+    monkeypatch.setattr(demo, "CHUNK", 20)
+    monkeypatch.setattr(demo, "write_chunk", write_twice_then_fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        seed(empty_engine, customers=100, clock=fixed(NOW))
+    assert _schema(empty_engine) == before
+    if empty_engine.dialect.name == "postgresql":
+        assert customer_count(empty_engine) == 0
+    else:
+        assert 0 < customer_count(empty_engine) < 100
+
+
 def test_generated_ledgers_match_balances(empty_engine: Engine) -> None:
     seed(empty_engine, customers=300, clock=fixed(NOW))
     ledger = (
@@ -124,3 +158,28 @@ def _digest(engine: Engine) -> str:
         ).all()
         orders = connection.execute(select(Order.id, Order.total_cents).order_by(Order.id)).all()
     return hashlib.sha256(repr((rows, orders)).encode()).hexdigest()
+
+
+def _schema(engine: Engine) -> dict[str, list[object]]:
+    """Keys, indexes and foreign keys per table, and on PostgreSQL which are not validated."""
+    inspector = inspect(engine)
+    schema: dict[str, list[object]] = {
+        table: [
+            _stable(inspector.get_pk_constraint(table)),
+            sorted(map(_stable, inspector.get_foreign_keys(table))),
+            sorted(map(_stable, inspector.get_indexes(table))),
+            sorted(map(_stable, inspector.get_unique_constraints(table))),
+        ]
+        for table in inspector.get_table_names()
+        if not table.startswith("sqlite_stat")  # ANALYZE's statistics
+    }
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as connection:
+            query = text("SELECT conname FROM pg_constraint WHERE NOT convalidated")
+            schema["not validated"] = list(connection.scalars(query))
+    return schema
+
+
+def _stable(item: object) -> str:
+    """Comparable text (a partial index's WHERE clause is an object without equality)."""
+    return json.dumps(item, default=str, sort_keys=True)

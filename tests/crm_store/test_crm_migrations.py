@@ -15,6 +15,7 @@ from crm_store.migrate import downgrade, upgrade
 from crm_store.models import Base, Conversation, Handoff
 
 OPEN_HANDOFF_INDEX = "ix_handoffs_one_open_per_conversation"
+SURVEY_ASKED_AT_INDEX = "ix_survey_responses_asked_at"
 
 
 def _tables(url: str) -> set[str]:
@@ -49,6 +50,10 @@ def test_upgrade_from_empty_downgrade_one_step_and_upgrade_again(
     upgrade(url)
     assert _tables(url) == set(Base.metadata.tables)
     downgrade(url, "-1")
+    assert SURVEY_ASKED_AT_INDEX not in _indexes(url, "survey_responses")
+    downgrade(url, "0005")
+    assert "feedback" not in _tables(url)
+    downgrade(url, "0004")
     assert "claim_token" not in _columns(url, "care_messages")
     assert OPEN_HANDOFF_INDEX not in _indexes(url, "handoffs")
     downgrade(url, "0003")
@@ -61,6 +66,7 @@ def test_upgrade_from_empty_downgrade_one_step_and_upgrade_again(
     assert "event_key" in _columns(url, "interactions") and "carrier" in _columns(url, "orders")
     assert "claim_token" in _columns(url, "care_messages")
     assert OPEN_HANDOFF_INDEX in _indexes(url, "handoffs")
+    assert SURVEY_ASKED_AT_INDEX in _indexes(url, "survey_responses")
     assert _tables(url) == set(Base.metadata.tables)
     downgrade(url, "base")
     assert _tables(url) == set()

@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import pytest
-from crm_helpers import a_customer
+from crm_helpers import a_customer, empty_all_tables, run_concurrently
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from crm_store.clock import ManualClock
+from crm_store.db import session_scope
 from crm_store.errors import InvalidInput
 from crm_store.surveys import (
+    SurveyResponse,
     ask_survey,
     decline_survey,
     find_survey_response,
@@ -129,3 +133,22 @@ def test_survey_summary(session: Session, clock: ManualClock) -> None:
     assert (summary.asked, summary.answered, summary.declined) == (6, 4, 1)
     assert summary.csat_average == 3.5
     assert summary.nps == 25.0  # 2 promoters, 1 detractor, 4 answers
+
+
+def test_concurrent_submissions_store_one_answer(engine: Engine) -> None:
+    """The same survey submitted twice at once (a retried webhook, two replicas): one row."""
+
+    def submit(csat: int) -> SurveyResponse:
+        with session_scope(engine) as session:
+            return record_survey_response(
+                session, conversation_id="race", trigger="end_of_chat", channel="web", csat=csat
+            )
+
+    try:
+        first, second = run_concurrently(partial(submit, 5), partial(submit, 1))
+        with session_scope(engine) as session:
+            rows = [r for r in list_survey_responses(session) if r.conversation_id == "race"]
+        assert first.id == second.id and len(rows) == 1
+        assert rows[0].status == "answered" and rows[0].csat in (5, 1)
+    finally:
+        empty_all_tables(engine)

@@ -30,18 +30,15 @@ DOMAIN = yaml.safe_load((PROJECT_DIR / "domain.yml").read_text(encoding="utf-8")
 DEMO_ORDER = "DD202611020387"
 
 
-def first_text(response: str) -> str:
-    return str(DOMAIN["responses"][response][0]["text"])
-
-
-def pattern(response: str) -> re.Pattern[str]:
-    """A response's text with its {slots} as wildcards."""
-    parts = re.split(r"\{\w+\}", first_text(response))
-    return re.compile(".*?".join(re.escape(p) for p in parts), re.S)
+def patterns(response: str) -> list[re.Pattern[str]]:
+    """Each variant's text of a response with its {slots} as wildcards."""
+    texts = [str(variant["text"]) for variant in DOMAIN["responses"][response]]
+    parts = [re.split(r"\{\w+\}", text) for text in texts]
+    return [re.compile(".*?".join(re.escape(p) for p in part), re.S) for part in parts]
 
 
 def said(replies: list[dict[str, Any]], response: str) -> bool:
-    return any(pattern(response).fullmatch(r.get("text", "")) for r in replies)
+    return any(p.fullmatch(r.get("text", "")) for p in patterns(response) for r in replies)
 
 
 @contextmanager

@@ -1,0 +1,77 @@
+"""Surveys end to end over REST: completed, botched and skipped, and what the CRM keeps."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import select
+
+from crm_store.models import SurveyResponse
+from crm_store.segments import list_tags
+from crm_store.tickets import list_tickets
+from tests.integration.system import System
+from tests.integration.test_care import crm, said
+
+pytestmark = pytest.mark.integration
+
+
+def survey_rows(system: System, sender: str) -> list[SurveyResponse]:
+    with crm(system) as session:
+        query = select(SurveyResponse).where(SurveyResponse.conversation_id == sender)
+        rows = list(session.scalars(query))
+        session.expunge_all()
+    return rows
+
+
+def test_a_member_completes_a_survey_as_a_detractor_and_gets_a_follow_up(system: System) -> None:
+    sender = "demo"  # 王小明: CSAT is due (last survey 30 days ago), NPS is not (90 days)
+    system.say(sender, "帮我查下积分")
+    assert said(system.say(sender, "好的，再见"), "utter_ask_survey_csat")
+    assert said(system.say(sender, "2分吧"), "utter_ask_survey_comment")
+    replies = system.say(sender, "快递太慢了，等了一个星期")
+
+    assert said(replies, "utter_survey_detractor")
+    [row] = survey_rows(system, sender)
+    assert (row.status, row.csat, row.nps, row.trigger) == ("answered", 2, None, "end_of_chat")
+    assert "物流" in row.themes
+    with crm(system) as session:
+        assert any("survey" in t.subject for t in list_tickets(session, customer_id=1))
+        assert "callback" in list_tags(session, customer_id=1)
+
+
+def test_a_botched_survey_is_asked_again_twice_then_stored_as_incomplete(system: System) -> None:
+    sender = f"web-{uuid.uuid4().hex}"
+    system.say(sender, "你们开发票吗")
+    assert said(system.say(sender, "拜拜"), "utter_ask_survey_csat")
+    assert said(system.say(sender, "六颗星"), "utter_survey_csat_hint")
+    assert said(system.say(sender, "abc"), "utter_survey_csat_hint")
+    assert said(system.say(sender, "随便"), "utter_survey_incomplete")
+    [row] = survey_rows(system, sender)
+    assert row.status == "asked" and row.csat is None
+
+
+def test_a_skipped_survey_is_stored_as_declined(system: System) -> None:
+    sender = f"web-{uuid.uuid4().hex}"
+    system.say(sender, "你们开发票吗")
+    assert said(system.say(sender, "再见"), "utter_ask_survey_csat")
+    assert said(system.say(sender, "跳过"), "utter_survey_declined")
+    [row] = survey_rows(system, sender)
+    assert row.status == "declined"
+
+
+def test_a_follow_up_visit_from_the_scheduler_names_the_product(system: System) -> None:
+    sender = "demo_lunar"  # 李娜: her last survey was 100 days ago, so CSAT and NPS are due
+    body = {"name": "EXTERNAL_survey", "entities": {"product": "电热水壶"}}
+    status, answer = system.post(f"/conversations/{sender}/trigger_intent", body, token=True)
+
+    assert status == 200, answer
+    texts = [m.get("text", "") for m in answer["messages"]]
+    assert any("电热水壶" in text for text in texts) and said(
+        answer["messages"], "utter_ask_survey_csat"
+    )
+    assert said(system.say(sender, "5"), "utter_ask_survey_nps")
+    assert said(system.say(sender, "打九分"), "utter_ask_survey_comment")
+    assert said(system.say(sender, "没有"), "utter_survey_thanks")
+    [row] = survey_rows(system, sender)
+    assert (row.trigger, row.csat, row.nps, row.comment) == ("post_purchase", 5, 9, None)
