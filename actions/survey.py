@@ -6,7 +6,6 @@ negative comment starts a follow-up on its own."""
 from __future__ import annotations
 
 import os
-import threading
 from datetime import timedelta
 from typing import Any
 
@@ -33,12 +32,12 @@ from crm_store.tickets import list_tickets, open_ticket
 
 
 def warm_up_feedback_analysis() -> None:
-    """Builds the spaCy pipeline in the background when the action server loads this module:
-    the first build takes seconds (spaCy imports TensorFlow when it is installed), longer than
-    a customer should wait for the first survey comment."""
-    threading.Thread(
-        target=analyse, args=("物流很快",), name="feedback-warm-up", daemon=True
-    ).start()
+    """In the action server (CAREBOT_WARM_UP=1, set by `carebot run`), build the spaCy pipeline
+    before serving: the first build takes seconds (spaCy imports TensorFlow when it is
+    installed), longer than a customer should wait for the first survey comment. Done while
+    the actions load, so the server reports healthy only when it is ready."""
+    if os.environ.get("CAREBOT_WARM_UP") == "1":
+        analyse("物流很快")
 
 
 SERVICE_INTENTS = {

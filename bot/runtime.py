@@ -86,7 +86,11 @@ def write_runtime_config(settings: Settings) -> tuple[Path, Path]:
 def endpoints_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
         "action_endpoint": {"url": settings.action_url},
-        "tracker_store": {"type": "SQL", "dialect": "sqlite", "db": str(settings.tracker_db)},
+        "tracker_store": {
+            "type": "bot.tracker_store.CareSQLTrackerStore",
+            "dialect": "sqlite",
+            "db": str(settings.tracker_db),
+        },
         # every customer and bot turn goes to the CRM's interactions (bot/interaction_log.py)
         "event_broker": {"type": INTERACTION_LOG, "url": settings.database_url},
     }
@@ -128,6 +132,8 @@ def action_server(settings: Settings, extra_env: dict[str, str] | None = None) -
             {
                 "SANIC_HOST": settings.host,  # rasa-sdk binds 0.0.0.0 unless told otherwise
                 "CAREBOT_DATABASE_URL": settings.database_url,
+                # load the feedback analysis before serving, not during a customer's turn
+                "CAREBOT_WARM_UP": "1",
                 **(extra_env or {}),
             }
         ),

@@ -47,6 +47,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
     pysqlite opens transactions lazily (only before DML), which breaks SAVEPOINT and lets a
     read-then-write race; we switch that off and emit BEGIN ourselves, as SQLAlchemy's docs advise.
+    The BEGIN is IMMEDIATE: a deferred transaction that has read cannot wait for another writer
+    (SQLite answers "database is locked" at once to avoid a deadlock), which the Rasa server's
+    turn log and the action server hit when they write at the same moment. Immediate
+    transactions queue for the write lock instead (up to the busy timeout); SQLite allows one
+    writer at a time anyway, and PostgreSQL is the database for concurrency.
     """
 
     @event.listens_for(engine, "connect")
@@ -65,7 +70,7 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def make_session_factory(engine: Engine) -> sessionmaker:

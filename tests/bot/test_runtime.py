@@ -14,7 +14,7 @@ def test_endpoints_point_at_our_action_server_and_a_persistent_tracker(tmp_path:
     config = endpoints_config(settings)
     assert config["action_endpoint"]["url"] == "http://127.0.0.1:6055/webhook"
     assert config["tracker_store"] == {
-        "type": "SQL",
+        "type": "bot.tracker_store.CareSQLTrackerStore",
         "dialect": "sqlite",
         "db": str(tmp_path / "rasa_tracker.db"),
     }
