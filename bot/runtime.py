@@ -7,6 +7,7 @@ start is exactly what an operator runs.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -14,6 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -111,8 +113,8 @@ def _redis_endpoint(url: str) -> dict[str, Any]:
     }
 
 
-def credentials_config() -> dict[str, Any]:
-    return {
+def credentials_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    config: dict[str, Any] = {
         "bot.channels.rest.CareRestInput": None,
         "socketio": {
             "user_message_evt": "user_uttered",
@@ -120,6 +122,31 @@ def credentials_config() -> dict[str, Any]:
             "session_persistence": True,
         },
     }
+    wechat = wechat_credentials(os.environ if env is None else env)
+    if wechat is not None:
+        config[WECHAT_CHANNEL] = wechat
+    return config
+
+
+WECHAT_CHANNEL = "bot.channels.wechat.channel.WeChatInput"
+WECHAT_API = "https://api.weixin.qq.com"
+
+
+def wechat_credentials(env: Mapping[str, str]) -> dict[str, Any] | None:
+    """The WeChat channel's section when CAREBOT_WECHAT_APP_ID is set (docs/wechat.md).
+
+    Secrets stay `${VAR}` references that Rasa expands from its own environment, so none is
+    written to the credentials file.
+    """
+    if not env.get("CAREBOT_WECHAT_APP_ID"):
+        return None
+    keys = ["app_id", "app_secret", "token"] + (
+        ["aes_key"] if env.get("CAREBOT_WECHAT_AES_KEY") else []
+    )
+    section: dict[str, Any] = {key: f"${{CAREBOT_WECHAT_{key.upper()}}}" for key in keys}
+    section["api_base_url"] = env.get("CAREBOT_WECHAT_API_BASE_URL") or WECHAT_API
+    section["menu"] = json.loads(env.get("CAREBOT_WECHAT_MENU") or "{}")
+    return section
 
 
 def action_server(settings: Settings, extra_env: dict[str, str] | None = None) -> Service:

@@ -1,11 +1,11 @@
-"""`carebot validate`: `rasa data validate --fail-on-warnings`, minus one false alarm.
+"""`carebot validate`: `rasa data validate --fail-on-warnings`, minus two false alarms.
 
-Rasa warns about every response that no story or rule utters and every intent without NLU
-examples. Intents the scheduler sends (`EXTERNAL_*`) have none by design; and Rasa warns about
-responses, but many of ours are uttered by
-custom actions (`turn.say("utter_order_status", ...)`), by forms (`utter_ask_<slot>`) or by
-Rasa's own fallback (`utter_default`). Those count as used; a response nothing utters, and every
-other warning, still fails. Runs in its own process: the check is patched there only.
+Rasa warns about every intent without NLU examples and every response no story or rule utters.
+Intents the scheduler sends (`EXTERNAL_*`) have no examples by design. Many responses are
+uttered by custom actions (`turn.say("utter_order_status", ...)`), by channels, by forms
+(`utter_ask_<slot>`) or by Rasa's own fallback (`utter_default`); those count as used. A
+response nothing utters, and every other warning, still fails. Runs in its own process: the
+checks are patched there only.
 """
 
 from __future__ import annotations
@@ -44,7 +44,11 @@ def _run_patched_validation(project_dir: Path) -> None:
     import rasa.__main__
     from rasa.validator import Validator
 
-    named = responses_named_in(sorted((project_dir / "actions").rglob("*.py")))
+    sources = [
+        *(project_dir / "actions").rglob("*.py"),
+        *(project_dir / "bot/channels").rglob("*.py"),
+    ]
+    named = responses_named_in(sorted(sources))
     gather = Validator._gather_utterance_actions
 
     def story_checked_responses(self: Validator) -> set[str]:

@@ -17,11 +17,12 @@ from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot import action_failure
+from bot import action_failure, action_results
 
 # Rasa imports this module in every Rasa server process (credentials.yml names the channel) and
 # offers no hook for failed custom actions, so this is where the apology for them is installed.
 action_failure.install()
+action_results.install()  # the same check of action answers, without re-checking the schema
 
 MAX_SENDER_LENGTH = 255  # the tracker store's sender_id column
 
