@@ -69,6 +69,14 @@ class Turn:
         except NotFound:
             return None
 
+    def customer_intents(self) -> list[str | None]:
+        """The intent of each customer message in the tracker's events, oldest first."""
+        return [
+            ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+            for event in self.tracker.events
+            if event.get("event") == "user"
+        ]
+
     def say(self, response: str, **values: Any) -> None:
         self.dispatcher.utter_message(response=response, **values)
 

@@ -12,10 +12,7 @@ MISSES_BEFORE_OFFERING_A_PERSON = 2
 def misses_in_a_row(turn: Turn) -> int:
     """How many of the latest customer messages in a row were not understood."""
     misses = 0
-    for event in reversed(turn.tracker.events):
-        if event.get("event") != "user":
-            continue
-        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+    for intent in reversed(turn.customer_intents()):
         if intent != "nlu_fallback":
             break
         misses += 1

@@ -12,12 +12,8 @@ class ActionRequestHuman(CareAction):
         return "action_request_human"
 
     def act(self, turn: Turn) -> Events:
-        intents = [
-            (event.get("parse_data") or {}).get("intent", {}).get("name")
-            for event in turn.tracker.events
-            if event.get("event") == "user"
-        ]
-        reason = "complaint" if "complaint" in intents[-3:] else "customer_request"
+        recent = turn.customer_intents()[-3:]
+        reason = "complaint" if "complaint" in recent else "customer_request"
         request_handoff(
             turn.session,
             clock=turn.clock,

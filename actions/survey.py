@@ -93,12 +93,7 @@ def decide(turn: Turn, trigger: str) -> SurveyDecision:
 
 def had_service(turn: Turn) -> bool:
     """A service conversation: the customer asked for something we handle in this session."""
-    for event in turn.tracker.events:
-        if event.get("event") == "user":
-            intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
-            if intent in SERVICE_INTENTS:
-                return True
-    return False
+    return any(intent in SERVICE_INTENTS for intent in turn.customer_intents())
 
 
 def due_slots(decision: SurveyDecision, trigger: str) -> Events:

@@ -397,3 +397,20 @@ def test_a_dead_database_gets_an_apology_not_an_error(caplog: pytest.LogCaptureF
         events = asyncio.run(action.run(dispatcher, tracker(slots=identified(WANG)), DOMAIN))
     assert events == [] and responses(dispatcher.messages) == ["utter_service_unavailable"]
     assert "CRM database unavailable" in caplog.text
+
+
+def test_a_person_asked_for_right_after_a_complaint_is_queued_as_a_complaint(
+    run: Run, crm: Engine
+) -> None:
+    complained = {
+        "event": "user",
+        "text": "太差了",
+        "parse_data": {"intent": {"name": "complaint"}},
+    }
+    state = tracker(
+        sender="web-h2", slots=identified(WANG), intent="request_human", events=[complained]
+    )
+    run(ActionRequestHuman(), state)
+    with session_scope(crm) as session:
+        handoff = find_open_handoff(session, conversation_id="web-h2")
+    assert handoff is not None and handoff.reason == "complaint"
