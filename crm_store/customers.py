@@ -28,6 +28,13 @@ CONSENT_DEFAULTS: Mapping[str, bool] = {
     "survey": True,
     "offer": False,
 }
+# The tier a member reaches by their last twelve months' spend, in cents.
+TIER_SPEND_THRESHOLDS: Mapping[str, int] = {
+    "普通": 0,
+    "银卡": 200_000,
+    "金卡": 800_000,
+    "钻石": 2_000_000,
+}
 DEFAULT_QUIET_HOURS = (time(22, 0), time(8, 0))
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 

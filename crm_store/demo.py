@@ -23,6 +23,7 @@ from sqlalchemy import JSON, Column, Date, DateTime, Time, func, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from crm_store.clock import Clock, as_utc, utcnow
+from crm_store.customers import TIER_SPEND_THRESHOLDS
 from crm_store.errors import Conflict
 from crm_store.models import (
     CATEGORIES,
@@ -203,10 +204,8 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 def tier_for_spend(yearly_cents: int) -> str:
     """Membership tier from the last twelve months' spend."""
-    for threshold, tier in ((2_000_000, "钻石"), (800_000, "金卡"), (200_000, "银卡")):
-        if yearly_cents >= threshold:
-            return tier
-    return "普通"
+    reached = [tier for tier, cents in TIER_SPEND_THRESHOLDS.items() if yearly_cents >= cents]
+    return reached[-1]
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Membership tiers, points redemption limits, and points amounts in customer phrasing.
 
-Tiers follow the last twelve months' spend, the rule crm_store's demo data is generated with
-(`crm_store.demo.tier_for_spend`; a test keeps the two in step): 银卡 from 2,000 元, 金卡 from
-8,000 元, 钻石 from 20,000 元.
+Tiers follow the last twelve months' spend, by crm_store's rule
+(`crm_store.customers.TIER_SPEND_THRESHOLDS`, which the demo data is generated with too): 银卡
+from 2,000 元, 金卡 from 8,000 元, 钻石 from 20,000 元.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from decimal import Decimal
 from typing import Literal
 
 from actions.rules._text import fold
+from crm_store.customers import TIER_SPEND_THRESHOLDS
 from crm_store.models import TIERS
 
-# Twelve-month spend in cents from which each tier applies, lowest first (TIERS order).
-TIER_THRESHOLDS: dict[str, int] = {"普通": 0, "银卡": 200_000, "金卡": 800_000, "钻石": 2_000_000}
+TIER_THRESHOLDS = TIER_SPEND_THRESHOLDS  # crm_store's rule: the demo data and answers agree
 MAX_REDEMPTION = 100_000  # points in one redemption; more goes to an agent
 
 RedemptionReason = Literal["not_positive", "too_many", "short"]

@@ -212,11 +212,6 @@ CSAT_WORDS: dict[str, int] = {
 }
 _CSAT_LONGEST_FIRST = sorted(CSAT_WORDS, key=len, reverse=True)
 
-# Traditional characters of these lexicons that actions.rules._text does not fold (yet).
-_EXTRA = str.maketrans(
-    "湊馬勁極級讚贊參絕顆樣蠻較當規沒時間樂對謝務",
-    "凑马劲极级赞赞参绝颗样蛮较当规没时间乐对谢务",
-)
 _EMOJI_NOISE = re.compile("[\ufe0f\u20e3]")  # variation selector, keycap: 4️⃣ is 4
 
 _DIGITS = {"零": 0, "〇": 0, "一": 1, "二": 2, "两": 2, "三": 3, "四": 4}
@@ -289,7 +284,7 @@ def nps_group(nps: int) -> NpsGroup:
 
 
 def _fold(text: str) -> str:
-    return _EMOJI_NOISE.sub("", fold(text).translate(_EXTRA)).replace("🔟", "10").strip()
+    return _EMOJI_NOISE.sub("", fold(text)).replace("🔟", "10").strip()
 
 
 def _number_reading(folded: str, low: int, high: int, *, stars: bool) -> ScoreReading | None:
