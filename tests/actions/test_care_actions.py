@@ -414,3 +414,36 @@ def test_a_person_asked_for_right_after_a_complaint_is_queued_as_a_complaint(
     with session_scope(crm) as session:
         handoff = find_open_handoff(session, conversation_id="web-h2")
     assert handoff is not None and handoff.reason == "complaint"
+
+
+def test_points_spent_elsewhere_before_the_confirmation_are_not_overdrawn(
+    run: Run, crm: Engine
+) -> None:
+    """The amount passed validation, then the balance fell (another channel redeemed)."""
+    with session_scope(crm) as session:
+        balance = points_balance(session, customer_id=LI)
+    confirmed = {**identified(LI), "points_amount": str(balance + 1), "redeem_confirmed": True}
+    messages, events = run(ActionRedeemPoints(), tracker(slots=confirmed))
+
+    assert responses(messages) == ["utter_points_short"] and messages[0]["shortfall"] == 1
+    assert slots_set(events) == {"points_amount": None, "redeem_confirmed": None}
+    with session_scope(crm) as session:
+        assert points_balance(session, customer_id=LI) == balance
+
+
+def test_an_item_not_in_the_order_is_asked_again(run: Run) -> None:
+    state = tracker(
+        slots={**identified(WANG), "order_id": DEMO_ORDER, "requested_slot": "return_item"},
+        extracted={"return_item": "洗衣机"},
+        active_loop="return_form",
+    )
+    messages, events = run(ValidateReturnForm(), state)
+    assert responses(messages) == ["utter_return_item_unknown"]
+    assert slots_set(events)["return_item"] is None and "空气炸锅" in messages[0]["items"]
+
+
+def test_an_unknown_offer_cannot_be_claimed(run: Run) -> None:
+    claim = tracker(slots={**identified(WANG), "offer_key": "no-such-offer"}, intent="ask_offers")
+    messages, events = run(ActionListOffers(), claim)
+    assert responses(messages) == ["utter_offer_unavailable"]
+    assert slots_set(events) == {"offer_key": None}
