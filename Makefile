@@ -3,18 +3,23 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 export RASA_TELEMETRY_ENABLED := false
 export TF_CPP_MIN_LOG_LEVEL := 2
+# Browser tests drive Debian's chromium; no tool may download a browser of its own.
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 VENV := .venv
 BIN := $(VENV)/bin
 # Reinstall only when the lock or the project metadata changed (a content hash, not mtimes).
 LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
+# The web chat widget's npm packages (socket.io-client), again only when the npm lock changed.
+NPM_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha256sum | cut -c1-16)
 PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 \
 	/usr/local/bin/python3.10 /usr/bin/python3.10; do \
 	$$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' >/dev/null 2>&1 && { echo $$p; break; }; \
 	done)
 
-.PHONY: help install run shell train test lint typecheck validate pytest stories nlu-gate bench clean
+.PHONY: help install run shell train test lint typecheck validate pytest stories nlu-gate bench clean \
+	browser
 
 help:
 	@echo "make run    start the assistant (installs and trains when needed)"
@@ -22,7 +27,12 @@ help:
 	@echo "make test   every check CI runs"
 	@echo "make bench  measure accuracy, latency, throughput; writes docs/benchmarks.md"
 
-install: $(STAMP)
+install: $(STAMP) $(NPM_STAMP)
+
+$(NPM_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm is required (apt-get install nodejs npm)."; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required (Rasa 3.6 does not run on newer)."; \
@@ -42,7 +52,7 @@ shell: install
 train: install
 	$(BIN)/carebot train
 
-test: install lint typecheck train validate pytest stories nlu-gate
+test: install lint typecheck train validate browser pytest stories nlu-gate
 	@echo "make test: all checks passed"
 
 lint:
@@ -64,6 +74,12 @@ stories:
 
 nlu-gate:
 	$(BIN)/carebot nlu-gate
+
+# Debian's chromium and a CJK font for the browser tests (tests/browser), installed when missing.
+browser:
+	@test -x /usr/bin/chromium && fc-list :lang=zh | grep -q . || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+		apt-get install -y -qq chromium fonts-wqy-microhei; }
 
 bench: install
 	$(BIN)/carebot bench $(BENCH_ARGS)

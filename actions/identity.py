@@ -25,6 +25,7 @@ from crm_store.customers import Customer, find_customer, get_customer
 from crm_store.errors import Conflict
 from crm_store.identities import find_customer_by_identity, link_identity
 from crm_store.interactions import ensure_conversation
+from crm_store.models import IDENTITY_KINDS
 
 log = logging.getLogger(__name__)
 sms_log = logging.getLogger("carebot.sms_stub")
@@ -50,6 +51,28 @@ def known_customer(turn: Turn) -> Customer | None:
         customer = find_customer_by_identity(turn.session, kind=kind, value=turn.conversation_id)
         if customer is not None:
             return customer
+    return None
+
+
+def is_external_trigger(turn: Turn) -> bool:
+    """Whether the latest message is an `EXTERNAL_*` intent from Rasa's trigger_intent API (an
+    authenticated caller), not a customer typing "/EXTERNAL_..." into a channel."""
+    message = turn.tracker.latest_message
+    intent = (message.get("intent") or {}).get("name") or ""
+    return intent.startswith("EXTERNAL_") and message.get("text") == f"EXTERNAL: {intent}"
+
+
+def owner_of_conversation(turn: Turn) -> Customer | None:
+    """For an external trigger: the customer whose channel identity this conversation is, on
+    any channel. A trigger into a new conversation has no input channel to go by, and the
+    caller (the scheduler) chose the conversation from the customer's own identities."""
+    customer = turn.customer()
+    if customer is not None:
+        return customer
+    for kind in IDENTITY_KINDS:
+        found = find_customer_by_identity(turn.session, kind=kind, value=turn.conversation_id)
+        if found is not None:
+            return found
     return None
 
 

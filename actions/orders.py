@@ -3,13 +3,17 @@ their recent orders. Only the customer's own orders are ever described."""
 
 from __future__ import annotations
 
+import logging
+
 from rasa_sdk.events import SlotSet
 
 from actions.base import CareAction, Events, Turn
+from actions.identity import is_external_trigger, owner_of_conversation
 from actions.rules.orders import expected_delivery
 from crm_store.orders import Order, find_order, list_orders
 
 RECENT_ORDERS = 5
+log = logging.getLogger(__name__)
 
 
 def status_label(turn: Turn, status: str) -> str:
@@ -89,3 +93,30 @@ class ActionOrderStatus(CareAction):
 
     def act(self, turn: Turn) -> Events:
         return answer_order_status(turn)
+
+
+class ActionNotifyOrderUpdate(CareAction):
+    """EXTERNAL_order_update (the order system or the scheduler, through trigger_intent): tell
+    the customer where their order now stands. Only in a conversation of the order's customer,
+    whoever asks: a wrong order id or conversation sends nothing and is logged."""
+
+    def name(self) -> str:
+        return "action_notify_order_update"
+
+    def act(self, turn: Turn) -> Events:
+        if not is_external_trigger(turn):
+            log.warning("EXTERNAL_order_update typed into %s; ignored", turn.conversation_id)
+            return []
+        order_id = str(next(turn.tracker.get_latest_entity_values("order_id"), "") or "")
+        order = find_order(turn.session, order_id=order_id.strip().upper()) if order_id else None
+        owner = owner_of_conversation(turn)
+        if order is None or owner is None or order.customer_id != owner.id:
+            log.warning(
+                "order update %r not sent to conversation %s: not that customer's order",
+                order_id,
+                turn.conversation_id,
+            )
+            return []
+        turn.say("utter_order_update")
+        tell_order(turn, order)
+        return []

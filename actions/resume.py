@@ -9,6 +9,7 @@ from rasa_sdk.events import FollowupAction, SlotSet
 from actions.base import CareAction, Events, Turn
 from actions.complaints import answer_complaint
 from actions.consent import answer_consent_change
+from actions.coupons import answer_use_coupon
 from actions.offers import answer_offers
 from actions.orders import answer_order_status
 from actions.points import answer_points_balance
@@ -20,6 +21,7 @@ ANSWERS: dict[str, Callable[[Turn], Events]] = {
     "unsubscribe": answer_consent_change,
     "subscribe": answer_consent_change,
     "ask_offers": answer_offers,
+    "use_coupon": answer_use_coupon,
 }
 # Requests that are forms themselves: started right after identification.
 FORMS = {

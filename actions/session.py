@@ -55,8 +55,26 @@ class ActionSessionStart(CareAction):
         return [*events, ActionExecuted("action_listen")]
 
 
+def welcomed_at_session_start(events: list[dict[str, Any]]) -> bool:
+    """Whether this session's start just welcomed the customer by name and this message (a
+    greeting, or a WeChat follow) is the first thing they said since."""
+    said = 0
+    for event in reversed(events):
+        kind = event.get("event")
+        if kind == "user":
+            said += 1
+            if said > 1:
+                return False
+        elif kind == "bot":
+            if (event.get("metadata") or {}).get("utter_action") == "utter_welcome_back":
+                return True
+        elif kind == "session_started":
+            return False
+    return False
+
+
 class ActionGreet(CareAction):
-    """ "你好": by name when we know the customer."""
+    """ "你好": by name when we know the customer, and not twice in a row."""
 
     def name(self) -> str:
         return "action_greet"
@@ -65,6 +83,6 @@ class ActionGreet(CareAction):
         customer = turn.customer()
         if customer is None:
             turn.say("utter_greet")
-        else:
+        elif not welcomed_at_session_start(turn.tracker.events):
             turn.say("utter_welcome_back", name=customer.name)
         return []

@@ -49,6 +49,7 @@ SERVICE_INTENTS = {
     "return_refund",
     "update_contact",
     "ask_offers",
+    "use_coupon",
     "unsubscribe",
     "subscribe",
 }

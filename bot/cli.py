@@ -11,7 +11,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from bot.care.commands import add_parsers as add_care_parsers
+from bot.report_cli import add_figure_parsers
 from bot.settings import Settings, load_settings
+from bot.wechat_sim.config import add_arguments as add_wechat_sim_arguments
 
 if TYPE_CHECKING:
     from crm_store.reports import SurveyReport
@@ -43,6 +46,15 @@ def build_parser() -> argparse.ArgumentParser:
     shell = commands.add_parser("shell", help="chat with the assistant in this terminal")
     shell.set_defaults(handler=cmd_shell)
 
+    wechat_sim = commands.add_parser("wechat-sim", help="a local WeChat server to chat as users")
+    add_wechat_sim_arguments(wechat_sim)
+    wechat_sim.set_defaults(handler=cmd_wechat_sim)
+
+    console = commands.add_parser("console", help="the staff console (started by `run`)")
+    console.set_defaults(handler=cmd_console)
+
+    add_users_parser(commands)
+
     db = commands.add_parser("db-upgrade", help="apply the CRM database migrations")
     db.set_defaults(handler=cmd_db_upgrade)
 
@@ -71,7 +83,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="PostgreSQL server for the CRM section's throwaway database (default: "
         "$CAREBOT_BENCH_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432/test)",
     )
+    bench.add_argument(
+        "--care-dispatch",
+        type=int,
+        default=0,
+        metavar="N",
+        help="dispatch N care messages to a stub Rasa and time it (0, the default, skips it)",
+    )
+    bench.add_argument(
+        "--care-dispatch-rasa",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --care-dispatch: also N messages through the real Rasa server",
+    )
     bench.set_defaults(handler=cmd_bench)
+
+    notify = commands.add_parser(
+        "notify", help="send a proactive message (an EXTERNAL_ intent) on the customer's channel"
+    )
+    notify.add_argument("customer_id", type=int)
+    notify.add_argument("intent", help="e.g. EXTERNAL_order_update")
+    notify.add_argument(
+        "--entity", action="append", default=[], metavar="KEY=VALUE", help="repeatable"
+    )
+    notify.add_argument("--dry-run", action="store_true", help="print the route, send nothing")
+    notify.set_defaults(handler=cmd_notify)
 
     check = commands.add_parser("validate", help="validate domain and training data (strict)")
     check.set_defaults(handler=cmd_validate)
@@ -82,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.add_argument("--min-macro-f1", type=float, default=0.90)
     gate.set_defaults(handler=cmd_nlu_gate)
     add_report_parser(commands)
+    add_care_parsers(commands)
     return parser
 
 
@@ -102,6 +140,18 @@ def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     )
     surveys.add_argument("--tz", default="Asia/Shanghai", help="days in this zone (%(default)s)")
     surveys.set_defaults(handler=cmd_report_surveys)
+    add_figure_parsers(reports, _day)  # the dashboard's figures (bot/report_cli.py)
+
+
+def add_users_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    users = commands.add_parser("users", help="staff accounts of the console")
+    actions = users.add_subparsers(required=True, metavar="ACTION")
+    add = actions.add_parser("add", help="create a staff user (asks for the password)")
+    add.add_argument("username")
+    add.add_argument("--name", help="the name customers see (default: the username)")
+    add.add_argument("--role", choices=["agent", "supervisor", "manager", "admin"], default="agent")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.set_defaults(handler=cmd_users_add)
 
 
 def _day(text: str) -> date:
@@ -135,8 +185,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not prepare_database(settings.database_url):
         return 2
     _stop_on_sigterm()
-    with Stack(settings, model):
-        print_where_to_chat(settings)
+    with Stack(settings, model) as stack:
+        print_where_to_chat(settings, stack.wechat_sim_url)
         try:
             signal.pause()
         except KeyboardInterrupt:
@@ -164,6 +214,68 @@ def cmd_shell(args: argparse.Namespace) -> int:
         return subprocess.run(command, cwd=settings.project_dir, env=rasa_env()).returncode
     finally:
         actions.stop()
+
+
+def cmd_wechat_sim(args: argparse.Namespace) -> int:
+    import os
+
+    from bot.wechat_sim.app import run
+    from bot.wechat_sim.config import load_config
+
+    try:
+        config = load_config(args, os.environ)
+    except ValueError as error:
+        print(f"carebot wechat-sim: {error}", file=sys.stderr)
+        return 2
+    run(config)
+    return 0
+
+
+def cmd_console(args: argparse.Namespace) -> int:
+    from bot.console.app import serve
+    from bot.console.config import console_config
+
+    settings = load_settings()
+    serve(console_config(settings), settings.host, settings.console_port)
+    return 0
+
+
+def cmd_users_add(args: argparse.Namespace) -> int:
+    import getpass
+
+    from crm_store.audit import record_audit
+    from crm_store.db import make_engine, session_scope
+    from crm_store.errors import CrmError
+    from crm_store.staff import create_staff_user
+
+    password = (
+        sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("password: ")
+    )
+    engine = make_engine(load_settings().database_url)
+    try:
+        with session_scope(engine) as session:
+            member = create_staff_user(
+                session,
+                username=args.username,
+                display_name=args.name or args.username,
+                role=args.role,
+                password=password,
+            )
+            record_audit(
+                session,
+                actor="cli",
+                action="create_staff_user",
+                entity="staff_user",
+                entity_id=member.id,
+                changes={"username": [None, member.username], "role": [None, member.role]},
+            )
+    except CrmError as error:
+        print(f"carebot: {error}", file=sys.stderr)
+        return 1
+    finally:
+        engine.dispose()
+    print(f"staff user {member.username} ({member.role}) created, id {member.id}")
+    return 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
@@ -212,8 +324,46 @@ def cmd_bench(args: argparse.Namespace) -> int:
         fresh=args.fresh,
         crm_customers=args.crm_customers,
         crm_url=args.crm_url,
+        care_dispatch=args.care_dispatch,
+        care_dispatch_rasa=args.care_dispatch_rasa,
     )
     run_bench(options, command="carebot bench " + " ".join(sys.argv[2:]))
+    return 0
+
+
+def cmd_notify(args: argparse.Namespace) -> int:
+    from bot.care.notify import NotDelivered, route_for, trigger
+    from crm_store.db import make_engine
+    from crm_store.errors import NotFound
+
+    if not args.intent.startswith("EXTERNAL_"):
+        print("the intent must be an EXTERNAL_ intent of the domain", file=sys.stderr)
+        return 2
+    if any("=" not in item for item in args.entity):
+        print("--entity takes KEY=VALUE", file=sys.stderr)
+        return 2
+    entities = dict(item.split("=", 1) for item in args.entity)
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        route = route_for(engine, args.customer_id)
+    except NotFound:
+        print(f"no customer {args.customer_id}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    if route is None:
+        print(f"customer {args.customer_id} is reachable on no channel now: not sent")
+        return 3
+    print(f"{route.channel} conversation {route.conversation_id}")
+    if args.dry_run:
+        return 0
+    try:
+        trigger(settings.rasa_url, settings.api_token, route, args.intent, entities)
+    except NotDelivered as error:
+        print(f"not sent: {error}", file=sys.stderr)
+        return 1
+    print("sent")
     return 0
 
 
@@ -291,13 +441,17 @@ def prepare_database(url: str) -> bool:
     return True
 
 
-def print_where_to_chat(settings: Settings) -> None:
+def print_where_to_chat(settings: Settings, wechat_sim_url: str | None = None) -> None:
+    wechat_sim = f"  WeChat sim     {wechat_sim_url}/ (chat as a WeChat user)\n"
     print(
         "\ncarebot is running:\n"
         f"  REST channel   POST {settings.rasa_url}/webhooks/rest/webhook\n"
-        f"  socket.io      {settings.rasa_url}/socket.io (events user_uttered/bot_uttered)\n"
-        f"  HTTP API       {settings.rasa_url} (token in {settings.var_dir / 'api_token'})\n"
+        f"  web chat       {settings.rasa_url}/webhooks/webchat/ (log in as a demo customer)\n"
+        + (wechat_sim if wechat_sim_url else "")
+        + f"  HTTP API       {settings.rasa_url} (token in {settings.var_dir / 'api_token'})\n"
         f"  action server  {settings.action_url}\n"
+        "  care scheduler proactive messages (carebot campaigns status)\n"
+        f"  staff console  {settings.console_url}/ (staff: agent / carebot-demo)\n"
         "  chat in a terminal: make shell    stop: Ctrl-C\n",
         flush=True,
     )

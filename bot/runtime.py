@@ -1,4 +1,5 @@
-"""Starts and stops the system's processes: the Rasa server and the action server.
+"""Starts and stops the system's processes: the Rasa server, the action server, the care
+scheduler and, without a real WeChat Official Account, the WeChat simulator.
 
 `make run`, `make shell` and the integration tests all go through this module, so what the tests
 start is exactly what an operator runs.
@@ -22,7 +23,7 @@ from typing import IO, Any
 
 import yaml
 
-from bot.settings import Settings
+from bot.settings import Settings, demo_wechat_credentials, webchat_secret
 from bot.training import rasa_env
 
 READY_TIMEOUT_S = 240.0
@@ -74,14 +75,16 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
 
 
-def write_runtime_config(settings: Settings) -> tuple[Path, Path]:
-    """Writes the endpoints and credentials files Rasa reads, from the settings."""
+def write_runtime_config(
+    settings: Settings, env: Mapping[str, str] | None = None
+) -> tuple[Path, Path]:
+    """Writes the endpoints and credentials files Rasa reads, from the settings and `env`."""
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     endpoints = settings.run_dir / "endpoints.yml"
     credentials = settings.run_dir / "credentials.yml"
     endpoints.write_text(yaml.safe_dump(endpoints_config(settings), allow_unicode=True))
     endpoints.chmod(0o600)  # the CRM database URL may carry a password
-    credentials.write_text(yaml.safe_dump(credentials_config(), allow_unicode=True))
+    credentials.write_text(yaml.safe_dump(credentials_config(env), allow_unicode=True))
     return endpoints, credentials
 
 
@@ -116,16 +119,33 @@ def _redis_endpoint(url: str) -> dict[str, Any]:
 def credentials_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
     config: dict[str, Any] = {
         "bot.channels.rest.CareRestInput": None,
-        "socketio": {
-            "user_message_evt": "user_uttered",
-            "bot_message_evt": "bot_uttered",
-            "session_persistence": True,
-        },
+        WEBCHAT_CHANNEL: webchat_credentials(os.environ if env is None else env),
     }
     wechat = wechat_credentials(os.environ if env is None else env)
     if wechat is not None:
         config[WECHAT_CHANNEL] = wechat
     return config
+
+
+WEBCHAT_CHANNEL = "bot.channels.webchat.channel.WebChatInput"
+DEMO_WEB_USERS = ["demo", "demo_lunar"]  # web_user identities of the demo customers
+
+
+def webchat_credentials(env: Mapping[str, str]) -> dict[str, Any]:
+    """The web chat's section (docs/webchat.md); secrets are `${VAR}` references.
+
+    The demo login is on unless CAREBOT_WEBCHAT_DEMO_LOGIN=0: it is what lets a newcomer chat
+    as a demo customer. A real website signs its own tokens with CAREBOT_WEBCHAT_SECRET.
+    """
+    section: dict[str, Any] = {
+        "database_url": "${CAREBOT_DATABASE_URL}",
+        "secret": "${CAREBOT_WEBCHAT_SECRET}",
+        "demo_login": env.get("CAREBOT_WEBCHAT_DEMO_LOGIN", "1") not in {"0", "false", "no"},
+        "demo_users": DEMO_WEB_USERS,
+    }
+    if env.get("CAREBOT_REDIS_URL"):
+        section["redis_url"] = "${CAREBOT_REDIS_URL}"
+    return section
 
 
 WECHAT_CHANNEL = "bot.channels.wechat.channel.WeChatInput"
@@ -146,6 +166,12 @@ def wechat_credentials(env: Mapping[str, str]) -> dict[str, Any] | None:
     section: dict[str, Any] = {key: f"${{CAREBOT_WECHAT_{key.upper()}}}" for key in keys}
     section["api_base_url"] = env.get("CAREBOT_WECHAT_API_BASE_URL") or WECHAT_API
     section["menu"] = json.loads(env.get("CAREBOT_WECHAT_MENU") or "{}")
+    section["database_url"] = "${CAREBOT_DATABASE_URL}"  # rasa_server() sets it
+    references = {"link_secret": "CAREBOT_WECHAT_LINK_SECRET", "redis_url": "CAREBOT_REDIS_URL"}
+    section |= {key: f"${{{name}}}" for key, name in references.items() if env.get(name)}
+    plain = ("template_id", "template_field", "template_field_limit", "template_url")
+    names = {key: f"CAREBOT_WECHAT_{key.upper()}" for key in (*plain, "replay_window")}
+    section |= {key: env[name] for key, name in names.items() if env.get(name)}
     return section
 
 
@@ -167,7 +193,13 @@ def action_server(settings: Settings, extra_env: dict[str, str] | None = None) -
     )
 
 
-def rasa_server(settings: Settings, model: Path, endpoints: Path, credentials: Path) -> Service:
+def rasa_server(
+    settings: Settings,
+    model: Path,
+    endpoints: Path,
+    credentials: Path,
+    extra_env: dict[str, str] | None = None,
+) -> Service:
     return Service(
         name="rasa",
         command=[sys.executable, "-m", "rasa", "run", "--model", str(model)]
@@ -175,17 +207,88 @@ def rasa_server(settings: Settings, model: Path, endpoints: Path, credentials: P
         + ["--interface", settings.host, "--port", str(settings.rasa_port)]
         + ["--enable-api", "--auth-token", settings.api_token, "--cors", "*"],
         health_url=f"{settings.rasa_url}/",
-        env=rasa_env(),
+        # the WeChat channel links and unlinks followers in the CRM (docs/wechat.md)
+        env=rasa_env(
+            {
+                "CAREBOT_DATABASE_URL": settings.database_url,
+                "CAREBOT_WEBCHAT_SECRET": webchat_secret(settings.var_dir),
+                **(extra_env or {}),
+            }
+        ),
+    )
+
+
+WECHAT_SIM_DEFAULTS = {
+    "CAREBOT_WECHAT_MENU": json.dumps({"ORDER": "/order_status", "POINTS": "/points_balance"}),
+    "CAREBOT_WECHAT_TEMPLATE_ID": "TM_CAREBOT_NOTICE",  # a template the simulator knows
+}
+
+
+def runs_wechat_simulator(env: Mapping[str, str]) -> bool:
+    """The simulator stands in for WeChat unless a real Official Account is configured."""
+    return not env.get("CAREBOT_WECHAT_APP_ID")
+
+
+def wechat_simulator_env(settings: Settings) -> dict[str, str]:
+    """The CAREBOT_WECHAT_* settings the bot and the simulator share (docs/wechat_simulator.md).
+
+    Demo credentials kept under var/ (safe mode), the simulator as the API host, and a menu
+    and a template id the simulator knows, unless the environment sets its own.
+    """
+    defaults = {name: os.environ.get(name) or value for name, value in WECHAT_SIM_DEFAULTS.items()}
+    return {
+        **demo_wechat_credentials(settings.var_dir),
+        "CAREBOT_WECHAT_API_BASE_URL": settings.wechat_sim_url,
+        **defaults,
+    }
+
+
+def wechat_simulator(settings: Settings) -> Service:
+    """`carebot wechat-sim`, pushing to this system's Rasa server with the shared settings."""
+    env = {
+        **os.environ,
+        **wechat_simulator_env(settings),
+        "CAREBOT_HOST": settings.host,
+        "CAREBOT_WECHAT_SIM_PORT": str(settings.wechat_sim_port),
+        "CAREBOT_WECHAT_SIM_WEBHOOK": f"{settings.rasa_url}/webhooks/wechat/webhook",
+    }
+    return Service(
+        name="wechat-sim",
+        command=[sys.executable, "-m", "bot.cli", "wechat-sim"],
+        health_url=f"{settings.wechat_sim_url}/sim/api/health",
+        env=env,
+    )
+
+
+def staff_console(settings: Settings) -> Service:
+    """`carebot console`: the staff console on this system's CRM and Rasa (docs/handoff.md)."""
+    env = {
+        **os.environ,
+        "CAREBOT_VAR_DIR": str(settings.var_dir),
+        "CAREBOT_HOST": settings.host,
+        "CAREBOT_RASA_PORT": str(settings.rasa_port),
+        "CAREBOT_CONSOLE_PORT": str(settings.console_port),
+        "CAREBOT_DATABASE_URL": settings.database_url,
+        "CAREBOT_API_TOKEN": settings.api_token,
+    }
+    return Service(
+        name="console",
+        command=[sys.executable, "-m", "bot.cli", "console"],
+        health_url=f"{settings.console_url}/health",
+        env=env,
     )
 
 
 def wait_until_ready(service: Service, timeout_s: float = READY_TIMEOUT_S) -> None:
-    """Polls the service's health URL; raises if it dies or does not answer in time."""
+    """Polls the service's health URL; raises if it dies or does not answer in time.
+
+    A service without a health URL (the care scheduler serves no HTTP) is ready once started.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not service.is_running():
             raise RuntimeError(f"{service.name} exited before it was ready")
-        if _answers(service.health_url):
+        if not service.health_url or _answers(service.health_url):
             return
         time.sleep(0.5)
     raise TimeoutError(f"{service.name} did not answer {service.health_url} in {timeout_s:.0f} s")
@@ -199,24 +302,69 @@ def _answers(url: str) -> bool:
         return False
 
 
-class Stack:
-    """The action server and the Rasa server, started in order and stopped together."""
+def care_scheduler(settings: Settings, extra_env: Mapping[str, str] | None = None) -> Service:
+    """`python -m bot.care` (docs/care_scheduler.md): it triggers proactive messages through
+    this system's Rasa HTTP API; CAREBOT_SCHEDULER_* settings pass through from the environment."""
+    return Service(
+        name="scheduler",
+        command=[sys.executable, "-m", "bot.care"],
+        health_url="",
+        env=rasa_env(
+            {
+                "CAREBOT_DATABASE_URL": settings.database_url,
+                "CAREBOT_HOST": settings.host,
+                "CAREBOT_RASA_PORT": str(settings.rasa_port),
+                "CAREBOT_API_TOKEN": settings.api_token,
+                "CAREBOT_VAR_DIR": str(settings.var_dir),
+                **(extra_env or {}),
+            }
+        ),
+    )
 
-    def __init__(self, settings: Settings, model: Path, log_dir: Path | None = None) -> None:
+
+class Stack:
+    """The action server, the WeChat simulator (without a real OA), the Rasa server and the
+    care scheduler.
+
+    They start in that order and stop together; find one by name (`service("rasa")`).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        model: Path,
+        log_dir: Path | None = None,
+        scheduler_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.model = model
         self.log_dir = log_dir
+        self.scheduler_env = dict(scheduler_env or {})  # CAREBOT_SCHEDULER_* overrides
         self.services: list[Service] = []
 
     def start(self) -> None:
-        endpoints, credentials = write_runtime_config(self.settings)
-        for service in (
-            action_server(self.settings),
-            rasa_server(self.settings, self.model, endpoints, credentials),
-        ):
+        simulated = runs_wechat_simulator(os.environ)
+        wechat_env = wechat_simulator_env(self.settings) if simulated else {}
+        endpoints, credentials = write_runtime_config(self.settings, {**os.environ, **wechat_env})
+        services = [action_server(self.settings)]
+        if simulated:
+            services.append(wechat_simulator(self.settings))
+        services.append(rasa_server(self.settings, self.model, endpoints, credentials, wechat_env))
+        services.append(care_scheduler(self.settings, self.scheduler_env))
+        services.append(staff_console(self.settings))
+        for service in services:
             self.services.append(service)
             service.start(self.settings.project_dir, self._log_path(service))
             wait_until_ready(service)
+
+    def service(self, name: str) -> Service:
+        return next(service for service in self.services if service.name == name)
+
+    @property
+    def wechat_sim_url(self) -> str | None:
+        """The WeChat simulator's URL while this stack runs one."""
+        running = any(service.name == "wechat-sim" for service in self.services)
+        return self.settings.wechat_sim_url if running else None
 
     def _log_path(self, service: Service) -> Path | None:
         return self.log_dir / f"{service.name}.log" if self.log_dir else None

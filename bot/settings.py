@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import string
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+DEMO_WECHAT_APP_ID = "wx_carebot_demo"  # the WeChat simulator's app when no real OA is set
 
 
 @dataclass(frozen=True)
@@ -22,10 +25,20 @@ class Settings:
     database_url: str
     redis_url: str | None
     api_token: str
+    wechat_sim_port: int = 5006
+    console_port: int = 5007
+
+    @property
+    def console_url(self) -> str:
+        return f"http://{self.host}:{self.console_port}"
 
     @property
     def rasa_url(self) -> str:
         return f"http://{self.host}:{self.rasa_port}"
+
+    @property
+    def wechat_sim_url(self) -> str:
+        return f"http://{self.host}:{self.wechat_sim_port}"
 
     @property
     def action_url(self) -> str:
@@ -53,14 +66,57 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         database_url=env.get("CAREBOT_DATABASE_URL", f"sqlite:///{var_dir / 'crm.db'}"),
         redis_url=env.get("CAREBOT_REDIS_URL") or None,
         api_token=env.get("CAREBOT_API_TOKEN") or _stored_token(var_dir),
+        wechat_sim_port=int(env.get("CAREBOT_WECHAT_SIM_PORT", "5006")),
+        console_port=int(env.get("CAREBOT_CONSOLE_PORT", "5007")),
     )
 
 
 def _stored_token(var_dir: Path) -> str:
     """A random HTTP API token, created on first use and kept so restarts keep the same one."""
-    path = var_dir / "api_token"
+    return _stored_secret(var_dir / "api_token", lambda: secrets.token_urlsafe(24))
+
+
+def demo_wechat_credentials(var_dir: Path) -> dict[str, str]:
+    """The CAREBOT_WECHAT_* credentials the simulator and the bot share when no real OA is set.
+
+    Random per installation and kept under var/, so a restart keeps them and none is committed.
+    The EncodingAESKey switches the demo to safe mode, the mode a production OA should use.
+    """
+    return {
+        "CAREBOT_WECHAT_APP_ID": DEMO_WECHAT_APP_ID,
+        "CAREBOT_WECHAT_APP_SECRET": _stored_secret(
+            var_dir / "wechat_sim_secret", lambda: secrets.token_hex(16)
+        ),
+        "CAREBOT_WECHAT_TOKEN": _stored_secret(
+            var_dir / "wechat_sim_token", lambda: secrets.token_hex(16)
+        ),
+        "CAREBOT_WECHAT_AES_KEY": _stored_secret(var_dir / "wechat_sim_aes_key", _aes_key),
+    }
+
+
+def webchat_secret(var_dir: Path) -> str:
+    """The key web chat login tokens are signed with: CAREBOT_WEBCHAT_SECRET, else kept in var/."""
+    return os.environ.get("CAREBOT_WEBCHAT_SECRET") or _stored_secret(
+        var_dir / "webchat_secret", lambda: secrets.token_urlsafe(32)
+    )
+
+
+def console_secret(var_dir: Path) -> str:
+    """The key staff console cookies are signed with: CAREBOT_CONSOLE_SECRET, else kept in var/."""
+    return os.environ.get("CAREBOT_CONSOLE_SECRET") or _stored_secret(
+        var_dir / "console_secret", lambda: secrets.token_urlsafe(32)
+    )
+
+
+def _aes_key() -> str:
+    """A random EncodingAESKey: 43 letters or digits."""
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(43))
+
+
+def _stored_secret(path: Path, make: Callable[[], str]) -> str:
+    """A secret created on first use and kept (owner-only) so restarts keep the same one."""
     if not path.exists():
-        var_dir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(make())
         path.chmod(0o600)
     return path.read_text().strip()

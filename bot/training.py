@@ -8,12 +8,14 @@ unchanged tree on the same machine (CI) reuses them.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 MODEL_PREFIX = "carebot-"
@@ -58,13 +60,26 @@ def ensure_model(project_dir: Path, *, force: bool = False, cache_dir: Path | No
     if not force and target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    if not force and cached.exists():
-        shutil.copyfile(cached, target)
-        return target
-    _train(project_dir, fixed_name=name.removesuffix(".tar.gz"))
+    with _training_lock(target):  # a second caller waits for the first's model
+        if not force and target.exists():
+            return target
+        if not force and cached.exists():
+            shutil.copyfile(cached, target)
+            return target
+        _train(project_dir, fixed_name=name.removesuffix(".tar.gz"))
     cached.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(target, cached)
     return target
+
+
+@contextmanager
+def _training_lock(target: Path) -> Iterator[None]:
+    with (target.parent / ".training.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def _train(project_dir: Path, *, fixed_name: str) -> None:

@@ -2,10 +2,10 @@
 
 Rasa warns about every intent without NLU examples and every response no story or rule utters.
 Intents the scheduler sends (`EXTERNAL_*`) have no examples by design. Many responses are
-uttered by custom actions (`turn.say("utter_order_status", ...)`), by channels, by forms
-(`utter_ask_<slot>`) or by Rasa's own fallback (`utter_default`); those count as used. A
-response nothing utters, and every other warning, still fails. Runs in its own process: the
-checks are patched there only.
+uttered by custom actions (`turn.say("utter_order_status", ...)`), by channels, by the staff
+console, by forms (`utter_ask_<slot>`) or by Rasa's own fallback (`utter_default`); those count
+as used. A response nothing utters, and every other warning, still fails. Runs in its own
+process: the checks are patched there only.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def _run_patched_validation(project_dir: Path) -> None:
     sources = [
         *(project_dir / "actions").rglob("*.py"),
         *(project_dir / "bot/channels").rglob("*.py"),
+        *(project_dir / "bot/console").rglob("*.py"),  # what agents' actions tell the customer
     ]
     named = responses_named_in(sorted(sources))
     gather = Validator._gather_utterance_actions

@@ -1,4 +1,5 @@
-"""Timings of demo seeding, of the analytics refresh and of the reads the assistant makes.
+"""Timings of demo seeding, of the analytics refresh, of the reads the assistant makes and of
+campaign planning (a whole day of campaigns into the outbox).
 
 python -m crm_store.bench URL CUSTOMERS   (URL: an empty database; it is migrated first)
 """
@@ -11,19 +12,24 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import time as clock_time
 
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from crm_store import bench_dashboard
 from crm_store.analytics import refresh_customer_metrics
+from crm_store.campaign_rules import BUSINESS_TZ, PlanSettings, holiday_on
 from crm_store.clock import utcnow
 from crm_store.customers import find_customer
 from crm_store.db import make_engine, session_scope
 from crm_store.demo import COLUMNS, Progress, demo_phone, seed
+from crm_store.eligibility import plan_day
 from crm_store.identities import find_customer_by_identity
 from crm_store.migrate import upgrade
-from crm_store.models import Base, ChannelIdentity
+from crm_store.models import Base, CareMessage, ChannelIdentity
 from crm_store.orders import list_orders, list_warranties
 from crm_store.points import points_balance
 
@@ -38,6 +44,16 @@ class QueryTiming:
 
 
 @dataclass(frozen=True)
+class PlanTiming:
+    """One `plan_day` run: every campaign for one day, written to the outbox."""
+
+    day: str  # the ISO date planned
+    kind: str  # "ordinary day" or the festival greeted that day
+    seconds: float
+    rows: int  # outbox rows written
+
+
+@dataclass(frozen=True)
 class CrmBench:
     customers: int
     database: str
@@ -45,6 +61,8 @@ class CrmBench:
     analytics_s: float
     rows: dict[str, int]  # per table the seed wrote
     queries: tuple[QueryTiming, ...]
+    planning: tuple[PlanTiming, ...] = ()
+    dashboard: bench_dashboard.DashboardBench | None = None  # the manager dashboard's figures
 
     @property
     def rows_written(self) -> int:
@@ -71,6 +89,8 @@ def run(
             analytics_s=analysed - seeded,
             rows=row_counts(engine),
             queries=time_reads(engine, sample_customers(customers, samples)),
+            planning=time_planning(engine),
+            dashboard=bench_dashboard.run_on_postgresql(engine),  # after the counts: it adds rows
         )
     finally:
         engine.dispose()
@@ -131,6 +151,35 @@ def _timed(engine: Engine, name: str, read: Read, customer_ids: list[int]) -> Qu
         seconds.append(time.perf_counter() - started)
     cuts = statistics.quantiles(seconds, n=20, method="inclusive")
     return QueryTiming(name, statistics.median(seconds) * 1000, cuts[18] * 1000)
+
+
+def time_planning(engine: Engine) -> tuple[PlanTiming, ...]:
+    """plan_day on the seeding day, then on the next festival (a greeting for everyone)."""
+    today = utcnow().date()
+    festival = next(
+        today + timedelta(days=n)
+        for n in range(1, 400)
+        if holiday_on(today + timedelta(days=n), PlanSettings())
+    )
+    return (
+        _time_plan(engine, today, "ordinary day"),
+        _time_plan(engine, festival, f"festival ({holiday_on(festival, PlanSettings())})"),
+    )
+
+
+def _time_plan(engine: Engine, day: date, kind: str) -> PlanTiming:
+    at = datetime.combine(day, clock_time(0, 30), BUSINESS_TZ)
+    before = _outbox_rows(engine)
+    started = time.perf_counter()
+    with session_scope(engine) as session:
+        plan_day(session, day=day, clock=lambda: at)
+    seconds = time.perf_counter() - started
+    return PlanTiming(day.isoformat(), kind, seconds, _outbox_rows(engine) - before)
+
+
+def _outbox_rows(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return int(connection.scalar(select(func.count()).select_from(CareMessage)))
 
 
 def main() -> None:

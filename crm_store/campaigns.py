@@ -165,3 +165,10 @@ def _coupon_counts(session: Session, offer_id: int) -> tuple[int, int]:
         select(func.count(), func.count(Coupon.redeemed_at)).where(Coupon.offer_id == offer_id)
     ).one()
     return int(issued), int(redeemed)
+
+
+def get_campaign_by_id(session: Session, *, campaign_id: int) -> Campaign:
+    row = session.get(CampaignRow, campaign_id)
+    if row is None:
+        raise NotFound(f"no campaign {campaign_id}")
+    return _record(row)

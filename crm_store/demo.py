@@ -21,9 +21,12 @@ from typing import Any
 from faker import Faker
 from sqlalchemy import JSON, Column, Date, DateTime, Time, func, select, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
+from crm_store.analytics import refresh_customer_metrics
 from crm_store.clock import Clock, as_utc, utcnow
 from crm_store.customers import TIER_SPEND_THRESHOLDS
+from crm_store.eligibility import ensure_campaigns
 from crm_store.errors import Conflict
 from crm_store.models import (
     CATEGORIES,
@@ -895,8 +898,15 @@ def _seed_empty(
     else:
         _load_sqlite(engine, chunks)
     _refresh_statistics(engine)
+    _ensure_campaigns(engine, clock)
     _report(progress, total, total)
     return total
+
+
+def _ensure_campaigns(engine: Engine, clock: Clock) -> None:
+    """The campaign rows (and win-back offers) the care scheduler plans for."""
+    with Session(engine, future=True) as session, session.begin():
+        ensure_campaigns(session, clock=clock)
 
 
 def _reporting(
@@ -1045,4 +1055,7 @@ def ensure_demo_data(
     """Seed only an empty database (for `make run` on every start); the number written."""
     if customer_count(engine) > 0:
         return 0
-    return _seed_empty(engine, customers, seed, None, clock)
+    written = _seed_empty(engine, customers, seed, None, clock)
+    with Session(engine, future=True) as session, session.begin():
+        refresh_customer_metrics(session, clock=clock)  # the win-back and follow-up campaigns
+    return written

@@ -32,6 +32,10 @@ class Handoff:
     accepted_at: datetime | None
     closed_at: datetime | None
     outcome: str | None
+    priority: int = 0
+    sender_id: str | None = None  # the Rasa sender id (conversation_id may be its hash)
+    output_channel: str | None = None  # the Rasa channel an agent's reply goes through
+    timeout_notified_at: datetime | None = None
 
 
 def _record(row: HandoffRow) -> Handoff:
@@ -47,6 +51,10 @@ def _record(row: HandoffRow) -> Handoff:
         row.accepted_at,
         row.closed_at,
         row.outcome,
+        row.priority or 0,
+        row.sender_id,
+        row.output_channel,
+        row.timeout_notified_at,
     )
 
 
@@ -70,9 +78,13 @@ def request_handoff(
     reason: str,
     queue: str = "general",
     customer_id: int | None = None,
+    route: Route | None = None,
     clock: Clock = utcnow,
 ) -> Handoff:
     """Queue the conversation for an agent; asking again while one is open returns that one.
+
+    `route` says how urgent it is and how an agent's reply reaches the customer (Rasa's sender
+    id and output channel); without it the handoff is queued at priority 0 and unreachable.
 
     Insert first, read after: the partial unique index on open handoffs refuses a second one, so
     of two concurrent requests the loser returns the winner's row; and on SQLite the insert takes
@@ -89,13 +101,13 @@ def request_handoff(
         customer_id=customer_id,
         clock=clock,
     )
-    row = _try_open(session, fields, clock)
+    row = _try_open(session, fields, route or Route(), clock)
     if row is None:
         open_one = find_open_handoff(session, conversation_id=fields["conversation_id"])
         if open_one is not None:
             return open_one
         conversation()  # nothing open refused the insert: the conversation was missing
-        row = _try_open(session, fields, clock)
+        row = _try_open(session, fields, route or Route(), clock)
     if row is None:  # a concurrent request opened one meanwhile
         return _record(_open_row(session, fields["conversation_id"]))
     row.customer_id = conversation().customer_id  # attaches a newly known customer as well
@@ -113,9 +125,27 @@ def _checked(conversation_id: str, channel: str, queue: str, reason: str) -> dic
     }
 
 
-def _try_open(session: Session, fields: dict[str, str], clock: Clock) -> HandoffRow | None:
+@dataclass(frozen=True)
+class Route:
+    """The queue priority of a handoff and where an agent's reply goes (Rasa's ids)."""
+
+    priority: int = 0
+    sender_id: str | None = None
+    output_channel: str | None = None
+
+
+def _try_open(
+    session: Session, fields: dict[str, str], route: Route, clock: Clock
+) -> HandoffRow | None:
     """A new waiting handoff, or None if the database refused it (in a savepoint)."""
-    row = HandoffRow(**fields, state="waiting", requested_at=clock())
+    row = HandoffRow(
+        **fields,
+        state="waiting",
+        requested_at=clock(),
+        priority=route.priority,
+        sender_id=route.sender_id,
+        output_channel=route.output_channel,
+    )
     return row if try_insert(session, row) else None
 
 

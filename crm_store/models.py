@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Column,
@@ -52,7 +53,11 @@ HANDLERS = ("bot", "agent")
 HANDOFF_STATES = ("waiting", "active", "closed")
 # Open = not closed; at most one open handoff per conversation (a partial unique index).
 OPEN_HANDOFF = "state <> 'closed'"
-TICKET_KINDS = ("complaint", "return", "refund")
+CUSTOMER_TURN = "speaker = 'customer'"
+FALLBACK_TURN = "intent = 'nlu_fallback'"
+WITHDRAWN = "NOT granted"
+UNRECORDED = "state = 'sent' AND responses_recorded_at IS NULL"
+TICKET_KINDS = ("complaint", "return", "refund", "message")
 TICKET_STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
 SURVEY_TRIGGERS = ("end_of_chat", "after_handoff", "post_purchase")
@@ -64,6 +69,7 @@ CAMPAIGN_STATUSES = ("draft", "active", "paused", "ended")
 OUTBOX_STATES = ("pending", "sending", "sent", "failed", "skipped")
 OFFER_KINDS = ("amount_off", "percent_off", "points")
 COUPON_STATUSES = ("issued", "redeemed", "expired")
+WEBCHAT_SENDERS = ("user", "bot")
 LIFECYCLE_STAGES = ("new", "converting", "maintaining", "loyal", "churning")
 
 NAMING = {
@@ -116,6 +122,8 @@ class StaffUser(Base):
 class Customer(Base):
     __tablename__ = "customers"
     __table_args__ = (
+        # The dashboard narrows facts to a tier's customers from the index alone (0012).
+        Index("ix_customers_tier_id", "tier", "id"),
         one_of("tier", TIERS, "tier"),
         one_of("preferred_channel", CHANNELS, "preferred_channel"),
         CheckConstraint("points_balance >= 0", name="points_balance"),
@@ -146,7 +154,16 @@ class Customer(Base):
 
 class Consent(Base):
     __tablename__ = "consents"
-    __table_args__ = (one_of("category", CATEGORIES, "category"),)
+    __table_args__ = (
+        # Withdrawals by time: the dashboard's opt-outs after a care message (migration 0012).
+        Index(
+            "ix_consents_withdrawn_at",
+            "updated_at",
+            sqlite_where=text(WITHDRAWN),
+            postgresql_where=text(WITHDRAWN),
+        ),
+        one_of("category", CATEGORIES, "category"),
+    )
 
     customer_id = Column(Integer, fk("customers.id"), primary_key=True)
     category = Column(String(16), primary_key=True)
@@ -199,6 +216,7 @@ class Order(Base):
 class OrderItem(Base):
     __tablename__ = "order_items"
     __table_args__ = (
+        Index("ix_order_items_warranty_ends_on", "warranty_ends_on"),  # campaign planning
         CheckConstraint("quantity > 0", name="quantity"),
         CheckConstraint("unit_price_cents >= 0", name="unit_price"),
     )
@@ -213,7 +231,10 @@ class OrderItem(Base):
 
 class ShippingEvent(Base):
     __tablename__ = "shipping_events"
-    __table_args__ = (one_of("status", SHIPPING_STATUSES, "status"),)
+    __table_args__ = (
+        Index("ix_shipping_events_status_occurred_at", "status", "occurred_at"),  # planning
+        one_of("status", SHIPPING_STATUSES, "status"),
+    )
 
     id = Column(Integer, primary_key=True)
     order_id = Column(String(14), fk("orders.id"), nullable=False, index=True)
@@ -244,7 +265,10 @@ class PointsEntry(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (one_of("channel", CHANNELS, "channel"),)
+    __table_args__ = (
+        Index("ix_conversations_started_at", "started_at"),  # dashboard (migration 0012)
+        one_of("channel", CHANNELS, "channel"),
+    )
 
     id = Column(String(64), primary_key=True)
     customer_id = Column(Integer, fk("customers.id", ondelete="SET NULL"), index=True)
@@ -258,6 +282,19 @@ class Interaction(Base):
     __tablename__ = "interactions"
     __table_args__ = (
         Index("ix_interactions_customer_id_occurred_at", "customer_id", "occurred_at"),
+        # The dashboard counts customer turns and fallbacks of a date range (migration 0012).
+        Index(
+            "ix_interactions_customer_turns",
+            "occurred_at",
+            sqlite_where=text(CUSTOMER_TURN),
+            postgresql_where=text(CUSTOMER_TURN),
+        ),
+        Index(
+            "ix_interactions_fallback_turns",
+            "occurred_at",
+            sqlite_where=text(FALLBACK_TURN),
+            postgresql_where=text(FALLBACK_TURN),
+        ),
         one_of("speaker", SPEAKERS, "speaker"),
         one_of("handled_by", HANDLERS, "handled_by"),
         one_of("channel", CHANNELS, "channel"),
@@ -307,6 +344,37 @@ class Handoff(Base):
     accepted_at = Column(UtcDateTime)
     closed_at = Column(UtcDateTime)
     outcome = Column(String(32))
+    # Migration 0011 (the staff console): the queue's order, how to reach the customer through
+    # Rasa (the raw sender id: `conversation_id` may be a hash of a long one, and the output
+    # channel the customer wrote on), and when the customer was told nobody has picked up yet.
+    priority = Column(SmallInteger, nullable=False, server_default=text("0"))
+    sender_id = Column(String(255))
+    output_channel = Column(String(32))
+    timeout_notified_at = Column(UtcDateTime)
+
+
+class HandoffNote(Base):
+    """An agent's internal note on a handoff: never shown to the customer."""
+
+    __tablename__ = "handoff_notes"
+
+    id = Column(Integer, primary_key=True)
+    handoff_id = Column(Integer, fk("handoffs.id"), nullable=False, index=True)
+    author_id = Column(Integer, fk("staff_users.id", ondelete="SET NULL"))
+    text = Column(Text, nullable=False)
+    created_at = Column(UtcDateTime, nullable=False)
+
+
+class ReplySnippet(Base):
+    """A saved quick reply that agents insert into their answer (the console's snippets)."""
+
+    __tablename__ = "reply_snippets"
+
+    id = Column(Integer, primary_key=True)
+    title = Column(String(64), nullable=False, unique=True)
+    text = Column(Text, nullable=False)
+    created_by = Column(Integer, fk("staff_users.id", ondelete="SET NULL"))
+    created_at = Column(UtcDateTime, nullable=False)
 
 
 class Ticket(Base):
@@ -468,6 +536,13 @@ class CareMessage(Base):
     __table_args__ = (
         UniqueConstraint("customer_id", "campaign_id", "period"),
         Index("ix_care_messages_state_scheduled_at", "state", "scheduled_at"),
+        Index("ix_care_messages_created_at", "created_at"),  # dashboard (migration 0012)
+        Index(
+            "ix_care_messages_unrecorded",
+            "sent_at",
+            sqlite_where=text(UNRECORDED),
+            postgresql_where=text(UNRECORDED),
+        ),
         one_of("state", OUTBOX_STATES, "state"),
         one_of("channel", CHANNELS, "channel"),
     )
@@ -488,6 +563,16 @@ class CareMessage(Base):
     sent_at = Column(UtcDateTime)
     created_at = Column(UtcDateTime, nullable=False)
     updated_at = Column(UtcDateTime, nullable=False)
+    # Win-back rows, treated and control alike (migration 0009): "returned" when the customer
+    # ordered within 30 days of the row's creation, else "lapsed"; set once the window closed.
+    outcome = Column(String(8))
+    outcome_at = Column(UtcDateTime)
+    # What the customer did after a sent message (migration 0012, crm_store/dashboard/
+    # summaries.py): the first turn within 48 hours, a withdrawal of the campaign's consent
+    # within 7 days, and when both windows had closed and were recorded (NULL: not final yet).
+    replied_at = Column(UtcDateTime)
+    opted_out_at = Column(UtcDateTime)
+    responses_recorded_at = Column(UtcDateTime)
 
 
 class Feedback(Base):
@@ -508,6 +593,36 @@ class Feedback(Base):
     themes = Column(JSON, nullable=False, default=list)
     polarity = Column(String(8), nullable=False)
     created_at = Column(UtcDateTime, nullable=False)
+
+
+class WebChatMessage(Base):
+    """The web chat's mailbox: every message of a session, kept until the customer has seen it.
+
+    Bot messages are stored before they are emitted, so a customer who is offline (or whose
+    socket dies mid-emit) sees them on the next visit; `delivered_at` is set by the widget's ack.
+    """
+
+    __tablename__ = "webchat_messages"
+    __table_args__ = (
+        Index("ix_webchat_messages_session_id_id", "session_id", "id"),
+        one_of("sender", WEBCHAT_SENDERS, "sender"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    session_id = Column(String(64), nullable=False)
+    sender = Column(String(8), nullable=False)
+    payload = Column(JSON, nullable=False)
+    created_at = Column(UtcDateTime, nullable=False)
+    delivered_at = Column(UtcDateTime)
+
+
+class WebChatPresence(Base):
+    """Which web chat sessions have an open socket, as a lease every Rasa process renews."""
+
+    __tablename__ = "webchat_presence"
+
+    session_id = Column(String(64), primary_key=True)
+    connected_until = Column(UtcDateTime, nullable=False)
 
 
 class AuditEntry(Base):
@@ -544,3 +659,21 @@ class CustomerMetrics(Base):
     churn_risk = Column(SmallInteger, nullable=False)
     clv_cents = Column(Integer, nullable=False)
     lifecycle_stage = Column(String(16), nullable=False)
+
+
+class CustomerSummary(Base):
+    """customer_metrics counted per tier, preferred channel, RFM segment and lifecycle stage:
+    a few hundred rows that answer the dashboard's funnel and segments at any size (migration
+    0012). Rewritten whole by dashboard.summaries.refresh_customer_summary after each metrics
+    refresh; `computed_at` is that of the metrics it counts, so a stale summary is detected."""
+
+    __tablename__ = "customer_summary"
+
+    tier = Column(String(8), primary_key=True)
+    preferred_channel = Column(String(16), primary_key=True)
+    rfm_segment = Column(String(24), primary_key=True)
+    lifecycle_stage = Column(String(16), primary_key=True)
+    customers = Column(Integer, nullable=False)
+    revenue_cents = Column(BigInteger, nullable=False)
+    clv_cents = Column(BigInteger, nullable=False)
+    computed_at = Column(UtcDateTime, nullable=False)

@@ -1,13 +1,19 @@
 """Care messages as an outbox: one row per customer x campaign x period, sent at most once.
 
 pending -> sending (claimed, attempts + 1) -> sent | failed (retried until MAX_ATTEMPTS) | skipped
+sending -> pending (deferred: no channel reaches the customer now; the attempt is given back)
+sending -> failed (reclaimed: the claimer died mid-send; `reclaim_stale_claims`)
+
+A claimer finishes only the rows it claimed: pass the row's `claim_token` to `mark_*`, and a
+claim that was reclaimed meanwhile (and perhaps claimed again by another dispatcher) answers
+Conflict instead of overwriting the newer claim's outcome.
 """
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -38,6 +44,8 @@ class CareMessage:
     reason: str | None
     scheduled_at: datetime
     sent_at: datetime | None
+    claim_token: str | None = None
+    created_at: datetime | None = None
 
 
 def _record(row: MessageRow) -> CareMessage:
@@ -52,6 +60,8 @@ def _record(row: MessageRow) -> CareMessage:
         row.reason,
         row.scheduled_at,
         row.sent_at,
+        row.claim_token,
+        row.created_at,
     )
 
 
@@ -171,34 +181,106 @@ def _finish(
     state: str,
     reason: str | None,
     now: datetime,
-) -> CareMessage:
+    claim_token: str | None = None,
+) -> MessageRow:
     row = _get(session, message_id)
     if row.state == "sent":
         raise Conflict(f"care message {message_id} was already sent")
+    _check_claim(row, claim_token)
     row.state, row.updated_at = state, now
     row.reason = reason[:REASON_MAX] if reason else None
     if state == "sent":
         row.sent_at = now
     session.flush()
-    return _record(row)
+    return row
 
 
-def mark_sent(session: Session, *, message_id: int, clock: Clock = utcnow) -> CareMessage:
-    return _finish(session, message_id, "sent", None, clock())
+def _check_claim(row: MessageRow, claim_token: str | None) -> None:
+    """With a token, only the claim that holds the row may finish it."""
+    if claim_token is None:
+        return
+    if row.state != "sending" or row.claim_token != claim_token:
+        raise Conflict(f"care message {row.id} is no longer held by this claim")
+
+
+def mark_sent(
+    session: Session, *, message_id: int, claim_token: str | None = None, clock: Clock = utcnow
+) -> CareMessage:
+    return _record(_finish(session, message_id, "sent", None, clock(), claim_token))
 
 
 def mark_failed(
-    session: Session, *, message_id: int, reason: str, clock: Clock = utcnow
+    session: Session,
+    *,
+    message_id: int,
+    reason: str,
+    claim_token: str | None = None,
+    retry_at: datetime | None = None,
+    clock: Clock = utcnow,
 ) -> CareMessage:
-    """Failed now; claimed again later until MAX_ATTEMPTS attempts were made."""
-    return _finish(session, message_id, "failed", check_text(reason, "reason", 10_000), clock())
+    """Failed now; claimed again (not before `retry_at`) until MAX_ATTEMPTS attempts were made."""
+    reason = check_text(reason, "reason", 10_000)
+    row = _finish(session, message_id, "failed", reason, clock(), claim_token)
+    if retry_at is not None:
+        row.scheduled_at = retry_at
+        session.flush()
+    return _record(row)
 
 
 def mark_skipped(
-    session: Session, *, message_id: int, reason: str, clock: Clock = utcnow
+    session: Session,
+    *,
+    message_id: int,
+    reason: str,
+    claim_token: str | None = None,
+    clock: Clock = utcnow,
 ) -> CareMessage:
-    """Deliberately not sent (no consent, unreachable, capped); never retried."""
-    return _finish(session, message_id, "skipped", check_text(reason, "reason", 10_000), clock())
+    """Deliberately not sent (no consent, capped, control group); never retried."""
+    reason = check_text(reason, "reason", 10_000)
+    return _record(_finish(session, message_id, "skipped", reason, clock(), claim_token))
+
+
+def defer_message(
+    session: Session,
+    *,
+    message_id: int,
+    until: datetime,
+    reason: str,
+    claim_token: str | None = None,
+    clock: Clock = utcnow,
+) -> CareMessage:
+    """Back to pending until `until` (e.g. no channel reaches the customer now).
+
+    Waiting is not a failed delivery: the claim's attempt is given back, so a customer who is
+    unreachable for days is still tried once they are reachable.
+    """
+    reason = check_text(reason, "reason", 10_000)
+    row = _finish(session, message_id, "pending", reason, clock(), claim_token)
+    row.scheduled_at, row.attempts = until, max(row.attempts - 1, 0)
+    session.flush()
+    return _record(row)
+
+
+STALE_CLAIM_REASON = "claim expired: the dispatcher stopped while sending"
+
+
+def reclaim_stale_claims(session: Session, *, older_than: timedelta, clock: Clock = utcnow) -> int:
+    """Rows stuck in `sending` for longer than `older_than` become failed (retryable); how many.
+
+    A dispatcher that died between its claim and its acknowledgement leaves its rows in
+    `sending`. Whether Rasa got the trigger is unknown, so the row is retried: the action that
+    composes the message recognises a care_message_id it already answered and sends nothing
+    (the receiving side is idempotent), which makes the retry safe. The token is cleared, so a
+    late acknowledgement by the dead claim (a paused process that wakes up) is refused.
+    """
+    now = clock()
+    result = session.execute(
+        update(MessageRow)
+        .where(MessageRow.state == "sending", MessageRow.updated_at <= now - older_than)
+        .values(state="failed", reason=STALE_CLAIM_REASON, claim_token=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)
 
 
 def list_care_messages(
@@ -234,3 +316,21 @@ def count_sent_since(session: Session, *, customer_id: int, since: datetime) -> 
             )
         )
     )
+
+
+def get_care_message(session: Session, *, message_id: int) -> CareMessage:
+    """One outbox row (what an EXTERNAL_care_message trigger refers to)."""
+    return _record(_get(session, message_id))
+
+
+def count_by_campaign(session: Session) -> dict[str, dict[str, int]]:
+    """campaign key -> outbox state -> rows, every state present (0 when none), in one query."""
+    rows = session.execute(
+        select(CampaignRow.key, MessageRow.state, func.count())
+        .join(CampaignRow, CampaignRow.id == MessageRow.campaign_id)
+        .group_by(CampaignRow.key, MessageRow.state)
+    ).all()
+    counts: dict[str, dict[str, int]] = {}
+    for key, state, count in rows:
+        counts.setdefault(key, dict.fromkeys(OUTBOX_STATES, 0))[state] = int(count)
+    return counts

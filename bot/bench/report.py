@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.bench import crm, nlu, rest
+from bot.bench import care_dispatch, crm, dashboard, nlu, rest
 from bot.runtime import Stack
 from bot.settings import load_settings
 from bot.training import ensure_model
@@ -38,6 +38,8 @@ class BenchOptions:
     fresh: bool = False
     crm_customers: int = 0  # 0: no CRM section
     crm_url: str | None = None  # the PostgreSQL server for the throwaway database
+    care_dispatch: int = 0  # care messages dispatched to a stub Rasa (0: no dispatch section)
+    care_dispatch_rasa: int = 0  # and to the real Rasa server (0: not measured)
 
 
 def machine() -> str:
@@ -90,7 +92,7 @@ def rest_section(conversations: int) -> list[str]:
     model = ensure_model(settings.project_dir)
     members = bench_members(settings.database_url, (conversations + 1) * len(rest.CONCURRENCY))
     with Stack(settings, model, log_dir=settings.var_dir / "log") as stack:
-        rasa_pid = _pid(stack.services[-1])
+        rasa_pid = _pid(stack.service("rasa"))
         ours, our_mb = rest.measure(
             "carebot", settings.rasa_url, rest.OUR_SCRIPT, rasa_pid, conversations, members
         )
@@ -130,6 +132,26 @@ def rest_section(conversations: int) -> list[str]:
     ]
 
 
+def care_dispatch_section(messages: int, rasa_messages: int) -> list[str]:
+    """The dispatcher against a stub Rasa and, if asked, against the real system."""
+    from bot.care.dispatch import DispatchConfig
+
+    results = [care_dispatch.measure_stub(messages)]
+    if rasa_messages:
+        settings = load_settings(_bench_env())
+        model = ensure_model(settings.project_dir)
+        logins = bench_members(settings.database_url, rasa_messages)
+        quiet = {"CAREBOT_SCHEDULER_AUTOPLAN": "0", "CAREBOT_SCHEDULER_DISPATCH_EVERY": "86400"}
+        with Stack(settings, model, settings.var_dir / "log", scheduler_env=quiet):
+            results.append(
+                care_dispatch.measure_rasa(
+                    settings.database_url, settings.rasa_url, settings.api_token, logins
+                )
+            )
+    default_rate = DispatchConfig(rasa_url="", api_token="").rate_per_s
+    return care_dispatch.section(results, default_rate)
+
+
 def _pid(service: rest.Service) -> int:
     assert service.process is not None
     return service.process.pid
@@ -142,6 +164,7 @@ def _bench_env() -> dict[str, str]:
         CAREBOT_VAR_DIR=str(var_dir),
         CAREBOT_RASA_PORT=os.environ.get("CAREBOT_BENCH_PORT", "5105"),
         CAREBOT_ACTION_PORT=os.environ.get("CAREBOT_BENCH_ACTION_PORT", "5155"),
+        CAREBOT_WECHAT_SIM_PORT=os.environ.get("CAREBOT_BENCH_WECHAT_SIM_PORT", "5106"),
         CAREBOT_DATABASE_URL=f"sqlite:///{var_dir / 'crm.db'}",
     )
 
@@ -209,7 +232,12 @@ def crm_report_section(options: BenchOptions, previous_report: str) -> list[str]
     section = split_sections(previous_report.partition(NOTES_MARKER)[0]).get(crm.HEADING, "")
     kept = crm.other_sizes(section, options.crm_customers)
     measured_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    return crm.crm_section(result, measured_at, machine(), kept)
+    lines = crm.crm_section(result, measured_at, machine(), kept)
+    if result.dashboard is not None:  # the manager dashboard, on the same seeded database
+        lines += dashboard.dashboard_section(
+            result.dashboard, result.customers, measured_at, machine()
+        )
+    return lines
 
 
 def run_bench(options: BenchOptions, command: str) -> None:
@@ -225,5 +253,7 @@ def run_bench(options: BenchOptions, command: str) -> None:
         sections += rest_section(options.conversations)
     if options.crm_customers:
         sections += crm_report_section(options, previous)
+    if options.care_dispatch:
+        sections += care_dispatch_section(options.care_dispatch, options.care_dispatch_rasa)
     write_report(options.output, sections, command)
     print("\n".join(sections))

@@ -21,11 +21,11 @@ from actions.faq import ActionAnswerFaq
 from actions.handoff import ActionRequestHuman
 from actions.identity import ValidateIdentifyForm
 from actions.offers import ActionListOffers
-from actions.orders import ActionOrderStatus
+from actions.orders import ActionNotifyOrderUpdate, ActionOrderStatus
 from actions.points import ActionPointsBalance, ActionRedeemPoints, ValidateRedeemForm
 from actions.resume import ActionResumeAfterIdentify
 from actions.returns import ActionOpenReturn, ValidateReturnForm
-from actions.session import ActionSessionStart
+from actions.session import ActionGreet, ActionSessionStart
 from crm_store.clock import fixed
 from crm_store.customers import get_consents, get_customer
 from crm_store.db import session_scope
@@ -74,6 +74,29 @@ def test_a_wechat_openid_identifies_only_on_the_wechat_channel(run: Run) -> None
     assert slots_set(run(ActionSessionStart(), wechat)[1]).get("customer_id") == WANG
     messages, events = run(ActionSessionStart(), web)
     assert "customer_id" not in slots_set(events) and messages == []
+
+
+def _session_welcome(*later: dict[str, Any]) -> list[dict[str, Any]]:
+    welcome = {
+        "event": "bot",
+        "text": "王小明，欢迎回来！",
+        "metadata": {"utter_action": "utter_welcome_back"},
+    }
+    return [{"event": "session_started"}, welcome, *later]  # tracker() adds the user message
+
+
+def test_a_greeting_right_after_the_welcome_is_not_welcomed_twice(run: Run) -> None:
+    # the WeChat follow: the session start welcomed him, then "/greet" arrives
+    state = tracker(sender="demo", slots=identified(WANG), events=_session_welcome())
+    assert run(ActionGreet(), state)[0] == []
+
+
+def test_a_greeting_later_in_the_session_is_welcomed_by_name(run: Run) -> None:
+    earlier = [{"event": "user", "text": "查订单"}, {"event": "bot", "text": "订单……"}]
+    state = tracker(sender="demo", slots=identified(WANG), events=_session_welcome(*earlier))
+    messages, _ = run(ActionGreet(), state)
+    assert responses(messages) == ["utter_welcome_back"]
+    assert responses(run(ActionGreet(), tracker())[0]) == ["utter_greet"]
 
 
 def _ask_code(run: Run, caplog: pytest.LogCaptureFixture) -> tuple[dict, str]:
@@ -158,6 +181,51 @@ def test_another_customers_order_is_not_found(run: Run) -> None:
     messages, _ = run(ActionOrderStatus(), state)
     assert responses(messages) == ["utter_order_not_found"]
     assert all("空气炸锅" not in str(m) for m in messages)
+
+
+def _order_update(sender: str, order_id: str, slots: dict[str, Any] | None = None) -> Any:
+    entities = [{"entity": "order_id", "value": order_id}]
+    return tracker(
+        sender=sender,
+        slots=slots,
+        text="EXTERNAL: EXTERNAL_order_update",
+        intent="EXTERNAL_order_update",
+        entities=entities,
+    )
+
+
+def test_an_order_update_reaches_the_customers_own_conversation(run: Run) -> None:
+    messages, _ = run(ActionNotifyOrderUpdate(), _order_update("demo", DEMO_ORDER.lower()))
+    assert responses(messages) == [
+        "utter_order_update",
+        "utter_order_status",
+        "utter_order_shipping",
+    ]
+    assert messages[1]["order_id"] == DEMO_ORDER
+
+
+def test_an_order_update_for_an_identified_conversation(run: Run) -> None:
+    state = _order_update("web-anonymous", DEMO_ORDER, identified(WANG))
+    messages, _ = run(ActionNotifyOrderUpdate(), state)
+    assert responses(messages)[0] == "utter_order_update"
+
+
+@pytest.mark.parametrize(
+    ("sender", "order_id"),
+    [
+        ("demo_lunar", DEMO_ORDER),
+        ("web-nobody", DEMO_ORDER),
+        ("demo", "DD000000000000"),
+        ("demo", ""),
+    ],
+)
+def test_an_order_update_never_goes_to_another_conversation(
+    run: Run, sender: str, order_id: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="actions.orders"):
+        messages, _ = run(ActionNotifyOrderUpdate(), _order_update(sender, order_id))
+    assert messages == []
+    assert "not sent" in caplog.text
 
 
 def test_without_an_order_id_the_recent_orders_are_buttons(run: Run, crm) -> None:

@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from bot.runtime import Service, endpoints_config
+from bot.runtime import WEBCHAT_CHANNEL, Service, credentials_config, endpoints_config
 from bot.settings import load_settings
 
 
@@ -41,6 +41,20 @@ def test_a_redis_url_gives_a_redis_lock_store(tmp_path: Path) -> None:
         "db": 3,
         "key_prefix": "carebot",
     }
+
+
+def test_the_web_chat_keeps_its_secrets_out_of_the_credentials_file() -> None:
+    section = credentials_config({})[WEBCHAT_CHANNEL]
+    assert section["secret"] == "${CAREBOT_WEBCHAT_SECRET}"
+    assert section["database_url"] == "${CAREBOT_DATABASE_URL}"
+    assert section["demo_login"] is True and "redis_url" not in section
+    assert "socketio" not in credentials_config({})  # ours replaces Rasa's
+
+
+def test_the_web_chat_shares_rooms_through_redis_and_the_demo_login_can_be_off() -> None:
+    env = {"CAREBOT_REDIS_URL": "redis://127.0.0.1:6379/1", "CAREBOT_WEBCHAT_DEMO_LOGIN": "0"}
+    section = credentials_config(env)[WEBCHAT_CHANNEL]
+    assert section["redis_url"] == "${CAREBOT_REDIS_URL}" and section["demo_login"] is False
 
 
 def _alive(pid: int) -> bool:

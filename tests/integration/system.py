@@ -60,6 +60,8 @@ class System:
     var_dir: Path
     log: Path
     redis_url: str | None
+    wechat_sim_url: str | None = None  # the WeChat simulator `carebot run` starts without an OA
+    console_url: str | None = None  # the staff console (bot/console)
 
     def post(self, path: str, body: Any, token: bool = False) -> tuple[int, Any]:
         url = self.rasa_url + path + (f"?token={TOKEN}" if token else "")

@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +19,16 @@ import yaml
 from sqlalchemy import select
 
 from bot.settings import PROJECT_DIR
+from crm_store.campaign_rules import half_year_period
+from crm_store.customers import create_customer
 from crm_store.db import make_engine, session_scope
-from crm_store.identities import find_customer_by_identity
+from crm_store.identities import find_customer_by_identity, link_identity
 from crm_store.interactions import list_interactions
 from crm_store.models import PointsEntry
+from crm_store.offers import list_coupons
+from crm_store.orders import NewItem, create_order
+from crm_store.outbox import enqueue_care_message
+from tests.care_helpers import a_win_back_coupon
 from tests.integration.system import System, children_of
 
 pytestmark = pytest.mark.integration
@@ -64,9 +71,12 @@ def sms_code(system: System, masked: str) -> str:
 
 
 def test_the_demo_login_is_greeted_by_name_and_gets_its_parcel(system: System) -> None:
+    # a new session (other tests, the browser's among them, chat as "demo" too)
+    welcome = system.say("demo", "/session_start")
+    assert said(welcome, "utter_welcome_back") and "王小明" in welcome[0]["text"]
     replies = system.say("demo", f"我的订单{DEMO_ORDER}到哪了")
     text = " ".join(r.get("text", "") for r in replies)
-    assert "王小明" in text and DEMO_ORDER in text and "已发货" in text
+    assert DEMO_ORDER in text and "已发货" in text
     assert said(replies, "utter_order_shipping")
 
 
@@ -147,3 +157,38 @@ def test_a_stalled_action_server_gets_an_apology_and_the_bot_recovers(system: Sy
     assert "action action_points_balance failed" in system.log.read_text()
 
     assert said(system.say("demo", "积分还剩多少"), "utter_points_balance_personal")
+
+
+def test_a_win_back_offer_is_sent_and_its_coupon_used_in_the_dialogue(system: System) -> None:
+    sender = f"u{uuid.uuid4().hex[:10]}"
+    with crm(system) as session:
+        customer = create_customer(
+            session, name="周芷若", phone=f"137{uuid.uuid4().int % 10**8:08d}"
+        )
+        link_identity(session, customer_id=customer.id, kind="web_user", value=sender)
+        now = datetime.now(timezone.utc)
+        period = half_year_period(now.date())
+        coupon = a_win_back_coupon(session, customer.id, period, now)
+        message, _ = enqueue_care_message(
+            session,
+            customer_id=customer.id,
+            campaign_key="win_back",
+            period=period,
+            channel="web",
+        )
+    body = {"name": "EXTERNAL_care_message", "entities": {"care_message_id": message.id}}
+    status, answer = system.post(f"/conversations/{sender}/trigger_intent", body, token=True)
+    assert status == 200, answer
+    [offered] = [m for m in answer["messages"] if coupon.code in m.get("text", "")]
+    assert "周芷若" in offered["text"] and offered["buttons"][0]["title"] == "用这张券"
+
+    again = system.post(f"/conversations/{sender}/trigger_intent", body, token=True)[1]
+    assert not [m for m in again["messages"] if coupon.code in m.get("text", "")]  # once
+
+    with crm(system) as session:
+        order = create_order(session, customer_id=customer.id, items=[NewItem("BL-500")])
+    replies = system.say(sender, offered["buttons"][0]["payload"])
+    assert said(replies, "utter_coupon_applied") and order.id in replies[0]["text"]
+    with crm(system) as session:
+        [used] = list_coupons(session, customer_id=customer.id)
+    assert used.status == "redeemed" and used.order_id == order.id

@@ -7,6 +7,8 @@ import uuid
 import pytest
 from sqlalchemy import select
 
+from crm_store.customers import create_customer
+from crm_store.identities import link_identity
 from crm_store.models import SurveyResponse
 from crm_store.segments import list_tags
 from crm_store.tickets import list_tickets
@@ -61,7 +63,10 @@ def test_a_skipped_survey_is_stored_as_declined(system: System) -> None:
 
 
 def test_a_follow_up_visit_from_the_scheduler_names_the_product(system: System) -> None:
-    sender = "demo_lunar"  # 李娜: her last survey was 100 days ago, so CSAT and NPS are due
+    sender = f"u{uuid.uuid4().hex[:12]}"  # a member who was never surveyed: CSAT and NPS due
+    with crm(system) as session:
+        member = create_customer(session, name="陈静", phone=f"136{uuid.uuid4().int % 10**8:08d}")
+        link_identity(session, customer_id=member.id, kind="web_user", value=sender)
     body = {"name": "EXTERNAL_survey", "entities": {"product": "电热水壶"}}
     status, answer = system.post(f"/conversations/{sender}/trigger_intent", body, token=True)
 

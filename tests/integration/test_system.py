@@ -1,11 +1,10 @@
 """The whole system as `make run` starts it, over its real HTTP and socket.io interfaces.
 
-The last test stops the system with Ctrl-C (SIGINT); it stays last in this file.
+The test that stops the system with Ctrl-C (SIGINT) is marked `stops_system`, which runs it last.
 """
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import threading
 import time
@@ -14,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-import socketio
 import yaml
 
 from bot.settings import PROJECT_DIR
@@ -110,36 +108,7 @@ def test_malformed_rest_requests_get_a_4xx_and_the_server_stays_up(
     assert system.say(f"t-{uuid.uuid4().hex}", "谢谢")
 
 
-def test_socketio_chat_with_a_persistent_session(system: System) -> None:
-    replies = asyncio.run(_socketio_exchange(system.rasa_url, "你好"))
-    assert set(replies) & response_texts("utter_greet")
-
-
-async def _socketio_exchange(url: str, message: str) -> list[str]:
-    client = socketio.AsyncClient()
-    session_id = uuid.uuid4().hex
-    confirmed = asyncio.Event()
-    received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-    @client.on("session_confirm")
-    async def on_confirm(data: Any) -> None:
-        confirmed.set()
-
-    @client.on("bot_uttered")
-    async def on_bot(data: dict[str, Any]) -> None:
-        await received.put(data)
-
-    await client.connect(url, socketio_path="/socket.io")
-    try:
-        await client.emit("session_request", {"session_id": session_id})
-        await asyncio.wait_for(confirmed.wait(), 10)
-        await client.emit("user_uttered", {"message": message, "session_id": session_id})
-        first = await asyncio.wait_for(received.get(), 30)
-        return [first.get("text", "")]
-    finally:
-        await client.disconnect()
-
-
+@pytest.mark.stops_system
 def test_ctrl_c_stops_everything_it_started(system: System) -> None:
     started = children_of(system.process.pid)
     assert len(started) >= 2  # the action server and the Rasa server, at least

@@ -1,15 +1,19 @@
-"""The WeChat OA server API: the access token and the customer-service (客服) message send.
+"""The WeChat OA server API: the access token, customer-service (客服) and template messages.
 
 Every token fetch invalidates the previous token (after a 5-minute overlap) and counts against
 a 2000-a-day quota, so the token lives in one cache per process, shared by every client for the
-same app and API host, and is refreshed only shortly before it expires or when WeChat says it
-is stale. Errors come back as HTTP 200 with an errcode; the ones a caller can act on are types:
+same app and API host (or, with Redis, in one cache for every process: shared.py), and is
+refreshed only shortly before it expires or when WeChat says it is stale. Errors come back as
+HTTP 200 with an errcode; the ones a caller can act on are types:
 
     WeChatAPIError
     ├── TokenRefused        the token endpoint refused the app id or secret (40013, 40125, ...)
     ├── OutsideWindow       45015: no user message in 48 h, or the user unfollowed
     ├── QuotaExceeded       45047: the window's message quota is used up
-    └── DailyLimitReached   45009: the app's daily API quota is used up
+    ├── DailyLimitReached   45009: the app's daily API quota is used up
+    └── Unfollowed          43004: the user does not follow the account (template messages)
+
+`WeChatOutput` turns every failure into one `DeliveryFailed`, whose text says why.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from typing import Any
 
 import aiohttp
 from rasa.core.channels.channel import OutputChannel
+from redis.exceptions import RedisError
 
-from bot.channels.wechat.messages import render_texts
+from bot.channels.wechat.messages import render_texts, split_text
+from bot.channels.wechat.shared import LOCK_TTL_SECONDS, POLL_SECONDS, SharedState
+from bot.channels.wechat.templates import TemplateConfig
 
 logger = logging.getLogger(__name__)
 
@@ -58,11 +65,21 @@ class DailyLimitReached(WeChatAPIError):
     """45009: the app's daily quota for this API is used up."""
 
 
+class Unfollowed(WeChatAPIError):
+    """43004: the user does not follow the account, so no template message reaches them."""
+
+
 ERRORS: dict[int, type[WeChatAPIError]] = {
     45015: OutsideWindow,
     45047: QuotaExceeded,
     45009: DailyLimitReached,
+    43004: Unfollowed,
 }
+CS_CLOSED = (OutsideWindow, QuotaExceeded)  # the CS API refuses this user; a template may not
+
+
+class DeliveryFailed(Exception):
+    """A bot message did not reach the WeChat user; the text says why (for the caller's log)."""
 
 
 @dataclass
@@ -88,17 +105,27 @@ def _raise_for_errcode(payload: dict[str, Any]) -> None:
 
 
 class WeChatAPI:
-    """An aiohttp client for one app; its session opens on first use, inside the event loop."""
+    """An aiohttp client for one app; its session opens on first use, inside the event loop.
 
-    def __init__(self, base_url: str, app_id: str, app_secret: str) -> None:
+    With `shared` (Redis) the token is the one all processes share (shared.py); this client
+    keeps its own copy until it nears expiry or WeChat calls it stale.
+    """
+
+    def __init__(
+        self, base_url: str, app_id: str, app_secret: str, shared: SharedState | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.app_id = app_id
         self._app_secret = app_secret
+        self.shared = shared
+        self._own_token = _Token()
         self._session: aiohttp.ClientSession | None = None
         self._token_lock: asyncio.Lock | None = None
 
     @property
     def _token(self) -> _Token:
+        if self.shared is not None:
+            return self._own_token
         return _TOKENS.setdefault((self.base_url, self.app_id), _Token())
 
     def _client(self) -> aiohttp.ClientSession:
@@ -108,9 +135,11 @@ class WeChatAPI:
         return self._session
 
     async def close(self) -> None:
-        """Close the HTTP session."""
+        """Close the HTTP session (and the Redis connections)."""
         if self._session is not None:
             await self._session.close()
+        if self.shared is not None:
+            await self.shared.close()
 
     async def access_token(self) -> str:
         """The cached token, fetched only when missing or about to expire."""
@@ -118,9 +147,46 @@ class WeChatAPI:
             self._token_lock = asyncio.Lock()
         async with self._token_lock:
             token = self._token
+            if token.value and time.monotonic() < token.refresh_at:
+                return token.value
+            if self.shared is None:
+                await self._fetch_token(token)
+            else:
+                await self._shared_token(token, self.shared)
+            return token.value
+
+    async def _shared_token(self, token: _Token, shared: SharedState) -> None:
+        """The token in Redis, else fetched by whichever process takes the lock first."""
+        try:
+            deadline = time.monotonic() + 2 * LOCK_TTL_SECONDS
+            while not await self._stored_token(token, shared):
+                owner = await shared.lock_token()
+                if owner is not None:
+                    await self._fetch_and_share(token, shared, owner)
+                    return
+                if time.monotonic() > deadline:
+                    raise WeChatAPIError(-1, "no access token appeared in Redis")
+                await asyncio.sleep(POLL_SECONDS)
+        except RedisError as error:
+            logger.warning("wechat token: Redis unavailable (%s); fetching our own", error)
             if not token.value or time.monotonic() >= token.refresh_at:
                 await self._fetch_token(token)
-            return token.value
+
+    async def _stored_token(self, token: _Token, shared: SharedState) -> bool:
+        stored = await shared.token()
+        if stored is None:
+            return False
+        token.value, token.refresh_at = stored[0], time.monotonic() + stored[1]
+        return True
+
+    async def _fetch_and_share(self, token: _Token, shared: SharedState, owner: str) -> None:
+        try:
+            if await self._stored_token(token, shared):  # stored while we took the lock
+                return
+            await self._fetch_token(token)
+            await shared.put_token(token.value, token.refresh_at - time.monotonic())
+        finally:
+            await shared.unlock_token(owner)
 
     async def _fetch_token(self, token: _Token) -> None:
         params = {
@@ -137,10 +203,15 @@ class WeChatAPI:
         token.value = str(payload["access_token"])
         token.refresh_at = time.monotonic() + max(lifetime - REFRESH_MARGIN_SECONDS, 0)
 
-    def _invalidate(self, stale: str) -> None:
+    async def _invalidate(self, stale: str) -> None:
         # Another request may already have replaced the stale token: keep the new one.
         if self._token.value == stale:
             self._token.value = ""
+        if self.shared is not None:
+            try:
+                await self.shared.drop_token(stale)
+            except RedisError as error:
+                logger.warning("wechat token: Redis unavailable (%s)", error)
 
     async def call(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         """POST a JSON body to an API path; refetch the token once if WeChat says it is stale."""
@@ -148,7 +219,7 @@ class WeChatAPI:
             token = await self.access_token()
             payload = await self._post(path, token, body)
             if int(payload.get("errcode") or 0) in STALE_TOKEN_CODES and attempt == 0:
-                self._invalidate(token)
+                await self._invalidate(token)
                 continue
             _raise_for_errcode(payload)
             return payload
@@ -169,17 +240,26 @@ class WeChatAPI:
         body = {"touser": openid, "msgtype": "text", "text": {"content": text}}
         await self.call("/cgi-bin/message/custom/send", body)
 
+    async def send_template(self, body: dict[str, Any]) -> None:
+        """Send a template message (any time, to a follower); `body` as TemplateConfig builds it."""
+        await self.call("/cgi-bin/message/template/send", body)
+
 
 class WeChatOutput(OutputChannel):
-    """Rasa's output channel for WeChat: every bot message goes out through the CS API.
+    """Rasa's output channel for WeChat: the CS API, and a template message when it refuses.
 
-    Used for messages Rasa sends without a user request (trigger_intent, reminders) and for
-    the replies that miss the passive-reply deadline. OutsideWindow and the quota errors reach
-    the caller, which decides whether a template message is due.
+    Used for messages Rasa sends without a user request (trigger_intent, reminders). When the
+    CS API answers 45015 (outside the window) or 45047 (quota used up) and a template is
+    configured, the text goes out as a template message, and so does every later message of
+    this output to that user: the CS API is not asked again. Anything else that stops a
+    message (45009, 43004, no template, network) is logged and raised as DeliveryFailed, so
+    Rasa answers the HTTP caller (trigger_intent: the scheduler) a 500 that carries the reason.
     """
 
-    def __init__(self, api: WeChatAPI) -> None:
+    def __init__(self, api: WeChatAPI, template: TemplateConfig | None = None) -> None:
         self.api = api
+        self.template = template
+        self._cs_closed: set[str] = set()  # users the CS API refused during this output
 
     @classmethod
     def name(cls) -> str:
@@ -187,7 +267,37 @@ class WeChatOutput(OutputChannel):
 
     async def send_response(self, recipient_id: str, message: dict[str, Any]) -> None:
         for text in render_texts([message]):
-            await self.api.send_text(recipient_id, text)
+            await self.deliver(recipient_id, text)
 
     async def send_text_message(self, recipient_id: str, text: str, **kwargs: Any) -> None:
-        await self.api.send_text(recipient_id, text)
+        for piece in split_text(text):
+            await self.deliver(recipient_id, piece)
+
+    async def deliver(self, openid: str, text: str) -> None:
+        """Send one text by whichever route WeChat allows now; DeliveryFailed if none does."""
+        try:
+            await self._deliver(openid, text)
+        except (WeChatAPIError, aiohttp.ClientError, asyncio.TimeoutError) as error:
+            reason = _reason(error, self.template)
+            logger.error("wechat delivery to %s failed: %s", openid, reason)
+            raise DeliveryFailed(f"wechat delivery to {openid} failed: {reason}") from error
+
+    async def _deliver(self, openid: str, text: str) -> None:
+        template = self.template
+        if template is None:
+            await self.api.send_text(openid, text)
+            return
+        if openid not in self._cs_closed:
+            try:
+                await self.api.send_text(openid, text)
+                return
+            except CS_CLOSED as error:
+                logger.info("wechat CS API refused %s (%s): template message", openid, error)
+                self._cs_closed.add(openid)
+        await self.api.send_template(template.body(openid, text))
+
+
+def _reason(error: Exception, template: TemplateConfig | None) -> str:
+    if isinstance(error, CS_CLOSED) and template is None:
+        return f"{error}; no template message is configured (template_id)"
+    return str(error) or type(error).__name__

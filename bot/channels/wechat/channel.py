@@ -4,6 +4,9 @@ WeChat waits 5 s for the HTTP answer, then retries. So the bot runs in a task wi
 deadline: in time, its first message is the passive reply and the rest go through the
 customer-service API; late, the answer is "success" (which stops the retries) and the task
 delivers everything through the CS API when it finishes. Retries join the first request's turn.
+A push whose `timestamp` is further than `replay_window` from our clock is refused (403): a
+recorded push replayed later is not WeChat's. Follows and unfollows change the CRM
+(followers.py), and a follow through a link QR code links the OpenID first (linking.py).
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from rasa.core.channels.channel import (
     OutputChannel,
     UserMessage,
 )
+from redis.exceptions import RedisError
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
 from bot.channels.wechat import crypto
 from bot.channels.wechat.api import WeChatAPI, WeChatAPIError, WeChatOutput
+from bot.channels.wechat.followers import Followers
+from bot.channels.wechat.linking import InvalidLinkToken, customer_of_token, scene_of
 from bot.channels.wechat.messages import (
     MAX_BODY_BYTES,
     InboundMessage,
@@ -40,7 +46,10 @@ from bot.channels.wechat.messages import (
     render_texts,
     text_reply,
 )
+from bot.channels.wechat.shared import DEFAULT_PREFIX, SharedState
+from bot.channels.wechat.templates import TemplateConfig
 from bot.channels.wechat.turns import BotMessages, Turn, Turns
+from crm_store.clock import Clock, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +57,9 @@ SUCCESS = "success"  # WeChat's "no passive reply, do not retry"
 PASSIVE_DEADLINE_SECONDS = 4.5
 FOLLOWUP_DELAY_SECONDS = 0.5  # lets the passive reply reach WeChat before the CS messages
 UNSUPPORTED_RESPONSE = "utter_unsupported_message_type"
+REPLAY_WINDOW_SECONDS = 300.0
 REQUIRED_KEYS = ("app_id", "app_secret", "token", "api_base_url")
+LINK_EVENTS = ("subscribe", "scan")
 
 
 class SignatureMismatch(Exception):
@@ -81,6 +92,16 @@ class WeChatConfig:
     menu: dict[str, str] = field(default_factory=dict)
     unsupported_reply: str | None = None
     passive_deadline: float = PASSIVE_DEADLINE_SECONDS
+    replay_window: float = REPLAY_WINDOW_SECONDS
+    template: TemplateConfig | None = None
+    database_url: str | None = None
+    link_secret: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = DEFAULT_PREFIX
+
+    def __post_init__(self) -> None:
+        if self.replay_window <= 0:
+            raise ValueError("the wechat channel's replay_window must be positive (seconds)")
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any]) -> WeChatConfig:
@@ -98,16 +119,34 @@ class WeChatConfig:
             menu={str(key): str(intent) for key, intent in menu.items()},
             unsupported_reply=load_response_text(domain_path, UNSUPPORTED_RESPONSE),
             passive_deadline=float(credentials.get("passive_deadline", PASSIVE_DEADLINE_SECONDS)),
+            replay_window=float(credentials.get("replay_window", REPLAY_WINDOW_SECONDS)),
+            template=TemplateConfig.from_credentials(credentials),
+            database_url=_optional(credentials, "database_url"),
+            link_secret=_optional(credentials, "link_secret"),
+            redis_url=_optional(credentials, "redis_url"),
+            redis_prefix=str(credentials.get("redis_prefix") or DEFAULT_PREFIX),
         )
+
+
+def _optional(credentials: dict[str, Any], key: str) -> str | None:
+    value = credentials.get(key)
+    return str(value) if value else None
 
 
 class WeChatInput(InputChannel):
     """WeChat OA pushes in plain or safe mode; replies passively or through the CS API."""
 
-    def __init__(self, config: WeChatConfig) -> None:
+    def __init__(self, config: WeChatConfig, clock: Clock = utcnow) -> None:
         self.config = config
-        self.api = WeChatAPI(config.api_base_url, config.app_id, config.app_secret)
+        self.clock = clock
+        self.shared = (
+            SharedState(config.redis_url, config.app_id, config.redis_prefix)
+            if config.redis_url
+            else None
+        )
+        self.api = WeChatAPI(config.api_base_url, config.app_id, config.app_secret, self.shared)
         self.turns = Turns()
+        self.followers = Followers(config.database_url, clock)
         self._background: set[asyncio.Task[Any]] = set()
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
 
@@ -120,7 +159,7 @@ class WeChatInput(InputChannel):
         return cls(WeChatConfig.from_credentials(credentials or {}))
 
     def get_output_channel(self) -> OutputChannel | None:
-        return WeChatOutput(self.api)
+        return WeChatOutput(self.api, self.config.template)
 
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         self._on_new_message = on_new_message
@@ -157,6 +196,8 @@ class WeChatInput(InputChannel):
         started = time.monotonic()
         if len(request.body or b"") > MAX_BODY_BYTES:
             return response.text("payload too large", status=413)
+        if not self._fresh(request):
+            return response.text("timestamp outside the replay window", status=403)
         try:
             inbound = self._open(request)
         except SignatureMismatch:
@@ -165,6 +206,14 @@ class WeChatInput(InputChannel):
             return response.text(f"malformed message: {error}", status=400)
         body = await self._answer(inbound, started)
         return self._http_reply(request, body)
+
+    def _fresh(self, request: Request) -> bool:
+        """Whether the push's timestamp is within the replay window of our clock."""
+        try:
+            sent = int(request.args.get("timestamp", ""))
+        except ValueError:
+            return False
+        return abs(self.clock().timestamp() - sent) <= self.config.replay_window
 
     def _open(self, request: Request) -> InboundMessage:
         body = request.body or b""
@@ -184,7 +233,7 @@ class WeChatInput(InputChannel):
         if body == SUCCESS:
             return response.text(SUCCESS)
         if self.config.aes_key is not None:
-            timestamp, nonce = str(int(time.time())), request.args.get("nonce", "")
+            timestamp, nonce = str(int(self.clock().timestamp())), request.args.get("nonce", "")
             encrypted = crypto.encrypt(self.config.aes_key, body, self.config.app_id)
             signed = crypto.signature(self.config.token, timestamp, nonce, encrypted)
             body = encrypted_reply(encrypted, signed, timestamp, nonce)
@@ -199,6 +248,8 @@ class WeChatInput(InputChannel):
         event = inbound.event.lower() if inbound.msg_type == "event" else ""
         if event == "subscribe":
             return "/greet"
+        if event == "scan" and self.link_target(inbound) is not None:
+            return "/greet"
         if event == "click":
             return self.config.menu.get(inbound.event_key)
         return None
@@ -207,18 +258,67 @@ class WeChatInput(InputChannel):
         text = self.user_text(inbound)
         if text is None:
             return self._without_bot(inbound)
+        key = inbound.dedupe_key
+        if not await self._claim(key):
+            return await self._answer_of_another_process(key, self._left(started))
         turn = self.turns.get_or_start(
-            inbound.dedupe_key, lambda: asyncio.create_task(self._run_bot(inbound, text))
+            key, lambda: asyncio.create_task(self._run_bot(inbound, text))
         )
-        deadline = self.config.passive_deadline - (time.monotonic() - started)
         async with turn.lock:
             if turn.body is None:
-                turn.body = await self._decide(turn, inbound, deadline)
+                turn.body = await self._decide(turn, inbound, self._left(started))
+                await self._share_answer(key, turn.body)
             return turn.body
+
+    def _left(self, started: float) -> float:
+        return self.config.passive_deadline - (time.monotonic() - started)
+
+    async def _claim(self, key: str) -> bool:
+        """Whether this process runs the bot for the push: always, unless Redis says another."""
+        if self.shared is None or key in self.turns:
+            return True
+        try:
+            return await self.shared.claim(key)
+        except RedisError as error:
+            logger.warning("wechat retry map: Redis unavailable (%s); this process only", error)
+            return True
+
+    async def _answer_of_another_process(self, key: str, timeout: float) -> str:
+        """The body the process that runs this push answered, or "success" at our deadline."""
+        if self.shared is None:
+            return SUCCESS
+        try:
+            body = await self.shared.wait_for_answer(key, max(timeout, 0.0))
+        except RedisError as error:
+            logger.warning("wechat retry map: Redis unavailable (%s)", error)
+            body = None
+        return SUCCESS if body is None else body
+
+    async def _share_answer(self, key: str, body: str) -> None:
+        if self.shared is None:
+            return
+        try:
+            await self.shared.answered(key, body)
+        except RedisError as error:
+            logger.warning("wechat retry map: Redis unavailable (%s)", error)
+
+    def link_target(self, inbound: InboundMessage) -> int | None:
+        """The customer a follow or scan with a valid link token asks to link the OpenID to."""
+        event = inbound.event.lower() if inbound.msg_type == "event" else ""
+        scene = scene_of(event, inbound.event_key)
+        if event not in LINK_EVENTS or not scene or not self.config.link_secret:
+            return None
+        try:
+            return customer_of_token(scene, self.config.link_secret, self.clock())
+        except InvalidLinkToken as error:
+            logger.info("wechat %s from %s: scene ignored (%s)", event, inbound.from_user, error)
+            return None
 
     def _without_bot(self, inbound: InboundMessage) -> str:
         if inbound.msg_type == "event":
             logger.info("wechat event %s from %s", inbound.event, inbound.from_user)
+            if inbound.event.lower() == "unsubscribe":
+                self._spawn(self.followers.unfollow(inbound.from_user))
             return SUCCESS
         if self.config.unsupported_reply is None:
             return SUCCESS
@@ -227,6 +327,9 @@ class WeChatInput(InputChannel):
     async def _run_bot(self, inbound: InboundMessage, text: str) -> BotMessages:
         if self._on_new_message is None:
             raise RuntimeError("the blueprint was never built")
+        customer_id = self.link_target(inbound)
+        if customer_id is not None:  # before the greeting, so its actions know the customer
+            await self.followers.link(inbound.from_user, customer_id)
         collector = CollectingOutputChannel()
         metadata = {
             "channel": self.name(),
@@ -275,6 +378,11 @@ class WeChatInput(InputChannel):
             except (WeChatAPIError, aiohttp.ClientError, asyncio.TimeoutError) as error:
                 logger.warning("wechat CS send to %s failed: %s", openid, error)
                 return
+
+    async def idle(self) -> None:
+        """Wait for the background work (late sends, CRM writes) to finish (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         # The loop keeps only weak references to tasks: hold them until they finish.

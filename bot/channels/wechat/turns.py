@@ -1,8 +1,8 @@
 """Retries of one push share one bot run: an in-process map from dedupe key to its turn.
 
 WeChat re-sends a push it got no answer to within 5 s. Each retry must find the turn the first
-request started, so the bot runs once and the reply goes out once. The map lives in this process
-only; with several Rasa processes behind one URL it has to move to Redis (see docs/wechat.md).
+request started, so the bot runs once and the reply goes out once. The map lives in this process;
+with several Rasa processes behind one URL, Redis decides which process runs a push (shared.py).
 """
 
 from __future__ import annotations
@@ -56,3 +56,7 @@ class Turns:
 
     def __len__(self) -> int:
         return len(self._turns)
+
+    def __contains__(self, key: object) -> bool:
+        self._forget_expired(time.monotonic())
+        return key in self._turns

@@ -16,12 +16,14 @@ APP_ID, APP_SECRET = "wx_test_app", "test-secret"
 
 @dataclass
 class FakeWeChat:
-    """Issues tokens, records CS sends, and answers with errcodes queued by a test."""
+    """Issues tokens, records CS and template sends, answers with errcodes queued by a test."""
 
     token_fetches: int = 0
     sent: list[dict[str, Any]] = field(default_factory=list)
     used_tokens: list[str] = field(default_factory=list)
     errcodes: list[int] = field(default_factory=list)
+    templates: list[dict[str, Any]] = field(default_factory=list)
+    template_errcodes: list[int] = field(default_factory=list)
     expires_in: int = 7200
 
     @property
@@ -47,6 +49,15 @@ class FakeWeChat:
         self.sent.append(json.loads(await request.read()))
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
+    async def template_send(self, request: web.Request) -> web.Response:
+        if request.query.get("access_token", "") != self.current_token:
+            return web.json_response({"errcode": 40001, "errmsg": "invalid credential"})
+        if self.template_errcodes:
+            errcode = self.template_errcodes.pop(0)
+            return web.json_response({"errcode": errcode, "errmsg": "queued"})
+        self.templates.append(json.loads(await request.read()))
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": len(self.templates)})
+
 
 @asynccontextmanager
 async def fake_wechat() -> AsyncIterator[tuple[FakeWeChat, str]]:
@@ -55,6 +66,7 @@ async def fake_wechat() -> AsyncIterator[tuple[FakeWeChat, str]]:
     app = web.Application()
     app.router.add_get("/cgi-bin/token", fake.token)
     app.router.add_post("/cgi-bin/message/custom/send", fake.custom_send)
+    app.router.add_post("/cgi-bin/message/template/send", fake.template_send)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -8,13 +9,16 @@ import pytest
 from bot.channels.wechat import api as api_module
 from bot.channels.wechat.api import (
     DailyLimitReached,
+    DeliveryFailed,
     OutsideWindow,
     QuotaExceeded,
     TokenRefused,
+    Unfollowed,
     WeChatAPI,
     WeChatOutput,
     forget_tokens,
 )
+from bot.channels.wechat.templates import TemplateConfig
 from tests.bot.channels.fake_wechat import APP_ID, APP_SECRET, FakeWeChat, fake_wechat
 
 
@@ -71,7 +75,12 @@ async def test_stale_token_is_refetched_once(wechat: tuple[FakeWeChat, WeChatAPI
 
 @pytest.mark.parametrize(
     ("errcode", "error_type"),
-    [(45015, OutsideWindow), (45047, QuotaExceeded), (45009, DailyLimitReached)],
+    [
+        (45015, OutsideWindow),
+        (45047, QuotaExceeded),
+        (45009, DailyLimitReached),
+        (43004, Unfollowed),
+    ],
 )
 async def test_errcodes_become_typed_errors(
     wechat: tuple[FakeWeChat, WeChatAPI], errcode: int, error_type: type[Exception]
@@ -100,3 +109,93 @@ async def test_output_channel_renders_buttons_as_numbered_lines(
     await output.send_response("o1", {"text": "请选择", "buttons": buttons})
     await output.send_response("o1", {"custom": {"only": "for web"}})
     assert [item["text"]["content"] for item in fake.sent] == ["请选择\n1. 查订单\n2. 查积分"]
+
+
+TEMPLATE = TemplateConfig("TPL_CARE", "thing1", 20, "https://care.example/chat")
+
+
+@pytest.mark.parametrize("errcode", [45015, 45047])
+async def test_a_closed_cs_window_falls_back_to_the_template_and_stays_there(
+    wechat: tuple[FakeWeChat, WeChatAPI], errcode: int
+) -> None:
+    fake, client = wechat
+    output = WeChatOutput(client, TEMPLATE)
+    fake.errcodes.append(errcode)
+    await output.send_response("o1", {"text": "您的积分将于本月底过期，记得使用哦"})
+    await output.send_text_message("o1", "第二条")
+    assert fake.sent == []
+    assert len(fake.used_tokens) == 1  # after the refusal the CS API is not asked again
+    assert fake.templates == [
+        {
+            "touser": "o1",
+            "template_id": "TPL_CARE",
+            "url": "https://care.example/chat",
+            "data": {"thing1": {"value": "您的积分将于本月底过期，记得使用哦"}},
+        },
+        {
+            "touser": "o1",
+            "template_id": "TPL_CARE",
+            "url": "https://care.example/chat",
+            "data": {"thing1": {"value": "第二条"}},
+        },
+    ]
+
+
+async def test_inside_the_window_no_template_is_sent(wechat: tuple[FakeWeChat, WeChatAPI]) -> None:
+    fake, client = wechat
+    await WeChatOutput(client, TEMPLATE).send_text_message("o1", "您好")
+    assert [item["text"]["content"] for item in fake.sent] == ["您好"]
+    assert fake.templates == []
+
+
+async def test_outside_the_window_without_a_template_fails_with_the_reason(
+    wechat: tuple[FakeWeChat, WeChatAPI], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, client = wechat
+    fake.errcodes.append(45015)
+    with caplog.at_level(logging.ERROR), pytest.raises(DeliveryFailed) as failure:
+        await WeChatOutput(client).send_text_message("o1", "您好")
+    assert "45015" in str(failure.value) and "no template" in str(failure.value)
+    assert "wechat delivery to o1 failed" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("cs_errcodes", "template_errcodes", "expected"),
+    [
+        ([45009], [], "45009"),  # the daily quota: give up, a template would not help today
+        ([45015], [43004], "43004"),  # the user unfollowed
+        ([45015], [45009], "45009"),  # the template quota is used up too
+    ],
+    ids=["daily-limit", "unfollowed", "template-daily-limit"],
+)
+async def test_delivery_gives_up_with_the_errcode(
+    wechat: tuple[FakeWeChat, WeChatAPI],
+    cs_errcodes: list[int],
+    template_errcodes: list[int],
+    expected: str,
+) -> None:
+    fake, client = wechat
+    fake.errcodes += cs_errcodes
+    fake.template_errcodes += template_errcodes
+    with pytest.raises(DeliveryFailed, match=expected):
+        await WeChatOutput(client, TEMPLATE).send_text_message("o1", "您好")
+    assert fake.sent == [] and fake.templates == []
+
+
+async def test_a_stale_token_on_the_template_path_is_refetched_once(
+    wechat: tuple[FakeWeChat, WeChatAPI],
+) -> None:
+    fake, client = wechat
+    fake.errcodes.append(45015)
+    await client.access_token()
+    fake.token_fetches += 1  # someone else refreshed: the cached token is stale
+    await WeChatOutput(client, TEMPLATE).send_text_message("o1", "您好")
+    assert len(fake.templates) == 1
+
+
+async def test_an_unreachable_api_is_a_delivery_failure() -> None:
+    forget_tokens()
+    client = WeChatAPI("http://127.0.0.1:9", APP_ID, APP_SECRET)
+    with pytest.raises(DeliveryFailed, match="o1"):
+        await WeChatOutput(client, TEMPLATE).send_text_message("o1", "您好")
+    await client.close()

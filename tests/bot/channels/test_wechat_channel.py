@@ -2,106 +2,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from bot.channels.wechat import channel as channel_module
 from bot.channels.wechat import crypto
-from bot.channels.wechat.api import WeChatOutput, forget_tokens
-from bot.channels.wechat.channel import WeChatConfig, WeChatInput
+from bot.channels.wechat.api import WeChatOutput
+from bot.channels.wechat.channel import WeChatConfig
 from bot.channels.wechat.messages import parse_fields
-from tests.bot.channels.fake_wechat import APP_ID, APP_SECRET, FakeWeChat, fake_wechat
-from tests.bot.channels.wechat_server import StubBot, serve
-
-TOKEN = "AAAAA"
-AES_KEY = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"
-
-
-def push(content: str = "查订单", msg_id: str = "1001", msg_type: str = "text") -> bytes:
-    return (
-        "<xml><ToUserName><![CDATA[gh_care]]></ToUserName>"
-        "<FromUserName><![CDATA[oUSER]]></FromUserName><CreateTime>1714037059</CreateTime>"
-        f"<MsgType><![CDATA[{msg_type}]]></MsgType><Content><![CDATA[{content}]]></Content>"
-        f"<MsgId>{msg_id}</MsgId></xml>"
-    ).encode()
-
-
-def event(name: str, key: str = "", create_time: int = 1714037060) -> bytes:
-    return (
-        "<xml><ToUserName>gh_care</ToUserName><FromUserName>oUSER</FromUserName>"
-        f"<CreateTime>{create_time}</CreateTime><MsgType>event</MsgType>"
-        f"<Event>{name}</Event><EventKey>{key}</EventKey></xml>"
-    ).encode()
-
-
-def signed_query(*extra: str) -> dict[str, str]:
-    timestamp, nonce = str(int(time.time())), "486452656"
-    query = {"timestamp": timestamp, "nonce": nonce}
-    query["signature"] = crypto.signature(TOKEN, timestamp, nonce)
-    if extra:
-        query["msg_signature"] = crypto.signature(TOKEN, timestamp, nonce, *extra)
-        query["encrypt_type"] = "aes"
-    return query
-
-
-@dataclass
-class Rig:
-    url: str
-    bot: StubBot
-    fake: FakeWeChat
-    channel: WeChatInput
-    http: aiohttp.ClientSession
-
-    async def post(self, body: bytes, query: dict[str, str] | None = None) -> tuple[int, str]:
-        params = signed_query() if query is None else query
-        async with self.http.post(self.url, params=params, data=body) as reply:
-            return reply.status, await reply.text()
-
-    async def cs_texts(self, count: int) -> list[str]:
-        for _ in range(250):
-            if len(self.fake.sent) >= count:
-                break
-            await asyncio.sleep(0.02)
-        return [item["text"]["content"] for item in self.fake.sent]
-
-
-def make_channel(base_url: str, **extra: Any) -> WeChatInput:
-    credentials = {
-        "app_id": APP_ID,
-        "app_secret": APP_SECRET,
-        "token": TOKEN,
-        "api_base_url": base_url,
-        "menu": {"ORDER": "/order_status"},
-        "domain_path": "/nonexistent/domain.yml",
-        "passive_deadline": 0.5,
-        **extra,
-    }
-    return WeChatInput.from_credentials(credentials)
-
-
-@pytest.fixture
-def credentials_extra() -> dict[str, Any]:
-    return {}
-
-
-@pytest.fixture
-async def rig(
-    credentials_extra: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Rig]:
-    monkeypatch.setattr(channel_module, "FOLLOWUP_DELAY_SECONDS", 0.0)
-    forget_tokens()
-    bot = StubBot()
-    async with fake_wechat() as (fake, base_url):
-        channel = make_channel(base_url, **credentials_extra)
-        async with serve(channel, bot) as url, aiohttp.ClientSession() as http:
-            yield Rig(url, bot, fake, channel, http)
-        await channel.api.close()
-    forget_tokens()
+from crm_store.clock import fixed
+from tests.bot.channels.fake_wechat import APP_ID
+from tests.bot.channels.wechat_server import (
+    AES_KEY,
+    TOKEN,
+    Rig,
+    StubBot,
+    event,
+    make_channel,
+    push,
+    serve,
+    signed_query,
+)
 
 
 async def test_url_verification_echoes_echostr(rig: Rig) -> None:
@@ -267,3 +191,46 @@ def test_config_refuses_a_bad_aes_key() -> None:
 def test_config_refuses_a_menu_that_is_not_a_mapping() -> None:
     with pytest.raises(ValueError, match="menu"):
         make_channel("http://x", menu=["ORDER"])
+
+
+@pytest.mark.parametrize(
+    ("offset", "status"),
+    [(-299, 200), (299, 200), (-301, 403), (301, 403), (-86400, 403)],
+)
+async def test_pushes_outside_the_replay_window_are_refused(
+    rig: Rig, offset: int, status: int
+) -> None:
+    now = int(time.time())
+    assert (await rig.post(push(), signed_query(timestamp=now + offset)))[0] == status
+    assert len(rig.bot.heard) == (1 if status == 200 else 0)
+
+
+@pytest.mark.parametrize("timestamp", ["", "soon", "1e9", "9" * 5000])
+async def test_a_timestamp_that_is_not_a_number_is_refused(rig: Rig, timestamp: str) -> None:
+    query = {**signed_query(), "timestamp": timestamp}
+    assert (await rig.post(push(), query))[0] == 403
+
+
+@pytest.mark.parametrize("credentials_extra", [{"aes_key": AES_KEY}])
+async def test_safe_mode_refuses_a_replayed_push(rig: Rig) -> None:
+    encrypted = crypto.encrypt(crypto.aes_key(AES_KEY), push().decode(), APP_ID)
+    envelope = f"<xml><Encrypt>{encrypted}</Encrypt></xml>".encode()
+    stale = signed_query(encrypted, timestamp=int(time.time()) - 600)
+    assert (await rig.post(envelope, stale))[0] == 403
+    assert (await rig.post(envelope, signed_query(encrypted)))[0] == 200
+
+
+@pytest.mark.parametrize("clock", [fixed(datetime.fromtimestamp(1714037059, timezone.utc))])
+async def test_the_window_is_measured_on_the_channels_clock(rig: Rig) -> None:
+    assert (await rig.post(push(), signed_query(timestamp=1714037059 + 200)))[0] == 200
+    assert (await rig.post(push(msg_id="2"), signed_query()))[0] == 403
+
+
+@pytest.mark.parametrize("credentials_extra", [{"replay_window": 10}])
+async def test_the_replay_window_is_configurable(rig: Rig) -> None:
+    assert (await rig.post(push(), signed_query(timestamp=int(time.time()) - 30)))[0] == 403
+
+
+def test_config_refuses_a_replay_window_that_is_not_positive() -> None:
+    with pytest.raises(ValueError, match="replay_window"):
+        make_channel("http://x", replay_window=0)

@@ -1,20 +1,26 @@
-"""The WeChat channel's blueprint served by a real Sanic app on loopback, with a stub bot."""
+"""The WeChat channel's blueprint served by a real Sanic app on loopback, with a stub bot;
+and the pushes, signatures and channel settings the webhook tests share."""
 
 from __future__ import annotations
 
 import asyncio
 import itertools
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 from rasa.core.channels.channel import UserMessage, register
 from sanic import Sanic
 
-from bot.channels.wechat.channel import WeChatInput
+from bot.channels.wechat import crypto
+from bot.channels.wechat.channel import WeChatConfig, WeChatInput
+from crm_store.clock import Clock, utcnow
+from tests.bot.channels.fake_wechat import APP_ID, APP_SECRET, FakeWeChat
 
 _app_numbers = itertools.count()
 
@@ -35,13 +41,14 @@ class StubBot:
 
 
 @asynccontextmanager
-async def serve(channel: WeChatInput, bot: StubBot) -> AsyncIterator[str]:
-    """The URL of the channel's webhook on a fresh Sanic app."""
+async def serve(channel: WeChatInput, bot: StubBot, app: Sanic | None = None) -> AsyncIterator[str]:
+    """The URL of the channel's webhook on a fresh Sanic app (or on `app`, e.g. Rasa's own)."""
     # Sanic 21.12 rewrites its request handler once per process unless in test mode, so a second
     # app started in the same process fails with KeyError('handle_request').
     Sanic.test_mode = True
-    app = Sanic(f"wechat_test_{next(_app_numbers)}")
-    app.ctx.agent = SimpleNamespace(handle_message=bot)  # what Rasa's handler calls
+    if app is None:
+        app = Sanic(f"wechat_test_{next(_app_numbers)}")
+        app.ctx.agent = SimpleNamespace(handle_message=bot)  # what Rasa's handler calls
     register([channel], app, route="/webhooks/")  # mounted exactly as `rasa run` does
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -54,3 +61,71 @@ async def serve(channel: WeChatInput, bot: StubBot) -> AsyncIterator[str]:
     finally:
         server.close()
         await server.wait_closed()
+
+
+TOKEN = "AAAAA"
+AES_KEY = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"
+
+
+def push(content: str = "查订单", msg_id: str = "1001", msg_type: str = "text") -> bytes:
+    return (
+        "<xml><ToUserName><![CDATA[gh_care]]></ToUserName>"
+        "<FromUserName><![CDATA[oUSER]]></FromUserName><CreateTime>1714037059</CreateTime>"
+        f"<MsgType><![CDATA[{msg_type}]]></MsgType><Content><![CDATA[{content}]]></Content>"
+        f"<MsgId>{msg_id}</MsgId></xml>"
+    ).encode()
+
+
+def event(name: str, key: str = "", create_time: int = 1714037060) -> bytes:
+    return (
+        "<xml><ToUserName>gh_care</ToUserName><FromUserName>oUSER</FromUserName>"
+        f"<CreateTime>{create_time}</CreateTime><MsgType>event</MsgType>"
+        f"<Event>{name}</Event><EventKey>{key}</EventKey></xml>"
+    ).encode()
+
+
+def signed_query(*extra: str, timestamp: int | None = None) -> dict[str, str]:
+    """A push's query string, signed with our token at `timestamp` (default: now)."""
+    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = "486452656"
+    query = {"timestamp": timestamp, "nonce": nonce}
+    query["signature"] = crypto.signature(TOKEN, timestamp, nonce)
+    if extra:
+        query["msg_signature"] = crypto.signature(TOKEN, timestamp, nonce, *extra)
+        query["encrypt_type"] = "aes"
+    return query
+
+
+@dataclass
+class Rig:
+    url: str
+    bot: StubBot
+    fake: FakeWeChat
+    channel: WeChatInput
+    http: aiohttp.ClientSession
+
+    async def post(self, body: bytes, query: dict[str, str] | None = None) -> tuple[int, str]:
+        params = signed_query() if query is None else query
+        async with self.http.post(self.url, params=params, data=body) as reply:
+            return reply.status, await reply.text()
+
+    async def cs_texts(self, count: int) -> list[str]:
+        for _ in range(250):
+            if len(self.fake.sent) >= count:
+                break
+            await asyncio.sleep(0.02)
+        return [item["text"]["content"] for item in self.fake.sent]
+
+
+def make_channel(base_url: str, clock: Clock = utcnow, **extra: Any) -> WeChatInput:
+    credentials = {
+        "app_id": APP_ID,
+        "app_secret": APP_SECRET,
+        "token": TOKEN,
+        "api_base_url": base_url,
+        "menu": {"ORDER": "/order_status"},
+        "domain_path": "/nonexistent/domain.yml",
+        "passive_deadline": 0.5,
+        **extra,
+    }
+    return WeChatInput(WeChatConfig.from_credentials(credentials), clock)

@@ -1,0 +1,190 @@
+"""EXTERNAL_care_message: the scheduler's proactive messages, composed from CRM data.
+
+The trigger names an outbox row (`care_message_id`); its campaign says what to write. A message
+only goes to a conversation of the row's customer, and never twice to one conversation (a
+re-trigger after a crash finds the earlier answer in the tracker). Campaign rules (who, when) are
+the scheduler's (bot/care, docs/campaigns.md); this module only writes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+
+from actions.base import CareAction, Events, Turn
+from actions.identity import (
+    attach_conversation,
+    identified_slots,
+    is_external_trigger,
+    owner_of_conversation,
+)
+from actions.orders import items_of
+from actions.rules.care import (
+    already_delivered,
+    care_message_id_of,
+    holiday_key,
+    offer_value_parts,
+    tip_family,
+    usable_coupon,
+    warranty_item,
+)
+from crm_store.campaign_rules import (
+    BIRTHDAY_GIFTS,
+    WIN_BACK_OFFERS,
+    birthday_offer_key,
+    win_back_offer_key,
+)
+from crm_store.campaigns import Campaign, get_campaign_by_id
+from crm_store.customers import Customer
+from crm_store.errors import NotFound
+from crm_store.offers import list_coupons, list_offers
+from crm_store.orders import list_orders, list_warranties
+from crm_store.outbox import CareMessage, get_care_message
+from crm_store.points import earn_points, list_points_entries
+
+log = logging.getLogger(__name__)
+
+Composer = Callable[[Turn, Customer, CareMessage, Campaign], bool]
+
+
+def birthday(turn: Turn, customer: Customer, message: CareMessage, campaign: Campaign) -> bool:
+    """The greeting with the tier's gift: points credited now (once per year), or the coupon
+    planned with the message (docs/campaigns.md)."""
+    gift = BIRTHDAY_GIFTS.get(customer.tier, BIRTHDAY_GIFTS["普通"])
+    if gift.kind == "coupon":
+        offer_key = birthday_offer_key(message.period, customer.tier)
+        return offer_message(turn, customer, {offer_key}, "utter_care_birthday_coupon")
+    reason = f"birthday_gift:{message.period}"
+    entries = list_points_entries(turn.session, customer_id=customer.id)
+    if not any(entry.reason == reason for entry in entries):
+        earn_points(
+            turn.session,
+            customer_id=customer.id,
+            points=gift.value,
+            reason=reason,
+            clock=turn.clock,
+        )
+    turn.say("utter_care_birthday", name=customer.name, points=gift.value)
+    return True
+
+
+def offer_message(
+    turn: Turn, customer: Customer, offer_keys: Collection[str], response: str
+) -> bool:
+    """A message that hands over the customer's coupon of one of these offers."""
+    offers = {o.id: o for o in list_offers(turn.session, active_only=False) if o.key in offer_keys}
+    coupons = list_coupons(turn.session, customer_id=customer.id)
+    coupon = usable_coupon(coupons, offers.keys(), turn.now)
+    if coupon is None:
+        return False
+    label, values = offer_value_parts(offers[coupon.offer_id])
+    turn.say(
+        response,
+        name=customer.name,
+        value=turn.text_of(label).format(**values),
+        code=coupon.code,
+        expires=turn.local(coupon.expires_at, "%Y年%m月%d日"),
+    )
+    return True
+
+
+def holiday(turn: Turn, customer: Customer, message: CareMessage, campaign: Campaign) -> bool:
+    label = turn.text_of(f"utter_label_holiday_{holiday_key(message.period)}")
+    name = label or turn.text_of("utter_label_holiday_generic")
+    turn.say("utter_care_holiday", name=customer.name, holiday=name)
+    return True
+
+
+def follow_up(turn: Turn, customer: Customer, message: CareMessage, campaign: Campaign) -> bool:
+    orders = list_orders(turn.session, customer_id=customer.id, limit=1)
+    if orders:
+        turn.say("utter_care_follow_up", name=customer.name, product=items_of(orders[0]))
+    else:
+        turn.say("utter_care_follow_up_general", name=customer.name)
+    return True
+
+
+def care_tip(turn: Turn, customer: Customer, message: CareMessage, campaign: Campaign) -> bool:
+    response = f"utter_care_tip_{tip_family(message.period)}"
+    if not turn.text_of(response):
+        response = "utter_care_tip_generic"
+    turn.say(response, name=customer.name)
+    return True
+
+
+def warranty_reminder(
+    turn: Turn, customer: Customer, message: CareMessage, campaign: Campaign
+) -> bool:
+    order_id, sku = warranty_item(message.period)
+    for warranty in list_warranties(turn.session, customer_id=customer.id):
+        if warranty.order_id == order_id and warranty.sku == sku:
+            ends_on = f"{warranty.ends_on.year}年{warranty.ends_on.month}月{warranty.ends_on.day}日"
+            turn.say(
+                "utter_care_warranty_reminder",
+                name=customer.name,
+                product=warranty.product_name,
+                ends_on=ends_on,
+            )
+            return True
+    return False
+
+
+def win_back(turn: Turn, customer: Customer, message: CareMessage, campaign: Campaign) -> bool:
+    """The personal offer: the coupon (its level by CLV and tier) planned with the message."""
+    keys = {win_back_offer_key(message.period, level) for level in WIN_BACK_OFFERS}
+    return offer_message(turn, customer, keys, "utter_care_win_back")
+
+
+COMPOSERS: dict[str, Composer] = {
+    "birthday": birthday,
+    "holiday": holiday,
+    "follow_up": follow_up,
+    "care_tip": care_tip,
+    "warranty_reminder": warranty_reminder,
+    "win_back": win_back,
+}
+
+
+class ActionSendCareMessage(CareAction):
+    def name(self) -> str:
+        return "action_send_care_message"
+
+    def act(self, turn: Turn) -> Events:
+        if not is_external_trigger(turn):
+            log.warning("EXTERNAL_care_message typed into %s; ignored", turn.conversation_id)
+            return []
+        message_id = care_message_id_of(turn.tracker.latest_message.get("entities") or [])
+        if message_id is None:
+            log.warning(
+                "care message trigger without a care_message_id in %s", turn.conversation_id
+            )
+            return []
+        if already_delivered(turn.tracker.events, message_id):
+            log.info("care message %s already delivered to %s", message_id, turn.conversation_id)
+            return []
+        try:
+            message = get_care_message(turn.session, message_id=message_id)
+            campaign = get_campaign_by_id(turn.session, campaign_id=message.campaign_id)
+        except NotFound:
+            log.warning("care message %s does not exist", message_id)
+            return []
+        customer = owner_of_conversation(turn)
+        if customer is None or customer.id != message.customer_id:
+            log.warning(
+                "care message %s not sent to %s: not that customer's conversation",
+                message_id,
+                turn.conversation_id,
+            )
+            return []
+        composer = COMPOSERS.get(campaign.key)
+        if composer is None or not composer(turn, customer, message, campaign):
+            log.warning("care message %s (%s) has nothing to say", message_id, campaign.key)
+        return recognised(turn, customer)
+
+
+def recognised(turn: Turn, customer: Customer) -> Events:
+    """A conversation the scheduler opened is the customer's: they need not identify to answer."""
+    if turn.customer() is not None:
+        return []
+    attach_conversation(turn, customer)
+    return identified_slots(customer)

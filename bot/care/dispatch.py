@@ -1,0 +1,289 @@
+"""Dispatch: claim due outbox rows, route each to the channel that reaches the customer now,
+trigger its EXTERNAL_ intent through Rasa, and record what happened.
+
+Exactly once, end to end: the outbox row exists before any send (planning writes it), a claim
+moves it to `sending` in its own committed transaction, the trigger goes to Rasa, and only then
+is the row marked sent. A crash after the claim leaves the row in `sending`; the reclaim job
+makes it retryable once the claim is stale. A crash after the send but before the mark does the
+same, and the retry reaches Rasa twice: the action that composes the message finds the
+care_message_id already answered in the conversation and sends nothing. So the customer gets
+each message once (at-least-once triggers, idempotent receiver), and no row is ever lost.
+
+`CAREBOT_CRASH_AT=after_claim|after_send` makes the dispatcher kill its own process (SIGKILL) at
+that point, once per process; the crash tests use it, nothing else should.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.engine import Engine
+
+from bot.care.notify import NotDelivered, Route, route_for, trigger
+from crm_store.campaign_rules import defer_past_quiet_hours
+from crm_store.campaigns import get_campaign_by_id
+from crm_store.clock import Clock, utcnow
+from crm_store.customers import get_consents, get_customer
+from crm_store.db import session_scope
+from crm_store.errors import Conflict
+from crm_store.orders import find_order
+from crm_store.outbox import (
+    CareMessage,
+    claim_due_messages,
+    defer_message,
+    mark_failed,
+    mark_sent,
+    mark_skipped,
+)
+
+log = logging.getLogger(__name__)
+
+CARE_INTENT = "EXTERNAL_care_message"
+SURVEY_INTENT = "EXTERNAL_survey"
+SURVEY_CAMPAIGN = "delivery_follow_up"  # D+3 after delivery: it starts the survey
+UNREACHABLE = "unreachable"
+QUIET_HOURS = "quiet_hours"
+NO_CONSENT = "no_consent"
+CRASH_POINTS = ("after_claim", "after_send")
+
+Intent = tuple[str, dict[str, Any]]
+Router = Callable[[Engine, int, Clock], "Route | None"]
+Sender = Callable[[Route, str, Mapping[str, Any]], None]
+Composer = Callable[[Engine, CareMessage], Intent]
+Policy = Callable[[Engine, CareMessage, Clock], "Hold | None"]
+
+
+@dataclass(frozen=True)
+class DispatchConfig:
+    rasa_url: str
+    api_token: str
+    rate_per_s: float = 5.0  # at most this many triggers per second
+    batch: int = 50  # rows claimed at once
+    backoff_base: timedelta = timedelta(minutes=1)  # first retry; doubles per attempt
+    backoff_max: timedelta = timedelta(hours=6)
+    unreachable_retry: timedelta = timedelta(minutes=30)  # next look for a reachable channel
+    crash_at: str | None = None  # tests only: see the module docstring
+
+
+@dataclass
+class DispatchReport:
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0  # unreachable now, or inside the customer's quiet hours
+    skipped: int = 0  # consent withdrawn since planning
+    lost_claims: int = 0  # the row was reclaimed while this dispatcher was sending it
+
+    @property
+    def handled(self) -> int:
+        return self.sent + self.failed + self.deferred + self.skipped + self.lost_claims
+
+
+@dataclass
+class Pacer:
+    """At most `rate_per_s` sends per second: each send waits for its slot."""
+
+    rate_per_s: float
+    monotonic: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    next_slot: float = field(default=0.0)
+
+    def wait(self) -> None:
+        now = self.monotonic()
+        if self.next_slot > now:
+            self.sleep(self.next_slot - now)
+            now = self.next_slot
+        self.next_slot = now + 1.0 / self.rate_per_s
+
+
+def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
+    """base, 2 base, 4 base, ... after the 1st, 2nd, 3rd failed attempt; never above cap."""
+    return min(base * (2 ** max(attempts - 1, 0)), cap)
+
+
+@functools.lru_cache(maxsize=64)
+def campaign_of(engine: Engine, campaign_id: int) -> tuple[str, str]:
+    """(key, consent category): they never change, so read once per process, not per message."""
+    with session_scope(engine) as session:
+        campaign = get_campaign_by_id(session, campaign_id=campaign_id)
+    return campaign.key, campaign.category
+
+
+@dataclass(frozen=True)
+class Hold:
+    reason: str
+    until: datetime | None  # None: not at all (skipped)
+
+
+def contact_hold(engine: Engine, message: CareMessage, clock: Clock) -> Hold | None:
+    """Why the row may not go out now, re-checked at send time with the planner's rules.
+
+    Planning respected consent and quiet hours, but a retry or a wait for a reachable channel
+    can land inside the quiet hours (deferred to their end), and a customer can withdraw
+    consent after planning (skipped).
+    """
+    _, category = campaign_of(engine, message.campaign_id)
+    with session_scope(engine) as session:
+        customer = get_customer(session, customer_id=message.customer_id)
+        consents = get_consents(session, customer_id=message.customer_id)
+    if not consents[category]:
+        return Hold(NO_CONSENT, None)
+    local = clock().astimezone(ZoneInfo(customer.timezone))
+    allowed = defer_past_quiet_hours(local, customer.quiet_start, customer.quiet_end)
+    return None if allowed == local else Hold(QUIET_HOURS, allowed.astimezone(timezone.utc))
+
+
+def compose(engine: Engine, message: CareMessage) -> Intent:
+    """The intent and entities that make Rasa's action compose this row's message."""
+    if campaign_of(engine, message.campaign_id)[0] != SURVEY_CAMPAIGN:
+        return CARE_INTENT, {"care_message_id": message.id}
+    with session_scope(engine) as session:
+        order = find_order(session, order_id=message.period)
+    product = order.items[0].name if order is not None and order.items else ""
+    return SURVEY_INTENT, {"care_message_id": message.id, "product": product}
+
+
+def crash_point(point: str, config: DispatchConfig) -> None:
+    if config.crash_at == point:
+        log.warning("CAREBOT_CRASH_AT=%s: killing the dispatcher process", point)
+        logging.shutdown()
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def crash_point_from_env(env: Mapping[str, str]) -> str | None:
+    point = env.get("CAREBOT_CRASH_AT") or None
+    if point is not None and point not in CRASH_POINTS:
+        raise ValueError(f"CAREBOT_CRASH_AT must be one of {', '.join(CRASH_POINTS)}")
+    return point
+
+
+@dataclass
+class Dispatcher:
+    """One process's dispatcher; its parts are injectable so tests can stub Rasa or routing."""
+
+    engine: Engine
+    config: DispatchConfig
+    clock: Clock = utcnow
+    router: Router = route_for
+    composer: Composer = compose
+    policy: Policy = contact_hold
+    sender: Sender | None = None
+    pacer: Pacer | None = None
+
+    def __post_init__(self) -> None:
+        self.pacer = self.pacer or Pacer(self.config.rate_per_s)
+
+    def send(self, route: Route, intent: str, entities: Mapping[str, Any]) -> None:
+        if self.sender is not None:
+            self.sender(route, intent, entities)
+        else:
+            trigger(self.config.rasa_url, self.config.api_token, route, intent, entities)
+
+    def run_once(self) -> DispatchReport:
+        """Claim one batch and handle every row of it."""
+        with session_scope(self.engine) as session:
+            claimed = claim_due_messages(session, clock=self.clock, limit=self.config.batch)
+        if claimed:
+            crash_point("after_claim", self.config)
+        report = DispatchReport()
+        for message in claimed:
+            self._handle(message, report)
+        return report
+
+    def drain(self, max_batches: int = 1000) -> DispatchReport:
+        """Batches until nothing is due (for `carebot campaigns run-once`)."""
+        total = DispatchReport()
+        for _ in range(max_batches):
+            report = self.run_once()
+            for name in ("sent", "failed", "deferred", "skipped", "lost_claims"):
+                setattr(total, name, getattr(total, name) + getattr(report, name))
+            if report.handled == 0:
+                break
+        return total
+
+    def _handle(self, message: CareMessage, report: DispatchReport) -> None:
+        """One row; any error is recorded on that row and never stops the batch."""
+        try:
+            outcome = self._deliver(message)
+        except Conflict:
+            outcome = "lost_claims"
+        except Exception as error:  # isolate one customer's failure from the batch
+            log.exception("care message %s: dispatch failed", message.id)
+            outcome = self._record_error(message, error)
+        setattr(report, outcome, getattr(report, outcome) + 1)
+
+    def _record_error(self, message: CareMessage, error: Exception) -> str:
+        try:
+            return self._finish_failed(message, f"{type(error).__name__}: {error}")
+        except Conflict:
+            return "lost_claims"
+
+    def _deliver(self, message: CareMessage) -> str:
+        hold = self.policy(self.engine, message, self.clock)
+        if hold is not None:
+            return self._hold(message, hold)
+        route = self.router(self.engine, message.customer_id, self.clock)
+        if route is None:
+            return self._defer(message, self.clock() + self.config.unreachable_retry, UNREACHABLE)
+        intent, entities = self.composer(self.engine, message)
+        assert self.pacer is not None
+        self.pacer.wait()
+        try:
+            self.send(route, intent, entities)
+        except NotDelivered as error:
+            return self._finish_failed(message, str(error))
+        crash_point("after_send", self.config)
+        with session_scope(self.engine) as session:
+            mark_sent(
+                session, message_id=message.id, claim_token=message.claim_token, clock=self.clock
+            )
+        return "sent"
+
+    def _hold(self, message: CareMessage, hold: Hold) -> str:
+        if hold.until is not None:
+            return self._defer(message, hold.until, hold.reason)
+        with session_scope(self.engine) as session:
+            mark_skipped(
+                session,
+                message_id=message.id,
+                reason=hold.reason,
+                claim_token=message.claim_token,
+                clock=self.clock,
+            )
+        return "skipped"
+
+    def _defer(self, message: CareMessage, until: datetime, reason: str) -> str:
+        with session_scope(self.engine) as session:
+            defer_message(
+                session,
+                message_id=message.id,
+                until=until,
+                reason=reason,
+                claim_token=message.claim_token,
+                clock=self.clock,
+            )
+        return "deferred"
+
+    def _finish_failed(self, message: CareMessage, reason: str) -> str:
+        retry_at = self._retry_at(message.attempts)
+        with session_scope(self.engine) as session:
+            mark_failed(
+                session,
+                message_id=message.id,
+                reason=reason,
+                claim_token=message.claim_token,
+                retry_at=retry_at,
+                clock=self.clock,
+            )
+        return "failed"
+
+    def _retry_at(self, attempts: int) -> datetime:
+        return self.clock() + backoff(attempts, self.config.backoff_base, self.config.backoff_max)

@@ -1,0 +1,326 @@
+"""The care scheduler: one long-lived process that plans campaigns and dispatches the outbox.
+
+APScheduler 3.9 with its jobs in the CRM database (`SQLAlchemyJobStore`, table
+`apscheduler_jobs`), UTC, `coalesce=True`, `max_instances=1` and a misfire grace time, so a
+restart neither loses a day's planning nor runs a missed job more than once. Only the holder of
+the leader lock (bot/care/leader.py) runs jobs; a second process waits for the lock.
+
+Jobs are module-level functions with primitive arguments and stable ids; they read the running
+process's `Runtime` (engine, clock, dispatcher, planner), set once when the process leads. Each
+opens its own sessions. Jobs are reconciled at start-up: one whose trigger is unchanged keeps
+its stored next run time (so a planning run missed while the process was down still runs, once),
+others are replaced, and stale ids are removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine, make_url
+
+from bot.care.dispatch import DispatchConfig, Dispatcher, crash_point_from_env
+from bot.care.leader import LeaderLock, lock_for, wait_for_leadership
+from crm_store.analytics import refresh_customer_metrics
+from crm_store.campaign_rules import BUSINESS_TZ
+from crm_store.clock import Clock, utcnow
+from crm_store.dashboard.summaries import record_care_responses, refresh_customer_summary
+from crm_store.db import make_engine, session_scope
+from crm_store.offers import expire_coupons
+from crm_store.outbox import reclaim_stale_claims
+from crm_store.win_back_outcomes import record_win_back_outcomes
+
+log = logging.getLogger(__name__)
+
+# The contract's campaign keys, in the priority order of the contact budget: planned in this
+# order, one after the other, so a more important campaign takes a customer's budget first.
+CAMPAIGNS = (
+    "delivery_follow_up",
+    "warranty_reminder",
+    "follow_up",
+    "birthday",
+    "holiday",
+    "care_tip",
+    "win_back",
+)
+JOB_TABLE = "apscheduler_jobs"
+Planner = Callable[..., Any]  # plan_campaign(session, *, campaign_key, day, clock) -> PlanResult
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    database_url: str
+    dispatch: DispatchConfig
+    dispatch_every_s: float = 10.0
+    stale_claim_after: timedelta = timedelta(minutes=10)
+    reclaim_every_s: float = 60.0
+    plan_at: tuple[int, int] = (0, 5)  # UTC hour, minute (08:05 in Shanghai)
+    autoplan: bool = True
+    misfire_grace_s: int = 6 * 3600
+    lock_poll_s: float = 5.0
+    campaigns: Sequence[str] = CAMPAIGNS
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    return default if value in (None, "") else value.lower() not in {"0", "false", "no", "off"}
+
+
+def config_from_env(
+    database_url: str, rasa_url: str, api_token: str, env: Mapping[str, str]
+) -> SchedulerConfig:
+    """The CAREBOT_SCHEDULER_* settings (docs/care_scheduler.md)."""
+    hour, minute = (int(part) for part in env.get("CAREBOT_SCHEDULER_PLAN_AT", "00:05").split(":"))
+    dispatch = DispatchConfig(
+        rasa_url=rasa_url,
+        api_token=api_token,
+        rate_per_s=float(env.get("CAREBOT_SCHEDULER_RATE", "5")),
+        batch=int(env.get("CAREBOT_SCHEDULER_BATCH", "50")),
+        crash_at=crash_point_from_env(env),
+    )
+    return SchedulerConfig(
+        database_url=database_url,
+        dispatch=dispatch,
+        dispatch_every_s=float(env.get("CAREBOT_SCHEDULER_DISPATCH_EVERY", "10")),
+        stale_claim_after=timedelta(seconds=float(env.get("CAREBOT_SCHEDULER_STALE_AFTER", "600"))),
+        reclaim_every_s=float(env.get("CAREBOT_SCHEDULER_RECLAIM_EVERY", "60")),
+        plan_at=(hour, minute),
+        autoplan=_flag(env.get("CAREBOT_SCHEDULER_AUTOPLAN"), True),
+        lock_poll_s=float(env.get("CAREBOT_SCHEDULER_LOCK_POLL", "5")),
+    )
+
+
+def default_planner() -> Planner:
+    """crm_store.eligibility's `plan_campaign`, imported when first needed (it is large)."""
+    from crm_store.eligibility import plan_campaign
+
+    return plan_campaign
+
+
+def ensure_campaigns(engine: Engine, clock: Clock) -> None:
+    """The campaign rows and this half-year's win-back offers exist before anything is planned."""
+    from crm_store.eligibility import ensure_campaigns as ensure
+
+    with session_scope(engine) as session:
+        ensure(session, clock=clock)
+
+
+@dataclass
+class Runtime:
+    """What the jobs of the leading process use."""
+
+    engine: Engine
+    config: SchedulerConfig
+    clock: Clock = utcnow
+    planner: Planner | None = None  # None: crm_store.eligibility.plan_campaign
+    prepare: Callable[[Engine, Clock], None] | None = None  # run before planning
+    dispatcher: Dispatcher | None = None
+    lock: LeaderLock | None = None
+
+    def __post_init__(self) -> None:
+        if self.dispatcher is None:
+            self.dispatcher = Dispatcher(self.engine, self.config.dispatch, clock=self.clock)
+        if self.planner is None and self.prepare is None:
+            self.prepare = ensure_campaigns
+
+    def plan(self, campaign_key: str, day: date) -> Any:
+        """One campaign's rows for `day`, in a transaction of its own."""
+        planner = self.planner or default_planner()
+        with session_scope(self.engine) as session:
+            return planner(session, campaign_key=campaign_key, day=day, clock=self.clock)
+
+
+_runtime: Runtime | None = None
+
+
+def install_runtime(runtime: Runtime | None) -> None:
+    global _runtime
+    _runtime = runtime
+
+
+def _current() -> Runtime:
+    if _runtime is None:
+        raise RuntimeError("no care scheduler runtime in this process")
+    return _runtime
+
+
+def business_day(clock: Clock) -> date:
+    """Today in the shop's time zone: the campaigns' dates are Shanghai dates."""
+    return clock().astimezone(BUSINESS_TZ).date()
+
+
+def plan_job() -> None:
+    """Today's rows of every campaign, by priority; planning twice writes nothing new.
+
+    Each campaign is planned in its own transaction and a failing one does not stop the rest.
+    """
+    runtime = _current()
+    if runtime.prepare is not None:
+        runtime.prepare(runtime.engine, runtime.clock)
+    day = business_day(runtime.clock)
+    for key in runtime.config.campaigns:
+        try:
+            log.info("planned %s for %s: %s", key, day, runtime.plan(key, day))
+        except Exception:  # one campaign's failure must not stop the others
+            log.exception("planning %s failed", key)
+
+
+def dispatch_job() -> None:
+    runtime = _current()
+    assert runtime.dispatcher is not None
+    report = runtime.dispatcher.run_once()
+    if report.handled:
+        log.info("dispatched: %s", report)
+
+
+def reclaim_job() -> None:
+    runtime = _current()
+    with session_scope(runtime.engine) as session:
+        count = reclaim_stale_claims(
+            session, older_than=runtime.config.stale_claim_after, clock=runtime.clock
+        )
+    if count:
+        log.warning("reclaimed %d care messages stuck in sending", count)
+
+
+def expire_coupons_job() -> None:
+    runtime = _current()
+    with session_scope(runtime.engine) as session:
+        expire_coupons(session, clock=runtime.clock)
+
+
+def analytics_job() -> None:
+    """The nightly snapshot that planning and the dashboard read: lifecycle metrics (churn risk,
+    CLV, RFM), the dashboard's customer summary, and the replies to last week's messages."""
+    runtime = _current()
+    with session_scope(runtime.engine) as session:
+        customers = refresh_customer_metrics(session, clock=runtime.clock)
+        refresh_customer_summary(session)
+        responses = record_care_responses(session, clock=runtime.clock)
+    log.info("analytics: %d customers refreshed, %d care responses recorded", customers, responses)
+
+
+def win_back_outcomes_job() -> None:
+    runtime = _current()
+    with session_scope(runtime.engine) as session:
+        count = record_win_back_outcomes(session, clock=runtime.clock)
+    if count:
+        log.info("recorded %d win-back outcomes", count)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    id: str
+    func: Callable[..., None]
+    trigger: BaseTrigger
+    args: tuple[Any, ...] = field(default=())
+
+
+def job_specs(config: SchedulerConfig) -> list[JobSpec]:
+    """Every job the leading process runs, by stable id."""
+    hour, minute = config.plan_at
+    daily = CronTrigger(hour=hour, minute=minute, timezone="UTC")
+    specs = [
+        JobSpec("dispatch", dispatch_job, IntervalTrigger(seconds=config.dispatch_every_s)),
+        JobSpec("reclaim", reclaim_job, IntervalTrigger(seconds=config.reclaim_every_s)),
+        JobSpec("expire_coupons", expire_coupons_job, CronTrigger(minute=17, timezone="UTC")),
+        JobSpec("win_back_outcomes", win_back_outcomes_job, daily),
+        # an hour before planning, which reads the churn risk and the customer type
+        JobSpec(
+            "analytics",
+            analytics_job,
+            CronTrigger(hour=(hour - 1) % 24, minute=minute, timezone="UTC"),
+        ),
+    ]
+    if config.autoplan:
+        specs.append(JobSpec("plan", plan_job, daily))
+    return specs
+
+
+def build_scheduler(config: SchedulerConfig) -> BackgroundScheduler:
+    store = SQLAlchemyJobStore(
+        url=config.database_url, tablename=JOB_TABLE, engine_options=_jobstore_options(config)
+    )
+    return BackgroundScheduler(
+        jobstores={"default": store},
+        timezone="UTC",
+        job_defaults={
+            "coalesce": True,
+            "max_instances": 1,
+            "misfire_grace_time": config.misfire_grace_s,
+        },
+    )
+
+
+def _jobstore_options(config: SchedulerConfig) -> dict[str, Any]:
+    if make_url(config.database_url).get_backend_name() == "sqlite":
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True}
+
+
+def reconcile_jobs(scheduler: BackgroundScheduler, specs: Sequence[JobSpec]) -> None:
+    """Keep stored jobs whose definition is unchanged (and their next run), replace the rest."""
+    wanted = {spec.id for spec in specs}
+    for job in scheduler.get_jobs():
+        if job.id not in wanted:
+            job.remove()
+    for spec in specs:
+        stored = scheduler.get_job(spec.id)
+        if stored is not None and _same(stored, spec):
+            continue
+        scheduler.add_job(
+            spec.func, spec.trigger, args=spec.args, id=spec.id, name=spec.id, replace_existing=True
+        )
+
+
+def _same(job: Any, spec: JobSpec) -> bool:
+    return bool(
+        job.func_ref == f"{spec.func.__module__}:{spec.func.__qualname__}"
+        and tuple(job.args) == spec.args
+        and str(job.trigger) == str(spec.trigger)
+    )
+
+
+def lead(runtime: Runtime, stop: threading.Event, check_s: float = 5.0) -> None:
+    """Run the jobs until `stop` is set or the lock is lost."""
+    scheduler = build_scheduler(runtime.config)
+    install_runtime(runtime)
+    scheduler.start(paused=True)
+    try:
+        reconcile_jobs(scheduler, job_specs(runtime.config))
+        if runtime.config.autoplan:
+            # today's plan now, not only at the next plan_at; idempotent: restarts are harmless
+            scheduler.add_job(plan_job, id="plan:startup", replace_existing=True)
+        scheduler.resume()
+        while not stop.wait(check_s):
+            if runtime.lock is not None and not runtime.lock.still_held():
+                log.error("the leader lock was lost: stopping the jobs")
+                break
+    finally:
+        scheduler.shutdown(wait=True)
+        install_runtime(None)
+
+
+def run(config: SchedulerConfig, stop: threading.Event, clock: Clock = utcnow) -> None:
+    """The process's life: wait for the lock, lead, and wait again if the lock is lost."""
+    engine = make_engine(config.database_url)
+    lock = lock_for(engine)
+    try:
+        while not stop.is_set():
+            log.info("care scheduler: waiting for the leader lock")
+            if not wait_for_leadership(lock, stop, config.lock_poll_s):
+                break
+            log.info("care scheduler: leading")
+            lead(Runtime(engine, config, clock=clock, lock=lock), stop)
+            lock.release()
+    finally:
+        lock.release()
+        engine.dispose()

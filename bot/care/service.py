@@ -1,0 +1,34 @@
+"""The care scheduler as a process: settings from the environment, logging, signals."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from types import FrameType
+
+from bot.care.scheduler import config_from_env, run
+from bot.settings import load_settings
+
+
+def main() -> int:
+    """Runs until SIGTERM or SIGINT; a second instance waits for the leader lock."""
+    logging.basicConfig(
+        level=os.environ.get("CAREBOT_LOG_LEVEL", "INFO"),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    settings = load_settings()
+    config = config_from_env(
+        settings.database_url, settings.rasa_url, settings.api_token, os.environ
+    )
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    run(config, stop)
+    return 0

@@ -1,0 +1,129 @@
+"""What a follow or unfollow changes in the CRM: the customer's `wechat_openid` identity.
+
+The Rasa server process runs the channel, so these writes open their own short transaction on
+the CRM database (`database_url` in the channel's credentials). SQLAlchemy is synchronous: every
+write runs in a worker thread, never on Rasa's event loop. A failure is logged and swallowed:
+WeChat only needs its `success`, and a follow or unfollow must never cost the push a 5xx.
+
+The audit entries name the customer and the identity kind, never the OpenID itself: WeChat's
+rules want a follower's data gone after an unfollow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from crm_store.audit import record_audit
+from crm_store.clock import Clock, utcnow
+from crm_store.db import make_engine, session_scope
+from crm_store.errors import CrmError
+from crm_store.identities import find_customer_by_identity, link_identity, unlink_identity
+
+logger = logging.getLogger(__name__)
+
+KIND = "wechat_openid"
+ACTOR = "wechat"
+
+
+def unlink_follower(session: Session, openid: str, clock: Clock) -> int | None:
+    """Remove the OpenID's identity; the customer it belonged to, or None if it had none."""
+    customer = find_customer_by_identity(session, kind=KIND, value=openid)
+    if customer is None or not unlink_identity(session, kind=KIND, value=openid):
+        return None
+    record_audit(
+        session,
+        actor=ACTOR,
+        action="unlink_identity",
+        entity="customer",
+        entity_id=customer.id,
+        changes={"identity_kind": KIND, "reason": "unsubscribe"},
+        clock=clock,
+    )
+    return customer.id
+
+
+def link_follower(session: Session, openid: str, customer_id: int, clock: Clock) -> bool:
+    """Link the OpenID to the customer; False if it already was. Conflict: another customer's."""
+    current = find_customer_by_identity(session, kind=KIND, value=openid)
+    if current is not None and current.id == customer_id:
+        return False
+    link_identity(session, customer_id=customer_id, kind=KIND, value=openid, clock=clock)
+    record_audit(
+        session,
+        actor=ACTOR,
+        action="link_identity",
+        entity="customer",
+        entity_id=customer_id,
+        changes={"identity_kind": KIND, "via": "link_token"},
+        clock=clock,
+    )
+    return True
+
+
+class Followers:
+    """The CRM side of follows and unfollows; without a database URL it only logs."""
+
+    def __init__(self, database_url: str | None, clock: Clock = utcnow) -> None:
+        self.database_url = database_url
+        self.clock = clock
+        self._engine: Engine | None = None
+        self._engine_lock = threading.Lock()
+
+    def _engine_or_none(self) -> Engine | None:
+        with self._engine_lock:
+            if self._engine is None and self.database_url:
+                self._engine = make_engine(self.database_url)
+            return self._engine
+
+    async def unfollow(self, openid: str) -> None:
+        """Stop proactive messages to this OpenID by unlinking it from its customer."""
+        await self._off_loop("unfollow", openid, self._unfollow, openid)
+
+    async def link(self, openid: str, customer_id: int) -> None:
+        """Make this OpenID the customer's WeChat identity (a conflict is logged, not raised)."""
+        await self._off_loop("link", openid, self._link, openid, customer_id)
+
+    async def _off_loop(
+        self, what: str, openid: str, write: Callable[..., None], *args: Any
+    ) -> None:
+        try:
+            await asyncio.to_thread(write, *args)
+        except (SQLAlchemyError, CrmError, OSError):
+            logger.exception("wechat %s of %s could not be recorded in the CRM", what, openid)
+
+    def _unfollow(self, openid: str) -> None:
+        engine = self._engine_or_none()
+        if engine is None:
+            logger.warning("wechat unfollow of %s not recorded: no database_url", openid)
+            return
+        with session_scope(engine) as session:
+            customer_id = unlink_follower(session, openid, self.clock)
+        logger.info("wechat %s unfollowed (customer %s)", openid, customer_id)
+
+    def _link(self, openid: str, customer_id: int) -> None:
+        engine = self._engine_or_none()
+        if engine is None:
+            logger.warning("wechat link of %s not recorded: no database_url", openid)
+            return
+        try:
+            with session_scope(engine) as session:
+                linked = link_follower(session, openid, customer_id, self.clock)
+        except CrmError as error:  # another customer's OpenID, an unknown customer
+            logger.warning("wechat %s not linked to customer %s: %s", openid, customer_id, error)
+            return
+        logger.info("wechat %s linked to customer %s (new: %s)", openid, customer_id, linked)
+
+    def close(self) -> None:
+        """Dispose of the engine (tests; the Rasa server keeps it for its lifetime)."""
+        with self._engine_lock:
+            if self._engine is not None:
+                self._engine.dispose()
+                self._engine = None

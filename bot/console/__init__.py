@@ -1,0 +1,1 @@
+"""The staff console: agents work handed-over conversations; managers read the dashboard."""

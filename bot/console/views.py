@@ -1,0 +1,289 @@
+"""The agents' pages: the queue, the conversation view, and the live list to pick from."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sanic import Blueprint, Request, response
+from sanic.response import HTTPResponse
+from sqlalchemy.orm import Session
+
+from bot.console.auth import AGENTS, HOME_BY_ROLE, SUPERVISORS, current_session, refusal, staff
+from bot.console.card import customer_card
+from bot.console.desk import Agent
+from bot.console.rasa_api import RasaError
+from bot.console.transcript import transcript
+from crm_store.agent_notes import add_note, list_notes, list_snippets
+from crm_store.audit import record_audit
+from crm_store.errors import Conflict, CrmError, InvalidInput, NotFound
+from crm_store.handoff_queue import CONSOLE_OUTCOMES, QueueEntry, list_live, list_queue
+from crm_store.handoffs import Handoff, get_handoff
+from crm_store.interactions import list_conversations
+from crm_store.staff import list_staff_users
+
+desk_pages = Blueprint("console_desk")
+LIVE_WINDOW = timedelta(minutes=30)
+OUTCOME_LABELS = {"resolved": "已解决", "ticket_opened": "已建工单", "call_back": "需回电"}
+
+
+def entry_json(entry: QueueEntry) -> dict[str, Any]:
+    handoff = entry.handoff
+    return {
+        "id": handoff.id,
+        "conversation": handoff.conversation_id,
+        "customer": entry.customer_name or "匿名访客",
+        "tier": entry.tier or "",
+        "reason": handoff.reason,
+        "channel": handoff.output_channel or "",
+        "priority": handoff.priority,
+        "waited_s": int(entry.waited.total_seconds()),
+        "agent_id": handoff.agent_id,
+        "state": handoff.state,
+    }
+
+
+def queue_state(session: Session, agent: Agent, clock: Any) -> dict[str, Any]:
+    """The waiting queue, my conversations, and (for a supervisor) everyone's."""
+    mine = list_live(session, agent_id=agent.id, clock=clock)
+    everyone = list_live(session, clock=clock) if agent.supervises else []
+    names = {member.id: member.display_name for member in list_staff_users(session)}
+    return {
+        "waiting": [entry_json(e) for e in list_queue(session, clock=clock)],
+        "mine": [entry_json(e) for e in mine],
+        "everyone": [
+            entry_json(e) | {"agent": names.get(e.handoff.agent_id or 0, "")} for e in everyone
+        ],
+    }
+
+
+def crm_refusal(request: Request, error: CrmError) -> HTTPResponse:
+    status = 404 if isinstance(error, NotFound) else 409 if isinstance(error, Conflict) else 400
+    messages = {404: "找不到该会话", 409: "该会话已被其他客服处理", 400: "输入有误"}
+    return refusal(request, status, messages[status])
+
+
+def back_to(request: Request, url: str, payload: dict[str, Any] | None = None) -> HTTPResponse:
+    """A form post gets a redirect; a script (fetch with the CSRF header) gets JSON."""
+    if request.headers.get("x-csrf-token"):
+        return response.json({"ok": True, **(payload or {})})
+    return response.redirect(url, status=303)
+
+
+@desk_pages.get("/")
+async def home(request: Request) -> HTTPResponse:
+    """Each role's start page (the login page for anyone else)."""
+    session = current_session(request)
+    if session is None or not session.logged_in:
+        return response.redirect("/login")
+    return response.redirect(HOME_BY_ROLE.get(session.role or "", "/queue"))
+
+
+@desk_pages.get("/queue")
+@staff(*AGENTS)
+async def queue_page(request: Request) -> HTTPResponse:
+    ctx = request.app.ctx
+    state = await ctx.desk.db(lambda s: queue_state(s, request.ctx.agent, ctx.desk.clock))
+    return ctx.render(request, "queue.html", state=state)
+
+
+@desk_pages.get("/api/queue")
+@staff(*AGENTS)
+async def queue_api(request: Request) -> HTTPResponse:
+    ctx = request.app.ctx
+    return response.json(
+        await ctx.desk.db(lambda s: queue_state(s, request.ctx.agent, ctx.desk.clock))
+    )
+
+
+@desk_pages.post("/handoffs/<handoff_id:int>/claim")
+@staff(*AGENTS)
+async def claim(request: Request, handoff_id: int) -> HTTPResponse:
+    try:
+        await request.app.ctx.desk.claim(handoff_id, request.ctx.agent)
+    except CrmError as error:
+        return crm_refusal(request, error)
+    except RasaError as error:
+        return refusal(request, 502, f"消息服务暂时不可用：{error}")
+    return back_to(request, f"/handoffs/{handoff_id}")
+
+
+async def visible_handoff(request: Request, handoff_id: int) -> Handoff | HTTPResponse:
+    """The handoff if this agent may see it: waiting ones, their own, anything for supervisors."""
+    try:
+        handoff = await request.app.ctx.desk.db(lambda s: get_handoff(s, handoff_id=handoff_id))
+    except NotFound as error:
+        return crm_refusal(request, error)
+    agent: Agent = request.ctx.agent
+    if handoff.state == "waiting" or handoff.agent_id == agent.id or agent.supervises:
+        return handoff
+    return refusal(request, 403, "该会话由其他客服处理")
+
+
+def holder_or_supervisor(agent: Agent, handoff: Handoff) -> bool:
+    return handoff.state == "active" and (handoff.agent_id == agent.id or agent.supervises)
+
+
+@desk_pages.get("/handoffs/<handoff_id:int>")
+@staff(*AGENTS)
+async def conversation_page(request: Request, handoff_id: int) -> HTTPResponse:
+    handoff = await visible_handoff(request, handoff_id)
+    if isinstance(handoff, HTTPResponse):
+        return handoff
+    ctx = request.app.ctx
+
+    def load(session: Session) -> dict[str, Any]:
+        return {
+            "card": customer_card(session, customer_id=handoff.customer_id),
+            "notes": list_notes(session, handoff_id=handoff_id),
+            "snippets": list_snippets(session),
+            "colleagues": [m for m in list_staff_users(session) if m.active and m.role in AGENTS],
+        }
+
+    page = await ctx.desk.db(load)
+    return ctx.render(
+        request,
+        "conversation.html",
+        handoff=handoff,
+        mine=holder_or_supervisor(request.ctx.agent, handoff),
+        outcomes=[(o, OUTCOME_LABELS[o]) for o in CONSOLE_OUTCOMES],
+        **page,
+    )
+
+
+def position(text: str | None) -> int:
+    """The `after` of a transcript poll: an event position, -1 (from the start) if unreadable."""
+    try:
+        return max(int(text or "-1"), -1)
+    except ValueError:
+        return -1
+
+
+@desk_pages.get("/api/handoffs/<handoff_id:int>/transcript")
+@staff(*AGENTS)
+async def transcript_api(request: Request, handoff_id: int) -> HTTPResponse:
+    handoff = await visible_handoff(request, handoff_id)
+    if isinstance(handoff, HTTPResponse):
+        return handoff
+    after = position(request.args.get("after"))
+    try:
+        events = await request.app.ctx.desk.rasa.events(
+            handoff.sender_id or handoff.conversation_id
+        )
+    except RasaError as error:
+        return response.json({"error": str(error)}, status=502)
+    lines = [line.as_json() for line in transcript(events, after)]
+    return response.json({"state": handoff.state, "lines": lines})
+
+
+@desk_pages.post("/handoffs/<handoff_id:int>/reply")
+@staff(*AGENTS)
+async def reply(request: Request, handoff_id: int) -> HTTPResponse:
+    ctx, agent = request.app.ctx, request.ctx.agent
+    handoff = await ctx.desk.db(lambda s: get_handoff(s, handoff_id=handoff_id))
+    if handoff.state != "active" or handoff.agent_id != agent.id:
+        return refusal(request, 403, "只有接待该会话的客服可以回复")
+    text = str((request.form or {}).get("text") or "")
+    try:
+        await ctx.desk.reply(handoff, agent, text)
+    except InvalidInput as error:
+        return crm_refusal(request, error)
+    except RasaError as error:
+        return refusal(request, 502, f"消息未发出：{error}")
+    await ctx.desk.db(lambda s: _audit(s, agent, "reply", handoff_id, {"length": len(text)}, ctx))
+    return back_to(request, f"/handoffs/{handoff_id}")
+
+
+def _audit(
+    session: Session, agent: Agent, action: str, handoff_id: int, changes: dict[str, Any], ctx: Any
+) -> None:
+    record_audit(
+        session,
+        actor=f"staff:{agent.id}",
+        action=action,
+        entity="handoff",
+        entity_id=handoff_id,
+        changes=changes,
+        clock=ctx.desk.clock,
+    )
+
+
+@desk_pages.post("/handoffs/<handoff_id:int>/notes")
+@staff(*AGENTS)
+async def note(request: Request, handoff_id: int) -> HTTPResponse:
+    handoff = await visible_handoff(request, handoff_id)
+    if isinstance(handoff, HTTPResponse):
+        return handoff
+    ctx, agent = request.app.ctx, request.ctx.agent
+    text = str((request.form or {}).get("text") or "")
+    try:
+        await ctx.desk.db(
+            lambda s: add_note(
+                s, handoff_id=handoff_id, author_id=agent.id, text=text, clock=ctx.desk.clock
+            )
+        )
+    except CrmError as error:
+        return crm_refusal(request, error)
+    return back_to(request, f"/handoffs/{handoff_id}")
+
+
+@desk_pages.post("/handoffs/<handoff_id:int>/close")
+@staff(*AGENTS)
+async def close(request: Request, handoff_id: int) -> HTTPResponse:
+    outcome = str((request.form or {}).get("outcome") or "")
+    try:
+        await request.app.ctx.desk.close(handoff_id, request.ctx.agent, outcome)
+    except CrmError as error:
+        return crm_refusal(request, error)
+    except RasaError as error:
+        return refusal(request, 502, f"会话已关闭，但未能通知机器人：{error}")
+    return back_to(request, "/queue")
+
+
+@desk_pages.post("/handoffs/<handoff_id:int>/transfer")
+@staff(*AGENTS)
+async def transfer(request: Request, handoff_id: int) -> HTTPResponse:
+    target = str((request.form or {}).get("to_agent") or "")
+    if not target.isdigit():
+        return refusal(request, 400, "请选择要转给的客服")
+    try:
+        await request.app.ctx.desk.transfer(handoff_id, request.ctx.agent, int(target))
+    except CrmError as error:
+        return crm_refusal(request, error)
+    except RasaError as error:
+        return refusal(request, 502, f"已转接，但未能通知客户：{error}")
+    return back_to(request, "/queue")
+
+
+@desk_pages.post("/handoffs/<handoff_id:int>/takeover")
+@staff(*SUPERVISORS)
+async def take_over(request: Request, handoff_id: int) -> HTTPResponse:
+    try:
+        await request.app.ctx.desk.take_over(handoff_id, request.ctx.agent)
+    except CrmError as error:
+        return crm_refusal(request, error)
+    except RasaError as error:
+        return refusal(request, 502, f"已接管，但未能通知客户：{error}")
+    return back_to(request, f"/handoffs/{handoff_id}")
+
+
+@desk_pages.get("/live")
+@staff(*AGENTS)
+async def live_page(request: Request) -> HTTPResponse:
+    ctx = request.app.ctx
+    since = ctx.desk.clock() - LIVE_WINDOW
+    conversations = await ctx.desk.db(lambda s: list_conversations(s, limit=50))
+    recent = [c for c in conversations if c.last_message_at >= since]
+    return ctx.render(request, "live.html", conversations=recent)
+
+
+@desk_pages.post("/conversations/<conversation_id:str>/pick")
+@staff(*AGENTS)
+async def pick(request: Request, conversation_id: str) -> HTTPResponse:
+    try:
+        handoff = await request.app.ctx.desk.pick(conversation_id, request.ctx.agent)
+    except CrmError as error:
+        return crm_refusal(request, error)
+    except RasaError as error:
+        return refusal(request, 502, f"已接入，但未能通知客户：{error}")
+    return back_to(request, f"/handoffs/{handoff.id}", {"handoff_id": handoff.id})

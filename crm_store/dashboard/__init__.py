@@ -1,0 +1,178 @@
+"""The manager dashboard's figures: one query function per figure, shared by the staff console,
+`carebot report` and the CSV export. Each takes a session and a DashboardFilter and returns typed
+rows (frozen dataclasses); FIGURES names them for the command line and the console.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm_store.dashboard.bot import (
+    AgentHandling,
+    BotFigures,
+    HandoffReason,
+    Misunderstood,
+    agent_handling,
+    bot_performance,
+    handoff_reasons,
+    misunderstood_messages,
+)
+from crm_store.dashboard.campaigns import (
+    CampaignFigures,
+    CampaignReason,
+    WinBackFigures,
+    campaign_reasons,
+    campaign_results,
+    win_back_results,
+)
+from crm_store.dashboard.customers import (
+    SegmentFigures,
+    StageFigures,
+    lifecycle_funnel,
+    rfm_segments,
+)
+from crm_store.dashboard.export import render, to_csv
+from crm_store.dashboard.filters import BOT, SEGMENTS, DashboardFilter
+from crm_store.dashboard.surveys import (
+    BREAKDOWNS,
+    PERIODS,
+    Comment,
+    FollowUp,
+    ScoreCount,
+    ThemeMovement,
+    detractor_follow_ups,
+    score_distribution,
+    survey_breakdown,
+    survey_comments,
+    survey_trend,
+    theme_movement,
+)
+from crm_store.reports import SurveyFigures
+
+
+@dataclass(frozen=True)
+class Figure:
+    name: str
+    help: str
+    row_type: type
+    read: Callable[..., list[Any]]  # (session, filter, **options) -> rows
+
+
+def _one(read: Callable[..., Any]) -> Callable[..., list[Any]]:
+    return lambda session, f, **options: [read(session, f, **options)]
+
+
+def _comment_rows(session: Session, f: DashboardFilter, **options: Any) -> list[Comment]:
+    return survey_comments(session, f, **options).rows
+
+
+FIGURES: dict[str, Figure] = {
+    figure.name: figure
+    for figure in (
+        Figure(
+            "survey-trend",
+            "CSAT, NPS and response rate per week or month",
+            SurveyFigures,
+            survey_trend,
+        ),
+        Figure(
+            "survey-breakdown",
+            "survey figures overall or by a dimension",
+            SurveyFigures,
+            survey_breakdown,
+        ),
+        Figure(
+            "survey-scores",
+            "how many answers gave each CSAT and NPS score",
+            ScoreCount,
+            score_distribution,
+        ),
+        Figure(
+            "comments", "verbatim comments with themes and polarity (paged)", Comment, _comment_rows
+        ),
+        Figure(
+            "themes", "top survey themes against the period before", ThemeMovement, theme_movement
+        ),
+        Figure(
+            "follow-ups",
+            "open detractor follow-up tickets and their SLA",
+            FollowUp,
+            detractor_follow_ups,
+        ),
+        Figure(
+            "campaigns",
+            "care messages per campaign by state, replies, opt-outs",
+            CampaignFigures,
+            campaign_results,
+        ),
+        Figure(
+            "campaign-reasons",
+            "why care messages failed, were skipped or deferred",
+            CampaignReason,
+            campaign_reasons,
+        ),
+        Figure(
+            "win-back",
+            "win-back offers and reactivation uplift with 95% CI",
+            WinBackFigures,
+            win_back_results,
+        ),
+        Figure(
+            "bot",
+            "conversations, containment, handoff, fallback, handling time",
+            BotFigures,
+            _one(bot_performance),
+        ),
+        Figure(
+            "handoff-reasons", "why conversations went to a human", HandoffReason, handoff_reasons
+        ),
+        Figure(
+            "misunderstood",
+            "the most frequent messages the bot fell back on",
+            Misunderstood,
+            misunderstood_messages,
+        ),
+        Figure(
+            "agents",
+            "handoffs closed and average handling time per agent",
+            AgentHandling,
+            agent_handling,
+        ),
+        Figure(
+            "funnel", "customers and revenue per lifecycle stage", StageFigures, lifecycle_funnel
+        ),
+        Figure(
+            "segments", "customers, revenue and CLV per RFM segment", SegmentFigures, rfm_segments
+        ),
+    )
+}
+
+
+def read_figure(session: Session, name: str, f: DashboardFilter, **options: Any) -> list[Any]:
+    """The rows of one figure by its name (the command line's and the console's entry point).
+
+    On PostgreSQL, just-in-time compilation is off for the transaction: it costs 50-100 ms per
+    statement that scans a few hundred thousand rows, more than it saves on reads this short.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.set_config("jit", "off", True)))
+    return FIGURES[name].read(session, f, **options)
+
+
+__all__ = [
+    "BOT",
+    "BREAKDOWNS",
+    "FIGURES",
+    "PERIODS",
+    "SEGMENTS",
+    "DashboardFilter",
+    "Figure",
+    "read_figure",
+    "render",
+    "to_csv",
+]

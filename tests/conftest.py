@@ -1,0 +1,91 @@
+"""Starts the real system (`carebot run`) once per test session on free loopback ports,
+shared by the integration tests (tests/integration) and the browser tests (tests/browser)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from bot.settings import PROJECT_DIR
+from tests.integration.system import TOKEN, System, free_port, wait_for
+
+REDIS_URL = "redis://127.0.0.1:6379/1"
+
+
+def reachable_redis() -> str | None:
+    """Redis for the lock store; under CI it must be there, locally its absence skips its test."""
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true but Redis is unreachable at {REDIS_URL}")
+        return None
+    return REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    var_dir = tmp_path_factory.mktemp("var")
+    rasa_port, action_port, wechat_sim_port = free_port(), free_port(), free_port()
+    console_port = free_port()
+    env = dict(
+        os.environ,
+        CAREBOT_VAR_DIR=str(var_dir),
+        CAREBOT_RASA_PORT=str(rasa_port),
+        CAREBOT_ACTION_PORT=str(action_port),
+        CAREBOT_WECHAT_SIM_PORT=str(wechat_sim_port),
+        CAREBOT_CONSOLE_PORT=str(console_port),
+        CAREBOT_API_TOKEN=TOKEN,
+        CAREBOT_DATABASE_URL=f"sqlite:///{var_dir / 'crm.db'}",
+        RASA_TELEMETRY_ENABLED="false",
+        CAREBOT_ACTION_TIMEOUT="4",
+        # the care scheduler runs (it dispatches what a test queues) but plans nothing itself,
+        # so no proactive message disturbs the other tests (see test_care_scheduler.py)
+        CAREBOT_SCHEDULER_AUTOPLAN="0",
+        CAREBOT_SCHEDULER_DISPATCH_EVERY="1",
+    )
+    env.pop("CAREBOT_WECHAT_APP_ID", None)  # never a real OA: the WeChat simulator stands in
+    redis_url = reachable_redis()
+    if redis_url:
+        env["CAREBOT_REDIS_URL"] = redis_url
+    log = var_dir / "carebot-run.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "run"],
+            cwd=PROJECT_DIR,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    running = System(
+        process,
+        f"http://127.0.0.1:{rasa_port}",
+        f"http://127.0.0.1:{action_port}",
+        var_dir,
+        log,
+        redis_url,
+        wechat_sim_url=f"http://127.0.0.1:{wechat_sim_port}",
+        console_url=f"http://127.0.0.1:{console_port}",
+    )
+    try:
+        wait_for(running.rasa_url + "/", process, log, timeout_s=600)
+        yield running
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that stops the shared system runs after every test that uses it (a stable sort)."""
+    items.sort(key=lambda item: item.get_closest_marker("stops_system") is not None)
