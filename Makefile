@@ -11,7 +11,8 @@ BIN := $(VENV)/bin
 # Reinstall only when the lock or the project metadata changed (a content hash, not mtimes).
 LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
-# The web chat widget's npm packages (socket.io-client), again only when the npm lock changed.
+# The front-end npm packages (socket.io-client for the web chat, echarts for the dashboard),
+# again only when the npm lock changed.
 NPM_STAMP := node_modules/.installed-$(shell cat package-lock.json | sha256sum | cut -c1-16)
 PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python3.10 \
 	/usr/local/bin/python3.10 /usr/bin/python3.10; do \

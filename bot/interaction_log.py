@@ -77,7 +77,8 @@ def event_key(event: dict[str, Any]) -> str | None:
     return f"{conversation_id}:{event['event']}:{float(timestamp)!r}"
 
 
-def customer_turn(event: dict[str, Any]) -> Turn:
+def customer_turn(event: dict[str, Any], handled_by: str = "bot") -> Turn:
+    """A customer turn; `handled_by` is "agent" while a person has the conversation."""
     intent = (event.get("parse_data") or {}).get("intent") or {}
     return Turn(
         conversation_id=conversation_id_for(str(event["sender_id"])),
@@ -86,7 +87,7 @@ def customer_turn(event: dict[str, Any]) -> Turn:
         text=event.get("text"),
         intent=_intent_name(intent.get("name")),
         confidence=_confidence(intent.get("confidence")),
-        handled_by="bot",
+        handled_by=handled_by,
         agent_id=None,
         occurred_at=_occurred_at(event),
         event_key=event_key(event),
@@ -194,6 +195,29 @@ class SenderChannels:
             return self._channels.get(sender_id)
 
 
+class PausedSenders:
+    """Conversations handed to a person (Rasa's pause event) in this process, until resumed.
+
+    After a restart a conversation paused before it counts as the bot's again until its next
+    pause; the handoff record in the CRM stays the authority on who served it.
+    """
+
+    def __init__(self) -> None:
+        self._paused: set[str] = set()
+        self._lock = threading.Lock()
+
+    def set(self, sender_id: str, paused: bool) -> None:
+        with self._lock:
+            if paused:
+                self._paused.add(sender_id)
+            else:
+                self._paused.discard(sender_id)
+
+    def get(self, sender_id: str) -> bool:
+        with self._lock:
+            return sender_id in self._paused
+
+
 class TurnQueue:
     """A bounded FIFO between Rasa's event loop (`put`) and the writer thread (`take`, `done`).
 
@@ -270,6 +294,7 @@ class CrmInteractionLog(EventBroker):
         self.url = url
         self._queue = TurnQueue(max_queued)
         self._channels = SenderChannels()
+        self._paused = PausedSenders()
         self._retry_s = (first_retry_s, max_retry_s)
         self._engine: Engine | None = None
         self._down_since: float | None = None
@@ -299,11 +324,16 @@ class CrmInteractionLog(EventBroker):
 
     def _turn(self, event: dict[str, Any]) -> Turn | None:
         sender_id = str(event.get("sender_id"))
-        if event.get("event") == "user":
-            turn = customer_turn(event)
+        kind = event.get("event")
+        if kind in ("pause", "resume"):  # a handoff to a person starts or ends
+            self._paused.set(sender_id, kind == "pause")
+            return None
+        if kind == "user":
+            handled_by = "agent" if self._paused.get(sender_id) else "bot"
+            turn = customer_turn(event, handled_by)
             self._channels.remember(sender_id, turn.channel or DEFAULT_CHANNEL)
             return turn
-        if event.get("event") == "bot":
+        if kind == "bot":
             return bot_turn(event, self._channels.get(sender_id))
         return None
 

@@ -7,6 +7,7 @@ docs/campaigns.md explains every value.
 
 from __future__ import annotations
 
+import calendar
 import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -162,6 +163,21 @@ def holiday_on(day: date, settings: PlanSettings) -> str | None:
     if key is None or calendar.get(day - timedelta(days=1)) == calendar[day]:
         return None
     return key
+
+
+def care_tip_dates(day: date, settings: PlanSettings, years: int = 10) -> list[date]:
+    """The warranty end dates whose items get a care tip on `day`: the same day of the month
+    (on a month's last day, also the later days other months have), past the reminder's notice.
+    A list, so that SQL looks them up in the warranty index instead of scanning every item."""
+    is_last = (day + timedelta(days=1)).month != day.month
+    first = day + timedelta(days=settings.warranty_notice_days + 1)
+    dates = []
+    for month_index in range(day.month - 1, day.month - 1 + 12 * years):
+        year, month = day.year + month_index // 12, month_index % 12 + 1
+        days_in_month = calendar.monthrange(year, month)[1]
+        last = days_in_month if is_last else min(day.day, days_in_month)
+        dates += [date(year, month, d) for d in range(day.day, last + 1) if d <= days_in_month]
+    return [d for d in dates if d >= first]
 
 
 def local_date(moment: datetime) -> date:

@@ -33,7 +33,6 @@ from sqlalchemy import (
     and_,
     case,
     cast,
-    extract,
     func,
     insert,
     literal,
@@ -57,6 +56,7 @@ from crm_store.campaign_rules import (
     birthday_offer_key,
     business_midnight,
     cadence_period,
+    care_tip_dates,
     control_salt,
     half_year_period,
     holiday_on,
@@ -349,17 +349,11 @@ def _owned_items(*columns: Any) -> Select:
 
 
 def _care_tip(day: date, now: datetime, settings: PlanSettings) -> Select:
-    """Monthly, on the day of the month the warranty ends, while the warranty has more than the
-    reminder's notice left; the month's last day also takes the days it lacks (31st -> 30th)."""
-    ends = OrderItem.warranty_ends_on
-    month_day = extract("day", ends)
-    is_last = (day + timedelta(days=1)).month != day.month
-    on_day = month_day >= day.day if is_last else month_day == day.day
+    """Monthly, on the day of the month the warranty ends (campaign_rules.care_tip_dates)."""
     period = OrderItem.sku + literal(f"-{month_period(day)}")
     owned_since = now - timedelta(days=settings.care_tip_min_days)
     return _owned_items(*_row(period, OrderItem.sku, -OrderItem.unit_price_cents)).where(
-        on_day,
-        ends > day + timedelta(days=settings.warranty_notice_days),
+        OrderItem.warranty_ends_on.in_(care_tip_dates(day, settings)),
         Order.placed_at <= owned_since,
     )
 

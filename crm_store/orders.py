@@ -90,6 +90,9 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+GENERATED_ID_ATTEMPTS = 10  # 10,000 numbers a day: a busy day's draws can clash
+
+
 def new_order_id(placed_at: datetime, rng: random.Random | None = None) -> str:
     """DD + yyyymmdd + 4 random digits, the format of the shop's own order numbers."""
     suffix = (rng or random.SystemRandom()).randrange(10_000)
@@ -152,13 +155,29 @@ def create_order(
         total_cents=sum(line.quantity * line.unit_price_cents for line in lines),
         placed_at=placed_at,
     )
-    if not try_insert(session, row):
-        raise Conflict(f"order {row.id} already exists")
+    for _ in range(GENERATED_ID_ATTEMPTS):
+        if try_insert(session, row):
+            break
+        if order_id:  # the caller's id is taken
+            raise Conflict(f"order {row.id} already exists")
+        row = _with_id(row, new_order_id(placed_at))  # a generated id clashed: draw again
+    else:
+        raise Conflict(f"no free order id on {placed_at:%Y-%m-%d}")
     for line in lines:
         line.order_id = row.id
     session.add_all(lines)
     session.flush()
     return get_order(session, order_id=row.id)
+
+
+def _with_id(row: OrderRow, order_id: str) -> OrderRow:
+    return OrderRow(
+        id=order_id,
+        customer_id=row.customer_id,
+        status=row.status,
+        total_cents=row.total_cents,
+        placed_at=row.placed_at,
+    )
 
 
 def _order_item(session: Session, item: NewItem, placed_on: date) -> OrderItem:

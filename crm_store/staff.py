@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -18,7 +19,6 @@ from crm_store.errors import Conflict, InvalidInput, NotFound
 from crm_store.models import STAFF_ROLES, StaffUser
 from crm_store.validation import check_choice, check_text
 
-PBKDF2_ITERATIONS = 200_000
 MIN_PASSWORD_LENGTH = 8
 
 
@@ -32,26 +32,39 @@ class StaffMember:
     created_at: datetime
 
 
-def hash_password(
-    password: str, *, salt: str | None = None, iterations: int = PBKDF2_ITERATIONS
-) -> str:
+# argon2id with the library's defaults (RFC 9106's second recommendation: 64 MiB, 3 passes).
+_HASHER = PasswordHasher()
+LEGACY_PREFIX = "pbkdf2_sha256$"  # hashes from before argon2; upgraded at the next login
+
+
+def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
-    salt = salt or secrets.token_hex(16)
-    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), iterations).hex()
-    return f"pbkdf2_sha256${iterations}${salt}${digest}"
+    return _HASHER.hash(password)
 
 
 def password_matches(password: str, stored: str | None) -> bool:
-    if not stored or stored.count("$") != 3:
+    if not stored or len(password) < MIN_PASSWORD_LENGTH:
+        return False
+    if stored.startswith(LEGACY_PREFIX):
+        return _legacy_matches(password, stored)
+    try:
+        return _HASHER.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(stored: str) -> bool:
+    """A legacy PBKDF2 hash, or argon2 with weaker parameters than today's."""
+    return stored.startswith(LEGACY_PREFIX) or _HASHER.check_needs_rehash(stored)
+
+
+def _legacy_matches(password: str, stored: str) -> bool:
+    if stored.count("$") != 3:
         return False
     _, iterations, salt, _ = stored.split("$")
-    candidate = (
-        hash_password(password, salt=salt, iterations=int(iterations))
-        if len(password) >= MIN_PASSWORD_LENGTH
-        else ""
-    )
-    return hmac.compare_digest(candidate, stored)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt.encode(), int(iterations))
+    return hmac.compare_digest(f"{LEGACY_PREFIX}{iterations}${salt}${digest.hex()}", stored)
 
 
 def _record(row: StaffUser) -> StaffMember:
@@ -110,6 +123,9 @@ def authenticate_staff(session: Session, *, username: str, password: str) -> Sta
     row = session.scalars(select(StaffUser).where(StaffUser.username == username.lower())).first()
     if row is None or not row.active or not password_matches(password, row.password_hash):
         return None
+    if needs_rehash(row.password_hash):
+        row.password_hash = hash_password(password)
+        session.flush()
     return _record(row)
 
 

@@ -271,6 +271,25 @@ def test_an_agents_reply_is_logged_as_the_agents(
     assert (reply.speaker, reply.handled_by, reply.agent_id) == ("agent", "agent", agent.id)
 
 
+def test_customer_turns_during_a_handoff_are_the_agents_to_handle(
+    db_url: str, make_log: Callable[..., CrmInteractionLog]
+) -> None:
+    log = make_log(db_url)
+    log.publish(user_event("s", "转人工", at=T0))
+    log.publish({"sender_id": "s", "event": "pause", "timestamp": T0 + 1})
+    log.publish(user_event("s", "我的快递丢了", at=T0 + 2))
+    log.publish(user_event("other", "你好", at=T0 + 2))  # another conversation: still the bot's
+    log.publish({"sender_id": "s", "event": "resume", "timestamp": T0 + 3})
+    log.publish(user_event("s", "谢谢", at=T0 + 4))
+    assert log.wait_idle(10)
+    assert [(t.text, t.handled_by) for t in turns(db_url, "s")] == [
+        ("转人工", "bot"),
+        ("我的快递丢了", "agent"),
+        ("谢谢", "bot"),
+    ]
+    assert [t.handled_by for t in turns(db_url, "other")] == ["bot"]
+
+
 def test_a_turn_the_database_refuses_is_dropped_alone(
     db_url: str, make_log: Callable[..., CrmInteractionLog]
 ) -> None:

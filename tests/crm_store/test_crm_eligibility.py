@@ -262,8 +262,12 @@ def test_plan_day_spends_the_weekly_budget_on_the_most_important_campaigns(
             )
         ).all()
     )
-    assert written == {"warranty_reminder": "pending", "birthday": "pending"}
-    assert results["win_back"].skipped_by_reason in ({"budget": 1}, {"control_group": 1})
+    # win-back comes last and finds the budget spent, unless the customer's id (which depends on
+    # the database's sequence, so on the tests before this one) draws the control group first
+    held_out = results["win_back"].skipped_by_reason == {"control_group": 1}
+    assert held_out or results["win_back"].skipped_by_reason == {"budget": 1}
+    expected = {"warranty_reminder": "pending", "birthday": "pending"}
+    assert written == ({**expected, "win_back": "skipped"} if held_out else expected)
 
 
 def test_contacts_of_the_last_week_and_surveys_count_against_the_cap(session: Session) -> None:

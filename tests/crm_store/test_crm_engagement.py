@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from datetime import timedelta
 
@@ -22,6 +23,7 @@ from crm_store.campaigns import (
 from crm_store.clock import ManualClock
 from crm_store.db import session_scope
 from crm_store.errors import Conflict, InvalidInput, NotFound
+from crm_store.models import StaffUser
 from crm_store.offers import (
     Offer,
     create_offer,
@@ -56,6 +58,8 @@ from crm_store.staff import (
     deactivate_staff_user,
     find_staff_user,
     list_staff_users,
+    needs_rehash,
+    password_matches,
     set_staff_role,
 )
 
@@ -399,3 +403,21 @@ def test_staff_users_roles_and_login(session: Session) -> None:
         "set_staff_role",
         "deactivate_staff_user",
     }
+
+
+def test_passwords_are_argon2id_and_a_legacy_hash_is_upgraded_at_login(session: Session) -> None:
+    agent = create_staff_user(
+        session, username="wang", display_name="小王", role="agent", password="correct horse"
+    )
+    row = session.get(StaffUser, agent.id)
+    assert row is not None and row.password_hash.startswith("$argon2id$")
+    assert not password_matches("correct horsf", row.password_hash)
+    salt = "0" * 32
+    digest = hashlib.pbkdf2_hmac("sha256", b"correct horse", salt.encode(), 200_000).hex()
+    row.password_hash = f"pbkdf2_sha256$200000${salt}${digest}"  # as issue 3 stored them
+    session.flush()
+    assert authenticate_staff(session, username="wang", password="wrong horse!") is None
+    assert row.password_hash.startswith("pbkdf2_sha256$")  # a failed login changes nothing
+    assert authenticate_staff(session, username="wang", password="correct horse") == agent
+    assert row.password_hash.startswith("$argon2id$") and not needs_rehash(row.password_hash)
+    assert authenticate_staff(session, username="wang", password="correct horse") == agent

@@ -6,6 +6,7 @@ import pytest
 from crm_helpers import a_customer, an_air_fryer
 from sqlalchemy.orm import Session
 
+from crm_store import orders
 from crm_store.clock import ManualClock
 from crm_store.errors import Conflict, InvalidInput, NotFound
 from crm_store.orders import (
@@ -162,3 +163,19 @@ def test_spend_since_counts_only_real_orders_in_the_window(
     void = create_order(session, customer_id=customer.id, items=[NewItem("AF-01")], clock=clock)
     set_order_status(session, order_id=void.id, status="cancelled")
     assert spend_since(session, customer_id=customer.id, since=start) == kept.total_cents
+
+
+def test_a_generated_order_id_that_clashes_is_drawn_again(
+    session: Session, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    an_air_fryer(session)
+    customer = a_customer(session)
+    day = f"{clock():%Y%m%d}"
+    draws = iter([f"DD{day}0001", f"DD{day}0001", f"DD{day}0002"])
+    monkeypatch.setattr(orders, "new_order_id", lambda placed_at: next(draws))
+    first = create_order(session, customer_id=customer.id, items=[NewItem("AF-01")], clock=clock)
+    second = create_order(session, customer_id=customer.id, items=[NewItem("AF-01")], clock=clock)
+    assert (first.id, second.id) == (f"DD{day}0001", f"DD{day}0002")
+    assert second.items[0].sku == "AF-01"
+    with pytest.raises(Conflict):  # an id the caller chose is never replaced
+        create_order(session, customer_id=customer.id, items=[NewItem("AF-01")], order_id=first.id)

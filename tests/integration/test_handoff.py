@@ -66,15 +66,20 @@ async def waiting_handoff(agent: Browser, conversation: str, customer: str) -> i
     raise AssertionError(f"{customer} never reached the queue: {queue}")
 
 
-async def seen_by_agent(agent: Browser, handoff_id: int, text: str) -> float:
-    """Seconds until the console's transcript shows the customer's `text`."""
-    started = time.monotonic()
-    while time.monotonic() - started < 10:
-        lines = (await agent.api(f"/api/handoffs/{handoff_id}/transcript"))["lines"]
-        if any(line["speaker"] == "customer" and line["text"] == text for line in lines):
-            return time.monotonic() - started
+async def seen_by_agent(
+    system: System, agent: Browser, handoff_id: int, sender: str, text: str
+) -> float:
+    """Seconds from the message being in Rasa's tracker to the console's transcript showing it
+    (the page polls that transcript every 0.7 s)."""
+    rasa = RasaApi(system.rasa_url, TOKEN)
+    deadline = time.monotonic() + 20
+    while not any(event.get("text") == text for event in await rasa.events(sender)):
+        assert time.monotonic() < deadline, f"Rasa never logged {text!r}"
         await asyncio.sleep(0.1)
-    raise AssertionError(f"the agent never saw {text!r}")
+    started = time.monotonic()
+    lines = (await agent.api(f"/api/handoffs/{handoff_id}/transcript"))["lines"]
+    assert any(line["speaker"] == "customer" and line["text"] == text for line in lines)
+    return time.monotonic() - started
 
 
 def agent_turns(system: System, conversation_id: str) -> list[tuple[str, int | None, str]]:
@@ -115,7 +120,10 @@ def test_web_chat_customer_and_agent(system: System) -> None:
             assert texts(await customer.messages_until_quiet()) == ["请问订单号是多少？"]
 
             await customer.say("快递三天没动了")
-            assert await seen_by_agent(agent, handoff_id, "快递三天没动了") < LIVE_WITHIN_S
+            assert (
+                await seen_by_agent(system, agent, handoff_id, user, "快递三天没动了")
+                < LIVE_WITHIN_S
+            )
             with pytest.raises(asyncio.TimeoutError):  # the bot stays silent while paused
                 await customer.next_message(timeout=1.5)
 
@@ -175,7 +183,10 @@ def test_wechat_customer_and_agent(system: System) -> None:
             since = last_id(system)
             result = act(system, openid, "send", {"text": "积分怎么没到账"})
             assert not (result.get("passive") or {}).get("content")  # the bot stays silent
-            assert await seen_by_agent(agent, handoff_id, "积分怎么没到账") < LIVE_WITHIN_S
+            assert (
+                await seen_by_agent(system, agent, handoff_id, openid, "积分怎么没到账")
+                < LIVE_WITHIN_S
+            )
 
             status, _, _ = await agent.post(
                 f"/handoffs/{handoff_id}/close", {"outcome": "call_back"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +12,7 @@ from crm_store.customers import create_customer
 from crm_store.identities import link_identity
 from crm_store.models import SurveyResponse
 from crm_store.segments import list_tags
+from crm_store.surveys import record_survey_response
 from crm_store.tickets import list_tickets
 from tests.integration.system import System
 from tests.integration.test_care import crm, said
@@ -26,8 +28,30 @@ def survey_rows(system: System, sender: str) -> list[SurveyResponse]:
     return rows
 
 
+def a_member(system: System, last_survey_days_ago: int | None = None) -> tuple[str, int]:
+    """A member with a website login (their conversation id), surveyed that long ago, if ever:
+    the demo customers are shared with other tests, whose surveys would change what is due."""
+    sender = f"u{uuid.uuid4().hex[:12]}"
+    with crm(system) as session:
+        member = create_customer(session, name="陈静", phone=f"136{uuid.uuid4().int % 10**8:08d}")
+        link_identity(session, customer_id=member.id, kind="web_user", value=sender)
+        if last_survey_days_ago is not None:
+            then = datetime.now(timezone.utc) - timedelta(days=last_survey_days_ago)
+            record_survey_response(
+                session,
+                conversation_id=f"{sender}-earlier",
+                trigger="end_of_chat",
+                channel="web",
+                csat=5,
+                nps=10,
+                customer_id=member.id,
+                clock=lambda: then,
+            )
+    return sender, member.id
+
+
 def test_a_member_completes_a_survey_as_a_detractor_and_gets_a_follow_up(system: System) -> None:
-    sender = "demo"  # 王小明: CSAT is due (last survey 30 days ago), NPS is not (90 days)
+    sender, member_id = a_member(system, last_survey_days_ago=30)  # CSAT due, NPS not (90 days)
     system.say(sender, "帮我查下积分")
     assert said(system.say(sender, "好的，再见"), "utter_ask_survey_csat")
     assert said(system.say(sender, "2分吧"), "utter_ask_survey_comment")
@@ -38,8 +62,8 @@ def test_a_member_completes_a_survey_as_a_detractor_and_gets_a_follow_up(system:
     assert (row.status, row.csat, row.nps, row.trigger) == ("answered", 2, None, "end_of_chat")
     assert "物流" in row.themes
     with crm(system) as session:
-        assert any("survey" in t.subject for t in list_tickets(session, customer_id=1))
-        assert "callback" in list_tags(session, customer_id=1)
+        assert any("survey" in t.subject for t in list_tickets(session, customer_id=member_id))
+        assert "callback" in list_tags(session, customer_id=member_id)
 
 
 def test_a_botched_survey_is_asked_again_twice_then_stored_as_incomplete(system: System) -> None:
@@ -63,10 +87,7 @@ def test_a_skipped_survey_is_stored_as_declined(system: System) -> None:
 
 
 def test_a_follow_up_visit_from_the_scheduler_names_the_product(system: System) -> None:
-    sender = f"u{uuid.uuid4().hex[:12]}"  # a member who was never surveyed: CSAT and NPS due
-    with crm(system) as session:
-        member = create_customer(session, name="陈静", phone=f"136{uuid.uuid4().int % 10**8:08d}")
-        link_identity(session, customer_id=member.id, kind="web_user", value=sender)
+    sender, _ = a_member(system)  # never surveyed: CSAT and NPS are due
     body = {"name": "EXTERNAL_survey", "entities": {"product": "电热水壶"}}
     status, answer = system.post(f"/conversations/{sender}/trigger_intent", body, token=True)
 

@@ -199,7 +199,15 @@ def test_unusable_messages_are_refused_and_the_socket_keeps_working(
 
 @pytest.mark.parametrize(
     ("body", "status"),
-    [(b"{", 400), (b"[]", 400), (b'{"user": "intruder"}', 400), (b'{"user": "demo"}', 200)],
+    [
+        (b"{", 400),
+        (b"[]", 400),
+        (b"\xff\xfe\x00garbage", 400),
+        (b"{" * 1_000_000, 400),  # a megabyte of noise
+        (b'{"user": ["demo"]}', 400),
+        (b'{"user": "intruder"}', 400),
+        (b'{"user": "demo"}', 200),
+    ],
 )
 def test_the_demo_login(system: System, body: bytes, status: int) -> None:
     code, answer = system.post("/webhooks/webchat/demo-login", body)

@@ -17,7 +17,7 @@ from bot.care.campaigns import (
     win_back,
 )
 from bot.care.campaigns.facts import CustomerFacts, Delivery, OwnedItem
-from crm_store.campaign_rules import PlanSettings, control_bucket
+from crm_store.campaign_rules import PlanSettings, care_tip_dates, control_bucket
 from crm_store.customers import LunarBirthday
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -259,3 +259,17 @@ def test_the_control_group_is_random_but_reproducible_with_the_configured_share(
         win_back.in_control_group(c, "2026-H2", PlanSettings(control_share=0))
         for c in range(1, 500)
     )
+
+
+@pytest.mark.parametrize(
+    "day", [date(2026, 11, 20), date(2026, 11, 30), date(2027, 2, 28), date(2028, 2, 28)]
+)
+def test_the_sql_list_of_tip_dates_is_the_pure_tip_day_rule(day: date) -> None:
+    settings = PlanSettings()
+    horizon = [day + timedelta(days=n) for n in range(0, 3 * 366)]
+    expected = [
+        d
+        for d in horizon
+        if care_tip.tip_day(d, day) and d > day + timedelta(days=settings.warranty_notice_days)
+    ]
+    assert care_tip_dates(day, settings)[: len(expected)] == expected

@@ -15,7 +15,8 @@ from crm_store.staff import deactivate_staff_user, set_staff_role
 from tests.bot.console.conftest import Console
 
 PAGES = ["/queue", "/handoffs/1", "/live", "/snippets", "/audit", "/dashboard"]
-APIS = ["/api/queue", "/api/handoffs/1/transcript"]
+PAGES += ["/dashboard/surveys", "/dashboard/export/bot", "/dashboard/assets/echarts.min.js"]
+APIS = ["/api/queue", "/api/handoffs/1/transcript", "/api/dashboard/bot"]
 POSTS = [
     "/handoffs/1/claim",
     "/handoffs/1/reply",
@@ -50,6 +51,9 @@ PARAMETERS = [  # how the example paths above fill the routes' parameters
     ("/snippets/1/", "/snippets/<snippet_id:int>/"),
     ("/handoffs/1", "/handoffs/<handoff_id:int>"),
     ("/conversations/web-x/", "/conversations/<conversation_id:str>/"),
+    ("/dashboard/surveys", "/dashboard/<view:str>"),
+    ("/dashboard/export/bot", "/dashboard/export/<figure:str>"),
+    ("/api/dashboard/bot", "/api/dashboard/<figure:str>"),
 ]
 
 

@@ -1,0 +1,116 @@
+"""The manager dashboard's pages on the seeded demo CRM: every view, its filters, its exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+
+from bot.console.dashboard import VIEWS, misunderstood_chart, script_json
+from crm_store.dashboard import FIGURES, DashboardFilter, read_figure, to_csv
+from crm_store.dashboard.bot import Misunderstood
+from crm_store.db import session_scope
+from crm_store.reports import day_window
+from tests.bot.console.conftest import Console
+
+CHART_DATA = re.compile(r'<script type="application/json" id="chart-data">(.*?)</script>', re.S)
+RANGE = "from=2026-08-23&to=2026-11-21"
+
+
+def charts(page: str) -> dict[str, Any]:
+    match = CHART_DATA.search(page)
+    assert match, "the page embeds its chart data"
+    return json.loads(match.group(1))
+
+
+def series_sum(chart: dict[str, Any]) -> float:
+    return sum(v for series in chart["series"] for v in series["data"] if v is not None)
+
+
+@pytest.mark.parametrize("view", sorted(VIEWS))
+async def test_every_view_shows_its_charts_and_tables(browsers: Any, view: str) -> None:
+    manager = await browsers("manager")
+    status, page = await manager.get(f"/dashboard/{view}?{RANGE}")
+    assert status == 200
+    assert set(charts(page)) == set(VIEWS[view].charts)
+    for figure in VIEWS[view].figures:
+        assert f'href="/dashboard/export/{figure}?' in page, figure
+    assert 'src="/dashboard/assets/echarts.min.js"' in page
+    assert 'value="2026-08-23"' in page and 'value="2026-11-21"' in page
+
+
+async def test_the_default_range_is_the_last_90_days(browsers: Any) -> None:
+    status, page = await (await browsers("manager")).get("/dashboard")
+    assert status == 200 and "满意度调查" in page
+    assert 'name="from" value="2026-08-24"' in page and 'name="to" value="2026-11-21"' in page
+
+
+async def test_a_filter_changes_the_figures(console: Console, browsers: Any) -> None:
+    manager = await browsers("manager")
+    _, everything = await manager.get(f"/dashboard/surveys?{RANGE}")
+    _, wechat = await manager.get(f"/dashboard/surveys?{RANGE}&channel=wechat&tier=金卡")
+    _, web = await manager.get(f"/dashboard/surveys?{RANGE}&channel=web")
+    scores = [series_sum(charts(page)["scores"]) for page in (everything, wechat, web)]
+    assert scores[0] == scores[1] > scores[2] == 0
+    since, until = day_window(date(2026, 8, 23), date(2026, 11, 21), tz="Asia/Shanghai")
+    with session_scope(console.crm) as session:
+        rows = read_figure(session, "survey-scores", DashboardFilter(since, until, tier="金卡"))
+    assert scores[1] == sum(row.answers for row in rows)
+    assert '<option value="金卡" selected>' in wechat
+    assert '<option value="wechat" selected>' in wechat
+
+
+async def test_the_export_is_the_csv_of_the_same_rows(console: Console, browsers: Any) -> None:
+    manager = await browsers("manager")
+    async with manager.http.get(f"{manager.base}/dashboard/export/segments?{RANGE}") as answer:
+        assert answer.status == 200
+        assert answer.headers["Content-Disposition"] == (
+            'attachment; filename="carebot-segments.csv"'
+        )
+        assert answer.headers["Content-Type"].startswith("text/csv")
+        raw = await answer.read()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    since, until = day_window(date(2026, 8, 23), date(2026, 11, 21), tz="Asia/Shanghai")
+    with session_scope(console.crm) as session:
+        rows = read_figure(session, "segments", DashboardFilter(since, until))
+    assert raw.decode("utf-8") == to_csv(rows, FIGURES["segments"].row_type)
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("from=2026-13-01", "开始日期应为 YYYY-MM-DD"),
+        ("from=2026-11-02&to=2026-11-01", "ends"),
+        ("channel=fax", "channel"),
+        ("period=day", "period"),
+        ("page=x", "page"),
+    ],
+)
+async def test_a_bad_filter_is_explained(browsers: Any, query: str, message: str) -> None:
+    manager = await browsers("manager")
+    status, page = await manager.get(f"/dashboard/surveys?{query}")
+    assert status == 400 and "筛选条件无效" in page and message in page
+
+
+async def test_unknown_views_and_figures_are_not_found(browsers: Any) -> None:
+    manager = await browsers("manager")
+    assert (await manager.get("/dashboard/nothing"))[0] == 404
+    assert (await manager.get("/dashboard/export/nothing"))[0] == 404
+    assert (await manager.get("/api/dashboard/nothing"))[0] == 404
+
+
+async def test_comments_are_searchable_and_paged(browsers: Any) -> None:
+    manager = await browsers("manager")
+    status, page = await manager.get(f"/dashboard/surveys?{RANGE}&text=zzz-nothing")
+    assert status == 200 and "共 0 条" in page
+    assert 'value="zzz-nothing"' in page
+
+
+def test_chart_data_cannot_close_its_script_element() -> None:
+    text = "</script><script>alert(1)</script><!--"
+    embedded = script_json(misunderstood_chart([Misunderstood(text, 3, datetime(2026, 11, 1))]))
+    assert "<" not in embedded
+    assert json.loads(embedded)["categories"] == [text]
