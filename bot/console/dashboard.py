@@ -168,7 +168,7 @@ def breakdown_chart(rows: list[Any]) -> dict[str, Any]:
     return _chart(
         "分组对比",
         "bar",
-        [row.group or "全部" for row in rows],
+        [named("group", row.group) if row.group else "全部" for row in rows],
         _series("NPS", [row.nps for row in rows]),
         _series("满意率 %", [_percent(row.csat_satisfied_share) for row in rows]),
     )
@@ -427,6 +427,9 @@ VALUES: dict[str, dict[str, str]] = {  # what a column's codes read as in the ta
     "question": {"csat": "CSAT", "nps": "NPS"},
     "outcome": {"failed": "失败", "skipped": "跳过", "deferred": "推迟"},
 }
+CHURN_BAND_NAMES = {"low": "流失风险低", "medium": "流失风险中", "high": "流失风险高"}
+# A breakdown's groups are channels, segments, stages or churn bands (tiers and agents are names).
+VALUES["group"] = {**VALUES["channel"], **SEGMENT_NAMES, **STAGES, **CHURN_BAND_NAMES}
 
 
 def named(column: str, value: str) -> str:

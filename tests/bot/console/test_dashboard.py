@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from bot.console.dashboard import VIEWS, misunderstood_chart, script_json
+from bot.console.dashboard import (
+    SEGMENT_NAMES,
+    VIEWS,
+    cell,
+    misunderstood_chart,
+    named,
+    script_json,
+)
 from crm_store.dashboard import FIGURES, DashboardFilter, read_figure, to_csv
 from crm_store.dashboard.bot import Misunderstood
 from crm_store.db import session_scope
@@ -114,3 +121,14 @@ def test_chart_data_cannot_close_its_script_element() -> None:
     embedded = script_json(misunderstood_chart([Misunderstood(text, 3, datetime(2026, 11, 1))]))
     assert "<" not in embedded
     assert json.loads(embedded)["categories"] == [text]
+
+
+def test_breakdown_groups_read_in_chinese_and_other_names_stay() -> None:
+    assert [named("group", code) for code in ("wechat", "high", "champions", "金卡", "小张")] == [
+        "微信",
+        "流失风险高",
+        SEGMENT_NAMES["champions"],
+        "金卡",
+        "小张",
+    ]
+    assert cell("group", "2026-11-16") == "2026-11-16"  # a trend's period is not a code
