@@ -214,6 +214,7 @@ class ActionSubmitSurvey(CareAction):
             nps=nps,
             comment=comment,
             themes=analysis.themes if analysis else (),
+            polarity=analysis.polarity if analysis else None,
             **where,
         )
         negative = analysis is not None and analysis.score <= STRONGLY_NEGATIVE

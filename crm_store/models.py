@@ -430,6 +430,8 @@ class SurveyResponse(Base):
     nps = Column(SmallInteger)
     comment = Column(Text)
     themes = Column(JSON, nullable=False, default=list)
+    # The comment's analysed polarity (POLARITIES; migration 0013); None without a comment.
+    polarity = Column(String(8))
     asked_at = Column(UtcDateTime, nullable=False)
     answered_at = Column(UtcDateTime)
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from crm_store._unique import try_insert
 from crm_store.clock import Clock, utcnow
 from crm_store.errors import Conflict, InvalidInput, NotFound
-from crm_store.models import CHANNELS, SURVEY_TRIGGERS
+from crm_store.models import CHANNELS, POLARITIES, SURVEY_TRIGGERS
 from crm_store.models import SurveyResponse as ResponseRow
 from crm_store.validation import check_choice, check_range, check_text
 
@@ -35,6 +35,7 @@ class SurveyResponse:
     themes: tuple[str, ...]
     asked_at: datetime
     answered_at: datetime | None
+    polarity: str | None = None  # of the comment, as the feedback analysis read it
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ def _record(row: ResponseRow) -> SurveyResponse:
         tuple(row.themes or ()),
         row.asked_at,
         row.answered_at,
+        row.polarity,
     )
 
 
@@ -141,6 +143,7 @@ def record_survey_response(
     nps: int | None = None,
     comment: str | None = None,
     themes: Sequence[str] = (),
+    polarity: str | None = None,
     customer_id: int | None = None,
     agent_id: int | None = None,
     clock: Clock = utcnow,
@@ -150,9 +153,12 @@ def record_survey_response(
     if csat is None and nps is None:
         raise InvalidInput("a survey answer needs a CSAT or an NPS score")
     checked = _checked_answers(csat, nps, comment, themes)
+    if polarity is not None:
+        check_choice(polarity, POLARITIES, "polarity")
     row = _asked_row(session, conversation_id, trigger, channel, customer_id, agent_id, clock)
     if row.status == "asked":
         row.csat, row.nps, row.comment, row.themes = checked
+        row.polarity = polarity if checked[2] is not None else None
         row.status, row.answered_at = "answered", clock()
         session.flush()
     return _record(row)

@@ -264,12 +264,16 @@ class CommentPage:
 
 
 def _score_polarity() -> Any:
-    """A survey comment's polarity from its scores (surveys store no analysed polarity)."""
+    """A survey comment's polarity: as the feedback analysis read the comment (migration 0013),
+    else, for comments stored before that, from the scores."""
     r = ResponseRow
     negative = (r.csat <= DETRACTOR_CSAT) | (r.nps <= DETRACTOR_NPS)
     positive = (r.csat >= SATISFIED_CSAT) | (r.nps >= PROMOTER_NPS)
     return case(
-        (negative, literal("negative")), (positive, literal("positive")), else_=literal("neutral")
+        (r.polarity.is_not(None), r.polarity),
+        (negative, literal("negative")),
+        (positive, literal("positive")),
+        else_=literal("neutral"),
     )
 
 

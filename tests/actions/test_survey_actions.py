@@ -110,6 +110,7 @@ def test_a_happy_answer_is_stored_once_with_the_comment_themes(run: Run, crm: En
         ]
     assert len(rows) == 1 and (rows[0].csat, rows[0].nps) == (5, 9)
     assert rows[0].status == "answered" and "物流" in rows[0].themes
+    assert rows[0].polarity == "positive"  # the comment's analysed polarity, for the dashboard
 
 
 def test_a_detractor_gets_a_follow_up_ticket_a_call_back_and_an_alert(

@@ -35,7 +35,7 @@ from crm_store.dashboard.surveys import (
     theme_movement,
 )
 from crm_store.errors import InvalidInput
-from crm_store.models import CareMessage, CustomerMetrics
+from crm_store.models import CareMessage, CustomerMetrics, SurveyResponse
 from crm_store.reports import SurveyFigures
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -137,6 +137,19 @@ def test_comments_newest_first_from_surveys_and_feedback(session: Session, ids: 
     ]
     assert page.rows[2].themes == ("客服态度", "退换货")
     assert page.rows[2].at == at(10, 2)
+
+
+def test_a_comments_analysed_polarity_wins_over_its_scores(session: Session, ids: Ids) -> None:
+    row = session.scalars(
+        select(SurveyResponse).where(SurveyResponse.comment == "价格有点贵")
+    ).one()
+    row.polarity = "negative"  # as the survey action stores it since migration 0013
+    session.flush()
+    page = survey_comments(session, october())
+    newest = page.rows[0]
+    assert (newest.text, newest.polarity) == ("价格有点贵", "negative")
+    negative = survey_comments(session, october(), polarity="negative")
+    assert {c.text for c in negative.rows} == {"价格有点贵", "客服态度差，退货太慢"}
 
 
 def test_comments_search_filter_and_pages(session: Session, ids: Ids) -> None:

@@ -152,3 +152,35 @@ def test_concurrent_submissions_store_one_answer(engine: Engine) -> None:
         assert rows[0].status == "answered" and rows[0].csat in (5, 1)
     finally:
         empty_all_tables(engine)
+
+
+def test_a_comments_polarity_is_kept_and_checked(session: Session) -> None:
+    answered = record_survey_response(
+        session,
+        conversation_id="c-polar",
+        trigger="end_of_chat",
+        channel="web",
+        csat=5,
+        comment="等了好久，不太满意",
+        polarity="negative",
+    )
+    assert answered.polarity == "negative"  # what the words say, whatever the score
+    no_comment = record_survey_response(
+        session,
+        conversation_id="c-none",
+        trigger="end_of_chat",
+        channel="web",
+        csat=4,
+        polarity="positive",
+    )
+    assert no_comment.polarity is None  # a polarity needs a comment to describe
+    with pytest.raises(InvalidInput):
+        record_survey_response(
+            session,
+            conversation_id="c-bad",
+            trigger="end_of_chat",
+            channel="web",
+            csat=3,
+            comment="还行",
+            polarity="angry",
+        )
