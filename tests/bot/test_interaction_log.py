@@ -6,6 +6,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -201,15 +202,20 @@ def test_a_full_queue_drops_the_oldest_turns_and_says_so(
 ) -> None:
     volume, url = unmounted_volume(tmp_path)
     log = make_log(url, max_queued=3)
-    for second in range(6):
+    log.publish(user_event("s", "message 0", at=T0))
+    # the writer has taken the first turn and keeps retrying it: it counts against the bound
+    deadline = time.monotonic() + 10
+    while not any("unavailable" in r.getMessage() for r in caplog.records):
+        assert time.monotonic() < deadline, "the writer never tried the database"
+        time.sleep(0.01)
+    for second in range(1, 6):
         log.publish(user_event("s", f"message {second}", at=T0 + second))
     assert log.queued == 3
     assert any("queue full" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
 
     mount(volume, url)
     assert log.wait_idle(10)
-    texts = [t.text for t in turns(url, "s")]
-    assert len(texts) == 3 and texts[-1] == "message 5"
+    assert [t.text for t in turns(url, "s")] == ["message 0", "message 4", "message 5"]
 
 
 def test_stop_with_the_database_still_down_reports_the_lost_turns(
