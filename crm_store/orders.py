@@ -108,11 +108,21 @@ def upsert_product(
     price_cents: int,
     warranty_months: int,
 ) -> ProductInfo:
-    row = session.get(Product, check_text(sku, "sku", 32)) or Product(sku=sku)
-    row.name, row.category = check_text(name, "name", 64), check_text(category, "category", 32)
-    row.price_cents = check_non_negative(price_cents, "price")
-    row.warranty_months = check_non_negative(warranty_months, "warranty months")
-    session.add(row)
+    """Create the product, or update it. Two writers adding the same new SKU at once: the
+    second finds the first's row and updates it instead of failing."""
+    sku = check_text(sku, "sku", 32)
+    values = {
+        "name": check_text(name, "name", 64),
+        "category": check_text(category, "category", 32),
+        "price_cents": check_non_negative(price_cents, "price"),
+        "warranty_months": check_non_negative(warranty_months, "warranty months"),
+    }
+    row = session.get(Product, sku)
+    if row is None and try_insert(session, Product(sku=sku, **values)):
+        return _product(session.get(Product, sku))
+    row = row or session.get(Product, sku, populate_existing=True)
+    for field, value in values.items():
+        setattr(row, field, value)
     session.flush()
     return _product(row)
 

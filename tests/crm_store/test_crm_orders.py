@@ -1,22 +1,27 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from functools import partial
 
 import pytest
-from crm_helpers import a_customer, an_air_fryer
+from crm_helpers import a_customer, an_air_fryer, empty_all_tables, run_concurrently
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from crm_store import orders
 from crm_store.clock import ManualClock
+from crm_store.db import session_scope
 from crm_store.errors import Conflict, InvalidInput, NotFound
 from crm_store.orders import (
     NewItem,
+    ProductInfo,
     add_months,
     add_shipping_event,
     create_order,
     find_order,
     get_order,
     list_orders,
+    list_products,
     list_warranties,
     list_warranties_ending,
     set_order_status,
@@ -179,3 +184,25 @@ def test_a_generated_order_id_that_clashes_is_drawn_again(
     assert second.items[0].sku == "AF-01"
     with pytest.raises(Conflict):  # an id the caller chose is never replaced
         create_order(session, customer_id=customer.id, items=[NewItem("AF-01")], order_id=first.id)
+
+
+def test_two_writers_adding_the_same_new_product_at_once_both_succeed(engine: Engine) -> None:
+    def add(price: int) -> ProductInfo:
+        with session_scope(engine) as session:
+            return upsert_product(
+                session,
+                sku="NEW-1",
+                name="新品",
+                category="厨房电器",
+                price_cents=price,
+                warranty_months=12,
+            )
+
+    try:
+        first, second = run_concurrently(partial(add, 100), partial(add, 200))
+        with session_scope(engine) as session:
+            stored = [p for p in list_products(session) if p.sku == "NEW-1"]
+        assert first.sku == second.sku == "NEW-1" and len(stored) == 1
+        assert stored[0].price_cents in (100, 200)  # the later writer's price
+    finally:
+        empty_all_tables(engine)
