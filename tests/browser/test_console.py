@@ -5,16 +5,18 @@ docs/screenshots/console-*.png)."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from bot.console.texts import response_text
 from bot.settings import PROJECT_DIR
+from crm_store.handoffs import close_handoff, find_open_handoff
 from tests.browser.conftest import SCREENSHOTS
 from tests.browser.widget import bot_bubbles, log_in, send, visit
 from tests.integration.system import System
+from tests.integration.test_care import crm
 from tests.integration.test_handoff import console_url
 
 pytestmark = pytest.mark.integration
@@ -22,6 +24,21 @@ pytestmark = pytest.mark.integration
 NewContext = Callable[..., BrowserContext]
 DOMAIN = PROJECT_DIR / "domain.yml"
 LIVE_MS = 1_000  # a customer's message shows in the console within a second
+
+
+@pytest.fixture(autouse=True)
+def hand_back_the_demo_customers(system: System) -> Iterator[None]:
+    """Whatever a test leaves open, the demo customers' conversations go back to the bot: other
+    tests chat as them too."""
+    yield
+    for sender in ("demo", "demo_lunar"):
+        with crm(system) as session:
+            handoff = find_open_handoff(session, conversation_id=sender)
+            if handoff is not None:
+                close_handoff(session, handoff_id=handoff.id, outcome="resolved")
+        events = [{"event": "resume"}, {"event": "action", "name": "action_listen"}]
+        status, answer = system.post(f"/conversations/{sender}/tracker/events", events, token=True)
+        assert status == 200, answer
 
 
 def console_login(page: Page, url: str, username: str, password: str = "carebot-demo") -> None:

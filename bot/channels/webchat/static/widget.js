@@ -261,9 +261,17 @@
     const sessionId = typeof payload === "string" ? payload : (payload && payload.session_id);
     chat.sessionId = sessionId;
     store.set(KEYS.session, sessionId);
+  }
+
+  /* Ready once the history is on screen: what the customer typed meanwhile is shown after it and
+     sent then, so the history, which replaces the log, never swallows a new message. */
+  function becomeReady(chat) {
     chat.confirmed = true;
     setStatus(chat, "connected");
-    chat.pending.splice(0).forEach((message) => emitUtterance(chat, message));
+    chat.pending.splice(0).forEach((typed) => {
+      renderMessage(chat.view, { sender: "user", text: typed.title });
+      emitUtterance(chat, typed.message);
+    });
   }
 
   function showHistory(chat, payload) {
@@ -279,6 +287,7 @@
     });
     retireQuickRepliesExceptLast(chat.view);
     acknowledgeHistory(chat, (payload && payload.messages) || []);
+    becomeReady(chat);
   }
 
   /* What waited for the customer while they were away is on screen now: say so (acks are
@@ -322,10 +331,13 @@
   }
 
   function say(chat, message, title) {
-    renderMessage(chat.view, { sender: "user", text: title });
     showTyping(chat.view, true);
-    if (chat.confirmed && chat.socket.connected) emitUtterance(chat, message);
-    else chat.pending.push(message);
+    if (chat.confirmed && chat.socket.connected) {
+      renderMessage(chat.view, { sender: "user", text: title });
+      emitUtterance(chat, message);
+    } else {
+      chat.pending.push({ message: message, title: title });  /* shown once the history is */
+    }
   }
 
   function emitUtterance(chat, message) {
