@@ -12,7 +12,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from bot.care.commands import add_parsers as add_care_parsers
-from bot.report_cli import add_figure_parsers
+from bot.report_cli import add_figure_parsers, print_report
 from bot.settings import Settings, load_settings
 from bot.wechat_sim.config import add_arguments as add_wechat_sim_arguments
 
@@ -389,24 +389,14 @@ def cmd_nlu_gate(args: argparse.Namespace) -> int:
 
 def cmd_report_surveys(args: argparse.Namespace) -> int:
     """Survey figures over whole local days (--to included), rendered for a terminal or Excel."""
-    from sqlalchemy.exc import DBAPIError
-
-    from crm_store.errors import InvalidInput
     from crm_store.reports import render_survey_report
 
     url = load_settings().database_url
-    try:
-        report = _survey_report(url, args)
-    except InvalidInput as error:
-        print(f"carebot report: {error}", file=sys.stderr)
-        return 2
-    except DBAPIError as error:
-        print(f"carebot: cannot read the CRM database {url}: {error.orig}", file=sys.stderr)
-        return 2
-    sys.stdout.flush()
-    sys.stdout.buffer.write(render_survey_report(report, args.format).encode("utf-8"))
-    sys.stdout.buffer.flush()
-    return 0
+    return print_report(
+        url,
+        lambda: _survey_report(url, args),
+        lambda report: render_survey_report(report, args.format),
+    )
 
 
 def _survey_report(url: str, args: argparse.Namespace) -> SurveyReport:

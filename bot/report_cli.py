@@ -10,9 +10,11 @@ import argparse
 import sys
 from collections.abc import Callable
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.settings import load_settings
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     from crm_store.dashboard import DashboardFilter
@@ -121,22 +123,34 @@ def read_rows(url: str, args: argparse.Namespace) -> list[Any]:
 
 def cmd_report_figure(args: argparse.Namespace) -> int:
     """One figure, rendered for a terminal, Excel (CSV with a BOM) or a program (JSON)."""
-    from sqlalchemy.exc import DBAPIError
-
     from crm_store.dashboard import FIGURES, render
-    from crm_store.errors import InvalidInput
 
     url = load_settings().database_url
+    return print_report(
+        url,
+        lambda: read_rows(url, args),
+        lambda rows: render(rows, FIGURES[args.figure].row_type, args.format),
+    )
+
+
+def print_report(url: str, read: Callable[[], T], render: Callable[[T], str]) -> int:
+    """Read a report and print it as UTF-8 (Excel needs the CSV's BOM kept intact).
+
+    Exit code 2, with the reason, for an option the report refuses or a database it cannot read.
+    """
+    from sqlalchemy.exc import DBAPIError
+
+    from crm_store.errors import InvalidInput
+
     try:
-        rows = read_rows(url, args)
+        report = read()
     except InvalidInput as error:
         print(f"carebot report: {error}", file=sys.stderr)
         return 2
     except DBAPIError as error:
         print(f"carebot: cannot read the CRM database {url}: {error.orig}", file=sys.stderr)
         return 2
-    text = render(rows, FIGURES[args.figure].row_type, args.format)
     sys.stdout.flush()
-    sys.stdout.buffer.write(text.encode("utf-8"))
+    sys.stdout.buffer.write(render(report).encode("utf-8"))
     sys.stdout.buffer.flush()
     return 0
