@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from datetime import timedelta
 from typing import Any
 
@@ -99,13 +100,22 @@ async def queue_api(request: Request) -> HTTPResponse:
 @desk_pages.post("/handoffs/<handoff_id:int>/claim")
 @staff(*AGENTS)
 async def claim(request: Request, handoff_id: int) -> HTTPResponse:
+    claimed = request.app.ctx.desk.claim(handoff_id, request.ctx.agent)
+    return await desk_step(request, claimed, "消息服务暂时不可用", f"/handoffs/{handoff_id}")
+
+
+async def desk_step(
+    request: Request, step: Awaitable[Any], rasa_failed: str, then: str
+) -> HTTPResponse:
+    """Run one desk step and go on to `then`: a CRM refusal shows its reason; an unreachable
+    Rasa gives a 502 that says what did happen (`rasa_failed`) and why the customer was not told."""
     try:
-        await request.app.ctx.desk.claim(handoff_id, request.ctx.agent)
+        await step
     except CrmError as error:
         return crm_refusal(request, error)
     except RasaError as error:
-        return refusal(request, 502, f"消息服务暂时不可用：{error}")
-    return back_to(request, f"/handoffs/{handoff_id}")
+        return refusal(request, 502, f"{rasa_failed}：{error}")
+    return back_to(request, then)
 
 
 async def visible_handoff(request: Request, handoff_id: int) -> Handoff | HTTPResponse:
@@ -231,13 +241,8 @@ async def note(request: Request, handoff_id: int) -> HTTPResponse:
 @staff(*AGENTS)
 async def close(request: Request, handoff_id: int) -> HTTPResponse:
     outcome = str((request.form or {}).get("outcome") or "")
-    try:
-        await request.app.ctx.desk.close(handoff_id, request.ctx.agent, outcome)
-    except CrmError as error:
-        return crm_refusal(request, error)
-    except RasaError as error:
-        return refusal(request, 502, f"会话已关闭，但未能通知机器人：{error}")
-    return back_to(request, "/queue")
+    closed = request.app.ctx.desk.close(handoff_id, request.ctx.agent, outcome)
+    return await desk_step(request, closed, "会话已关闭，但未能通知机器人", "/queue")
 
 
 @desk_pages.post("/handoffs/<handoff_id:int>/transfer")
@@ -246,25 +251,15 @@ async def transfer(request: Request, handoff_id: int) -> HTTPResponse:
     target = str((request.form or {}).get("to_agent") or "")
     if not target.isdigit():
         return refusal(request, 400, "请选择要转给的客服")
-    try:
-        await request.app.ctx.desk.transfer(handoff_id, request.ctx.agent, int(target))
-    except CrmError as error:
-        return crm_refusal(request, error)
-    except RasaError as error:
-        return refusal(request, 502, f"已转接，但未能通知客户：{error}")
-    return back_to(request, "/queue")
+    moved = request.app.ctx.desk.transfer(handoff_id, request.ctx.agent, int(target))
+    return await desk_step(request, moved, "已转接，但未能通知客户", "/queue")
 
 
 @desk_pages.post("/handoffs/<handoff_id:int>/takeover")
 @staff(*SUPERVISORS)
 async def take_over(request: Request, handoff_id: int) -> HTTPResponse:
-    try:
-        await request.app.ctx.desk.take_over(handoff_id, request.ctx.agent)
-    except CrmError as error:
-        return crm_refusal(request, error)
-    except RasaError as error:
-        return refusal(request, 502, f"已接管，但未能通知客户：{error}")
-    return back_to(request, f"/handoffs/{handoff_id}")
+    taken = request.app.ctx.desk.take_over(handoff_id, request.ctx.agent)
+    return await desk_step(request, taken, "已接管，但未能通知客户", f"/handoffs/{handoff_id}")
 
 
 @desk_pages.get("/live")
