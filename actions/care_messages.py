@@ -9,7 +9,7 @@ the scheduler's (bot/care, docs/campaigns.md); this module only writes.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 
 from actions.base import CareAction, Events, Turn
 from actions.identity import (
@@ -25,19 +25,14 @@ from actions.rules.care import (
     holiday_key,
     offer_value_parts,
     tip_family,
-    usable_coupon,
     warranty_item,
 )
-from crm_store.campaign_rules import (
-    BIRTHDAY_GIFTS,
-    WIN_BACK_OFFERS,
-    birthday_offer_key,
-    win_back_offer_key,
-)
+from crm_store.campaign_rules import BIRTHDAY_GIFTS
 from crm_store.campaigns import Campaign, get_campaign_by_id
 from crm_store.customers import Customer
+from crm_store.eligibility import find_message_coupon
 from crm_store.errors import NotFound
-from crm_store.offers import list_coupons, list_offers
+from crm_store.offers import get_offer_by_id
 from crm_store.orders import list_orders, list_warranties
 from crm_store.outbox import CareMessage, get_care_message
 from crm_store.points import earn_points, list_points_entries
@@ -52,8 +47,7 @@ def birthday(turn: Turn, customer: Customer, message: CareMessage, campaign: Cam
     planned with the message (docs/campaigns.md)."""
     gift = BIRTHDAY_GIFTS.get(customer.tier, BIRTHDAY_GIFTS["普通"])
     if gift.kind == "coupon":
-        offer_key = birthday_offer_key(message.period, customer.tier)
-        return offer_message(turn, customer, {offer_key}, "utter_care_birthday_coupon")
+        return offer_message(turn, customer, message, campaign, "utter_care_birthday_coupon")
     reason = f"birthday_gift:{message.period}"
     entries = list_points_entries(turn.session, customer_id=customer.id)
     if not any(entry.reason == reason for entry in entries):
@@ -69,15 +63,15 @@ def birthday(turn: Turn, customer: Customer, message: CareMessage, campaign: Cam
 
 
 def offer_message(
-    turn: Turn, customer: Customer, offer_keys: Collection[str], response: str
+    turn: Turn, customer: Customer, message: CareMessage, campaign: Campaign, response: str
 ) -> bool:
-    """A message that hands over the customer's coupon of one of these offers."""
-    offers = {o.id: o for o in list_offers(turn.session, active_only=False) if o.key in offer_keys}
-    coupons = list_coupons(turn.session, customer_id=customer.id)
-    coupon = usable_coupon(coupons, offers.keys(), turn.now)
-    if coupon is None:
+    """A message that hands over the coupon planned with it, while it can still be used."""
+    coupon = find_message_coupon(
+        turn.session, customer_id=customer.id, campaign_key=campaign.key, period=message.period
+    )
+    if coupon is None or coupon.status != "issued" or coupon.expires_at <= turn.now:
         return False
-    label, values = offer_value_parts(offers[coupon.offer_id])
+    label, values = offer_value_parts(get_offer_by_id(turn.session, offer_id=coupon.offer_id))
     turn.say(
         response,
         name=customer.name,
@@ -131,8 +125,7 @@ def warranty_reminder(
 
 def win_back(turn: Turn, customer: Customer, message: CareMessage, campaign: Campaign) -> bool:
     """The personal offer: the coupon (its level by CLV and tier) planned with the message."""
-    keys = {win_back_offer_key(message.period, level) for level in WIN_BACK_OFFERS}
-    return offer_message(turn, customer, keys, "utter_care_win_back")
+    return offer_message(turn, customer, message, campaign, "utter_care_win_back")
 
 
 COMPOSERS: dict[str, Composer] = {

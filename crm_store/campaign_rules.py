@@ -8,6 +8,7 @@ docs/campaigns.md explains every value.
 from __future__ import annotations
 
 import calendar
+import re
 import zlib
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -131,6 +132,22 @@ def win_back_level(clv_cents: int, tier: str, settings: PlanSettings) -> int:
     """1-3 by customer lifetime value; gold and diamond members one level up (at most 3)."""
     level = 1 + sum(clv_cents >= threshold for threshold in settings.clv_levels)
     return min(3, level + (1 if tier in ("金卡", "钻石") else 0))
+
+
+# The keys of the offers the campaigns make for one customer each (win_back_offer_key,
+# birthday_offer_key): never listed to whoever asks for offers.
+_CAMPAIGN_OFFER = re.compile(r"win_back_\d{4}-H[12]_l\d|birthday_\d{4}_[a-z]+")
+
+
+def is_campaign_offer(offer_key: str) -> bool:
+    return _CAMPAIGN_OFFER.fullmatch(offer_key) is not None
+
+
+def coupon_offer_prefix(campaign_key: str, period: str) -> str | None:
+    """The offer keys of the coupons a message of this campaign and period carries."""
+    if campaign_key in ("win_back", "birthday"):
+        return f"{campaign_key}_{period}_"
+    return None
 
 
 def win_back_offer_key(period: str, level: int) -> str:

@@ -58,6 +58,7 @@ from crm_store.campaign_rules import (
     cadence_period,
     care_tip_dates,
     control_salt,
+    coupon_offer_prefix,
     half_year_period,
     holiday_on,
     month_period,
@@ -83,7 +84,8 @@ from crm_store.models import (
     Ticket,
     UtcDateTime,
 )
-from crm_store.offers import create_offer, new_code
+from crm_store.offers import Coupon as CouponRecord
+from crm_store.offers import create_offer, find_coupon, new_code
 from crm_store.orders import VOID_STATUSES
 from crm_store.outbox import MAX_ATTEMPTS
 from crm_store.tickets import OPEN_STATUSES
@@ -206,28 +208,20 @@ def preview_campaign(
     return [PreviewRow(*row) for row in session.execute(query.limit(limit))]
 
 
-def coupon_offer_prefix(campaign_key: str, period: str) -> str | None:
-    """The offer keys of the coupons a message of this campaign and period carries."""
-    if campaign_key == "win_back":
-        return f"win_back_{period}_"
-    if campaign_key == "birthday":
-        return f"birthday_{period}_"
-    return None
-
-
 def find_message_coupon(
     session: Session, *, customer_id: int, campaign_key: str, period: str
-) -> Coupon | None:
+) -> CouponRecord | None:
     """The coupon planning issued for this message (win-back offer, birthday gift), if any."""
     prefix = coupon_offer_prefix(campaign_key, period)
     if prefix is None:
         return None
     query = (
-        select(Coupon)
+        select(Coupon.code)
         .join(Offer, Offer.id == Coupon.offer_id)
         .where(Coupon.customer_id == customer_id, Offer.key.startswith(prefix, autoescape=True))
     )
-    return session.scalars(query).first()
+    code = session.scalars(query).first()
+    return None if code is None else find_coupon(session, code=code)
 
 
 # --- candidates: (customer_id, period, detail, rank) plus the customer's columns -------------

@@ -116,6 +116,13 @@ def create_offer(
     return _offer(row)
 
 
+def get_offer_by_id(session: Session, *, offer_id: int) -> Offer:
+    row = session.get(OfferRow, offer_id)
+    if row is None:
+        raise NotFound(f"no offer {offer_id}")
+    return _offer(row)
+
+
 def get_offer(session: Session, *, key: str) -> Offer:
     row = session.scalars(select(OfferRow).where(OfferRow.key == key)).first()
     if row is None:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from crm_store.offers import Coupon, Offer
@@ -56,16 +55,6 @@ def tip_family(period: str) -> str:
 def warranty_item(period: str) -> tuple[str, str]:
     """'DD202611020387-RV-700' -> ('DD202611020387', 'RV-700')."""
     return period[:ORDER_ID_LENGTH], period[ORDER_ID_LENGTH + 1 :]
-
-
-def usable_coupon(
-    coupons: Iterable[Coupon], offer_ids: Collection[int], now: datetime
-) -> Coupon | None:
-    """The customer's issued, unexpired coupon of one of these offers."""
-    for coupon in coupons:
-        if coupon.offer_id in offer_ids and coupon.status == "issued" and coupon.expires_at > now:
-            return coupon
-    return None
 
 
 def offer_value_parts(offer: Offer) -> tuple[str, dict[str, str]]:

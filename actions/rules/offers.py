@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from crm_store.campaign_rules import is_campaign_offer
 from crm_store.models import OFFER_KINDS
 from crm_store.offers import Offer
 
@@ -32,8 +33,11 @@ REFERENCE_BASKET_CENTS = 50_000
 
 
 def is_offerable(offer: Offer) -> bool:
-    """Active, of a known kind, with a value that kind allows (a percentage is 1-99)."""
+    """Active, of a known kind, with a value that kind allows (a percentage is 1-99), and not a
+    campaign's personal offer."""
     if not offer.active or offer.kind not in OFFER_KINDS or offer.value <= 0:
+        return False
+    if is_campaign_offer(offer.key):  # a win-back or birthday coupon is one customer's own
         return False
     return offer.kind != "percent_off" or offer.value < 100
 

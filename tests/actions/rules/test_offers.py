@@ -35,6 +35,8 @@ def _offer(key: str, kind: str, value: int, min_spend: int = 0, active: bool = T
         (_offer("free", "percent_off", 100), False),
         (_offer("zero", "amount_off", 0), False),
         (_offer("odd", "cashback", 500), False),
+        (_offer("win_back_2026-H2_l3", "amount_off", 10_000, 50_000), False),  # one customer's
+        (_offer("birthday_2026_gold", "amount_off", 5_000, 20_000), False),
     ],
 )
 def test_is_offerable(offer: Offer, offerable: bool) -> None:

@@ -17,7 +17,14 @@ from bot.care.campaigns import (
     win_back,
 )
 from bot.care.campaigns.facts import CustomerFacts, Delivery, OwnedItem
-from crm_store.campaign_rules import PlanSettings, care_tip_dates, control_bucket
+from crm_store.campaign_rules import (
+    PlanSettings,
+    birthday_offer_key,
+    care_tip_dates,
+    control_bucket,
+    is_campaign_offer,
+    win_back_offer_key,
+)
 from crm_store.customers import LunarBirthday
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -273,3 +280,9 @@ def test_the_sql_list_of_tip_dates_is_the_pure_tip_day_rule(day: date) -> None:
         if care_tip.tip_day(d, day) and d > day + timedelta(days=settings.warranty_notice_days)
     ]
     assert care_tip_dates(day, settings)[: len(expected)] == expected
+
+
+def test_campaign_offers_are_told_apart_from_public_ones() -> None:
+    assert is_campaign_offer(win_back_offer_key("2026-H2", 3))
+    assert is_campaign_offer(birthday_offer_key("2026", "钻石"))
+    assert not is_campaign_offer("win_back_20") and not is_campaign_offer("birthday_month")
