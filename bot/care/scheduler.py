@@ -3,7 +3,7 @@
 APScheduler 3.9 with its jobs in the CRM database (`SQLAlchemyJobStore`, table
 `apscheduler_jobs`), UTC, `coalesce=True`, `max_instances=1` and a misfire grace time, so a
 restart neither loses a day's planning nor runs a missed job more than once. Only the holder of
-the leader lock (bot/care/leader.py) runs jobs; a second process waits for the lock.
+the leader lock (crm_store/locks.py, polled by bot/care/leader.py) runs jobs; a second process waits for the lock.
 
 Jobs are module-level functions with primitive arguments and stable ids; they read the running
 process's `Runtime` (engine, clock, dispatcher, planner), set once when the process leads. Each
@@ -29,12 +29,13 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine, make_url
 
 from bot.care.dispatch import DispatchConfig, Dispatcher, crash_point_from_env
-from bot.care.leader import LeaderLock, lock_for, wait_for_leadership
+from bot.care.leader import wait_for_leadership
 from crm_store.analytics import refresh_customer_metrics
 from crm_store.campaign_rules import BUSINESS_TZ
 from crm_store.clock import Clock, utcnow
 from crm_store.dashboard.summaries import record_care_responses, refresh_customer_summary
 from crm_store.db import make_engine, session_scope
+from crm_store.locks import LeaderLock, lock_for
 from crm_store.offers import expire_coupons
 from crm_store.outbox import reclaim_stale_claims
 from crm_store.win_back_outcomes import record_win_back_outcomes

@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 
 from bot.bench.care_dispatch import StubRasa
 from bot.care.dispatch import DispatchConfig
-from bot.care.leader import AdvisoryLock, FileLock, lock_for
 from bot.care.scheduler import (
     CAMPAIGNS,
     Runtime,
@@ -36,6 +35,7 @@ from bot.care.scheduler import (
 from crm_store.analytics import get_customer_metrics
 from crm_store.clock import Clock, ManualClock
 from crm_store.db import make_engine, session_scope
+from crm_store.locks import AdvisoryLock, FileLock, lock_for
 from crm_store.offers import create_offer, issue_coupon, list_coupons
 from crm_store.outbox import claim_due_messages, get_care_message, list_care_messages
 from tests.bot.care.care_helpers import due_messages
