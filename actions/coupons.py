@@ -6,7 +6,7 @@ from __future__ import annotations
 from rasa_sdk.events import SlotSet
 
 from actions.base import CareAction, Events, Turn
-from actions.rules.care import codes_in, order_for_coupon
+from actions.rules.care import choose_coupon, codes_in, order_for_coupon
 from crm_store.errors import Conflict, NotFound
 from crm_store.offers import Coupon, discount_cents, list_coupons, list_offers, redeem_coupon
 from crm_store.orders import list_orders
@@ -15,17 +15,9 @@ RECENT_ORDERS = 5
 
 
 def chosen_coupon(turn: Turn, coupons: list[Coupon]) -> Coupon | None:
-    """The coupon the customer named (button or typed code), else their newest usable one."""
     named = [str(turn.tracker.get_slot("coupon_code") or "").upper()]
     named += codes_in(str(turn.tracker.latest_message.get("text") or ""))
-    by_code = {coupon.code: coupon for coupon in coupons}
-    for code in named:
-        if code in by_code:
-            return by_code[code]
-    if any(named):
-        return None  # a code that is not theirs
-    usable = [c for c in coupons if c.status == "issued" and c.expires_at > turn.now]
-    return max(usable, key=lambda coupon: coupon.issued_at, default=None)
+    return choose_coupon([code for code in named if code], coupons, turn.now)
 
 
 def use_coupon(turn: Turn) -> None:

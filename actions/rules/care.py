@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from crm_store.offers import Coupon, Offer
@@ -79,3 +80,16 @@ def order_for_coupon(orders: Iterable[Order], coupon: Coupon) -> Order | None:
         if order.status in PAYABLE_ORDER_STATUSES and order.placed_at >= coupon.issued_at:
             return order
     return None
+
+
+def choose_coupon(named: Sequence[str], coupons: Sequence[Coupon], now: datetime) -> Coupon | None:
+    """The coupon the customer named (button or typed code), else their newest usable one. A
+    code that is not one of theirs chooses nothing: it must not fall back to another coupon."""
+    by_code = {coupon.code: coupon for coupon in coupons}
+    for code in named:
+        if code in by_code:
+            return by_code[code]
+    if named:
+        return None
+    usable = [c for c in coupons if c.status == "issued" and c.expires_at > now]
+    return max(usable, key=lambda coupon: coupon.issued_at, default=None)
