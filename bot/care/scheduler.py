@@ -3,7 +3,8 @@
 APScheduler 3.9 with its jobs in the CRM database (`SQLAlchemyJobStore`, table
 `apscheduler_jobs`), UTC, `coalesce=True`, `max_instances=1` and a misfire grace time, so a
 restart neither loses a day's planning nor runs a missed job more than once. Only the holder of
-the leader lock (crm_store/locks.py, polled by bot/care/leader.py) runs jobs; a second process waits for the lock.
+the leader lock (crm_store/locks.py, polled by bot/care/leader.py) runs jobs; a second process
+waits for the lock.
 
 Jobs are module-level functions with primitive arguments and stable ids; they read the running
 process's `Runtime` (engine, clock, dispatcher, planner), set once when the process leads. Each
