@@ -37,7 +37,8 @@ from crm_store.clock import as_utc
 TIERS = ("普通", "银卡", "金卡", "钻石")
 CHANNELS = ("web", "wechat")
 CATEGORIES = ("care", "follow_up", "survey", "offer")
-IDENTITY_KINDS = ("web_user", "web_session", "wechat_openid", "wechat_unionid")
+# rest_user: a user id of the brand's own back end, vouched for by the REST channel's credential.
+IDENTITY_KINDS = ("web_user", "web_session", "wechat_openid", "wechat_unionid", "rest_user")
 ORDER_STATUSES = ("pending", "paid", "shipped", "delivered", "completed", "cancelled", "refunded")
 SHIPPING_STATUSES = (
     "created",
@@ -117,6 +118,48 @@ class StaffUser(Base):
     # pbkdf2_sha256$iterations$salt$hash; NULL means the account cannot log in with a password.
     password_hash = Column(String(255))
     created_at = Column(UtcDateTime, nullable=False)
+    # Login throttling (docs/security.md): wrong passwords in a row and the lockout they earned.
+    failed_logins = Column(Integer, nullable=False, default=0, server_default="0")
+    locked_until = Column(UtcDateTime)
+    # Bumped on logout and password change: every cookie signed with an older version is void.
+    session_version = Column(Integer, nullable=False, default=0, server_default="0")
+
+
+class SpentToken(Base):
+    """A single-use value already seen (a WeChat QR link token, a signed push's nonce, a REST
+    signature): seen again before `expires_at`, it is a replay. Rows past expiry may be purged."""
+
+    __tablename__ = "spent_tokens"
+
+    scope = Column(String(16), primary_key=True)
+    key = Column(String(128), primary_key=True)
+    expires_at = Column(UtcDateTime, nullable=False, index=True)
+
+
+class LoginCode(Base):
+    """A one-time code sent to a phone to identify a customer (docs/security.md).
+
+    Only a salted digest of the code is kept, and the phone only as a keyed digest: the rows
+    exist to enforce expiry, attempts and the rate limits per phone, per client and overall.
+    `customer_id` is NULL when the number belongs to nobody (the customer hears the same answer).
+    """
+
+    __tablename__ = "login_codes"
+    __table_args__ = (
+        Index("ix_login_codes_phone_key_created_at", "phone_key", "created_at"),
+        Index("ix_login_codes_client_created_at", "client", "created_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    phone_key = Column(String(64), nullable=False)
+    client = Column(String(128), nullable=False)
+    customer_id = Column(Integer, fk("customers.id"))
+    digest = Column(String(64), nullable=False)
+    salt = Column(String(32), nullable=False)
+    created_at = Column(UtcDateTime, nullable=False, index=True)
+    expires_at = Column(UtcDateTime, nullable=False)
+    attempts_left = Column(SmallInteger, nullable=False)
+    used_at = Column(UtcDateTime)
 
 
 class Customer(Base):
