@@ -45,10 +45,10 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $@
 
 run: install
-	$(BIN)/carebot run
+	$(BIN)/carebot run --demo
 
 shell: install
-	$(BIN)/carebot shell
+	$(BIN)/carebot shell --demo
 
 train: install
 	$(BIN)/carebot train

@@ -74,8 +74,8 @@ def decide(turn: Turn, trigger: str) -> SurveyDecision:
     ):
         return SurveyDecision(False, refusal="too_soon")  # once per conversation and trigger
     customer_id = turn.customer_id
-    if customer_id is None:
-        return SurveyDecision(True, with_nps=True)
+    if customer_id is None:  # an anonymous sender could stuff the results (docs/security.md)
+        return SurveyDecision(False, refusal="anonymous")
     past = [
         PastSurvey(s.asked_at, s.nps is not None or s.status == "asked")
         for s in list_survey_responses(turn.session, customer_id=customer_id, limit=20)

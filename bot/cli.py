@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -41,9 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     model_path.set_defaults(handler=cmd_model_path)
 
     run = commands.add_parser("run", help="start the whole system and print where to chat")
+    add_demo_argument(run)
     run.set_defaults(handler=cmd_run)
 
     shell = commands.add_parser("shell", help="chat with the assistant in this terminal")
+    add_demo_argument(shell)
     shell.set_defaults(handler=cmd_shell)
 
     wechat_sim = commands.add_parser("wechat-sim", help="a local WeChat server to chat as users")
@@ -176,13 +179,30 @@ def cmd_model_path(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_demo_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="demo mode: seed demo customers and staff into an empty SQLite database, the web "
+        "chat's demo login, one-time codes in the log (what `make run` asks for)",
+    )
+
+
+def demo_settings(args: argparse.Namespace) -> Settings:
+    """The settings, in demo mode when `--demo` asks for it (children inherit CAREBOT_DEMO)."""
+    if getattr(args, "demo", False):
+        os.environ["CAREBOT_DEMO"] = "1"
+    return load_settings()
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.runtime import Stack
     from bot.training import ensure_model
 
-    settings = load_settings()
+    os.umask(0o077)  # var/: databases, logs and secrets are the operator's alone
+    settings = demo_settings(args)
     model = ensure_model(settings.project_dir)
-    if not prepare_database(settings.database_url):
+    if not prepare_database(settings.database_url, demo=settings.demo):
         return 2
     _stop_on_sigterm()
     with Stack(settings, model) as stack:
@@ -197,21 +217,25 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_shell(args: argparse.Namespace) -> int:
     import subprocess
 
-    from bot.runtime import action_server, wait_until_ready, write_runtime_config
+    from bot.runtime import action_server, rasa_secrets, wait_until_ready, write_runtime_config
     from bot.training import ensure_model, rasa_env
 
-    settings = load_settings()
+    os.umask(0o077)
+    settings = demo_settings(args)
     model = ensure_model(settings.project_dir)
-    if not prepare_database(settings.database_url):
+    if not prepare_database(settings.database_url, demo=settings.demo):
         return 2
     endpoints, _ = write_runtime_config(settings)
     actions = action_server(settings)
     actions.start(settings.project_dir, settings.var_dir / "log" / "action-server.log")
     try:
         wait_until_ready(actions)
-        command = [sys.executable, "-m", "rasa", "shell", "--model", str(model)]
+        # `rasa shell` serves its own REST endpoint: on loopback, like every other port here
+        command = [sys.executable, "-m", "bot.rasa_main", "shell", "--model", str(model)]
         command += ["--endpoints", str(endpoints), "--port", str(settings.rasa_port)]
-        return subprocess.run(command, cwd=settings.project_dir, env=rasa_env()).returncode
+        command += ["--interface", "127.0.0.1"]
+        env = rasa_env(rasa_secrets(settings))
+        return subprocess.run(command, cwd=settings.project_dir, env=env).returncode
     finally:
         actions.stop()
 
@@ -236,7 +260,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     from bot.console.config import console_config
 
     settings = load_settings()
-    serve(console_config(settings), settings.host, settings.console_port)
+    serve(console_config(settings), settings.console_host, settings.console_port)
     return 0
 
 
@@ -412,19 +436,25 @@ def _survey_report(url: str, args: argparse.Namespace) -> SurveyReport:
         engine.dispose()
 
 
-def prepare_database(url: str) -> bool:
-    """Brings the CRM schema up to date and seeds demo data into an empty database.
+def prepare_database(url: str, demo: bool = False) -> bool:
+    """Brings the CRM schema up to date; in demo mode, seeds demo data into an empty SQLite one.
 
+    Demo data (customers, and staff with a published password) is never written unless asked
+    for, never into PostgreSQL or another server database, never into one that has customers.
     An unreachable database is reported in one line (with the URL) instead of a traceback.
     """
     from sqlalchemy.exc import OperationalError
 
-    from crm_store import demo, migrate
+    from crm_store import demo as demo_data
+    from crm_store import migrate
     from crm_store.db import make_engine
 
     try:
         migrate.upgrade(url)
-        demo.ensure_demo_data(make_engine(url), customers=2000)
+        if demo and url.startswith("sqlite"):
+            demo_data.ensure_demo_data(make_engine(url), customers=2000)
+        elif demo:
+            print("carebot: demo data is only seeded into SQLite; `carebot seed` fills others")
     except OperationalError as error:
         print(f"carebot: cannot use the CRM database {url}: {error.orig}", file=sys.stderr)
         return False

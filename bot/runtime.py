@@ -82,15 +82,26 @@ def write_runtime_config(
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     endpoints = settings.run_dir / "endpoints.yml"
     credentials = settings.run_dir / "credentials.yml"
-    endpoints.write_text(yaml.safe_dump(endpoints_config(settings), allow_unicode=True))
-    endpoints.chmod(0o600)  # the CRM database URL may carry a password
-    credentials.write_text(yaml.safe_dump(credentials_config(env), allow_unicode=True))
+    _write_private(endpoints, endpoints_config(settings))  # the database URL may carry a password
+    _write_private(credentials, credentials_config(settings, env))
     return endpoints, credentials
+
+
+def _write_private(path: Path, config: dict[str, Any]) -> None:
+    """Writes a YAML file that only this user can read (created so, never widened later)."""
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(yaml.safe_dump(config, allow_unicode=True))
 
 
 def endpoints_config(settings: Settings) -> dict[str, Any]:
     config: dict[str, Any] = {
-        "action_endpoint": {"url": settings.action_url},
+        # only the Rasa server holds the action server's secret (bot/action_server.py)
+        "action_endpoint": {
+            "url": settings.action_url,
+            "headers": {"Authorization": "Bearer ${CAREBOT_ACTION_SECRET}"},
+        },
         "tracker_store": {
             "type": "bot.tracker_store.CareSQLTrackerStore",
             "dialect": "sqlite",
@@ -116,32 +127,41 @@ def _redis_endpoint(url: str) -> dict[str, Any]:
     }
 
 
-def credentials_config(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "bot.channels.rest.CareRestInput": None,
-        WEBCHAT_CHANNEL: webchat_credentials(os.environ if env is None else env),
-    }
-    wechat = wechat_credentials(os.environ if env is None else env)
+def credentials_config(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The channels: the web chat always, REST with its secret only, WeChat when configured."""
+    env = os.environ if env is None else env
+    config: dict[str, Any] = {WEBCHAT_CHANNEL: webchat_credentials(settings, env)}
+    if settings.rest_secret:
+        config[REST_CHANNEL] = {"secret": "${CAREBOT_REST_SECRET}"}
+    wechat = wechat_credentials(env)
     if wechat is not None:
         config[WECHAT_CHANNEL] = wechat
     return config
 
 
+REST_CHANNEL = "bot.channels.rest.CareRestInput"
 WEBCHAT_CHANNEL = "bot.channels.webchat.channel.WebChatInput"
 DEMO_WEB_USERS = ["demo", "demo_lunar"]  # web_user identities of the demo customers
 
 
-def webchat_credentials(env: Mapping[str, str]) -> dict[str, Any]:
+def webchat_credentials(settings: Settings, env: Mapping[str, str]) -> dict[str, Any]:
     """The web chat's section (docs/webchat.md); secrets are `${VAR}` references.
 
-    The demo login is on unless CAREBOT_WEBCHAT_DEMO_LOGIN=0: it is what lets a newcomer chat
-    as a demo customer. A real website signs its own tokens with CAREBOT_WEBCHAT_SECRET.
+    The demo login exists only in demo mode (`carebot run --demo`, what `make run` does), unless
+    CAREBOT_WEBCHAT_DEMO_LOGIN=0 turns it off there too. A real website signs its own tokens with
+    CAREBOT_WEBCHAT_SECRET. Browsers may connect from the same origin and from the allow-list.
     """
+    demo_login = settings.demo and env.get("CAREBOT_WEBCHAT_DEMO_LOGIN", "1") not in {
+        "0",
+        "false",
+        "no",
+    }
     section: dict[str, Any] = {
         "database_url": "${CAREBOT_DATABASE_URL}",
         "secret": "${CAREBOT_WEBCHAT_SECRET}",
-        "demo_login": env.get("CAREBOT_WEBCHAT_DEMO_LOGIN", "1") not in {"0", "false", "no"},
+        "demo_login": demo_login,
         "demo_users": DEMO_WEB_USERS,
+        "allowed_origins": list(settings.allowed_origins),
     }
     if env.get("CAREBOT_REDIS_URL"):
         section["redis_url"] = "${CAREBOT_REDIS_URL}"
@@ -178,12 +198,13 @@ def wechat_credentials(env: Mapping[str, str]) -> dict[str, Any] | None:
 def action_server(settings: Settings, extra_env: dict[str, str] | None = None) -> Service:
     return Service(
         name="action-server",
-        command=[sys.executable, "-m", "rasa_sdk", "--actions", "actions"]
-        + ["--port", str(settings.action_port)],
-        health_url=f"http://{settings.host}:{settings.action_port}/health",
+        command=[sys.executable, "-m", "bot.action_server", "--port", str(settings.action_port)],
+        health_url=settings.action_url.removesuffix("/webhook") + "/health",
         env=rasa_env(
             {
-                "SANIC_HOST": settings.host,  # rasa-sdk binds 0.0.0.0 unless told otherwise
+                "SANIC_HOST": settings.action_host,
+                "CAREBOT_ACTION_SECRET": settings.action_secret,
+                "CAREBOT_DEMO": "1" if settings.demo else "0",
                 "CAREBOT_DATABASE_URL": settings.database_url,
                 # load the feedback analysis before serving, not during a customer's turn
                 "CAREBOT_WARM_UP": "1",
@@ -202,20 +223,34 @@ def rasa_server(
 ) -> Service:
     return Service(
         name="rasa",
-        command=[sys.executable, "-m", "rasa", "run", "--model", str(model)]
+        # the API token reaches Rasa through the environment, never the command line
+        command=[sys.executable, "-m", "bot.rasa_main", "run", "--model", str(model)]
         + ["--endpoints", str(endpoints), "--credentials", str(credentials)]
-        + ["--interface", settings.host, "--port", str(settings.rasa_port)]
-        + ["--enable-api", "--auth-token", settings.api_token, "--cors", "*"],
+        + ["--interface", settings.host, "--port", str(settings.rasa_port), "--enable-api"]
+        + cors_arguments(settings),
         health_url=f"{settings.rasa_url}/",
         # the WeChat channel links and unlinks followers in the CRM (docs/wechat.md)
-        env=rasa_env(
-            {
-                "CAREBOT_DATABASE_URL": settings.database_url,
-                "CAREBOT_WEBCHAT_SECRET": webchat_secret(settings.var_dir),
-                **(extra_env or {}),
-            }
-        ),
+        env=rasa_env({**rasa_secrets(settings), **(extra_env or {})}),
     )
+
+
+def rasa_secrets(settings: Settings) -> dict[str, str]:
+    """What a Rasa server process reads from its environment: the CRM, the API token, and the
+    secrets that credentials.yml and endpoints.yml name as `${VAR}`."""
+    env = {
+        "CAREBOT_DATABASE_URL": settings.database_url,
+        "CAREBOT_API_TOKEN": settings.api_token,
+        "CAREBOT_ACTION_SECRET": settings.action_secret,
+        "CAREBOT_WEBCHAT_SECRET": webchat_secret(settings.var_dir),
+    }
+    if settings.rest_secret:
+        env["CAREBOT_REST_SECRET"] = settings.rest_secret
+    return env
+
+
+def cors_arguments(settings: Settings) -> list[str]:
+    """Rasa answers cross-origin requests only from the allow-list (none: same origin only)."""
+    return ["--cors", *settings.allowed_origins] if settings.allowed_origins else []
 
 
 WECHAT_SIM_DEFAULTS = {
@@ -248,7 +283,7 @@ def wechat_simulator(settings: Settings) -> Service:
     env = {
         **os.environ,
         **wechat_simulator_env(settings),
-        "CAREBOT_HOST": settings.host,
+        "CAREBOT_WECHAT_SIM_HOST": settings.wechat_sim_host,
         "CAREBOT_WECHAT_SIM_PORT": str(settings.wechat_sim_port),
         "CAREBOT_WECHAT_SIM_WEBHOOK": f"{settings.rasa_url}/webhooks/wechat/webhook",
     }
@@ -267,6 +302,7 @@ def staff_console(settings: Settings) -> Service:
         "CAREBOT_VAR_DIR": str(settings.var_dir),
         "CAREBOT_HOST": settings.host,
         "CAREBOT_RASA_PORT": str(settings.rasa_port),
+        "CAREBOT_CONSOLE_HOST": settings.console_host,
         "CAREBOT_CONSOLE_PORT": str(settings.console_port),
         "CAREBOT_DATABASE_URL": settings.database_url,
         "CAREBOT_API_TOKEN": settings.api_token,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import string
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,22 +28,31 @@ class Settings:
     api_token: str
     wechat_sim_port: int = 5006
     console_port: int = 5007
+    # Each service binds its own address (docs/security.md): only the Rasa server faces
+    # customers; the action server, console and simulator stay on loopback unless told.
+    action_host: str = "127.0.0.1"
+    console_host: str = "127.0.0.1"
+    wechat_sim_host: str = "127.0.0.1"
+    action_secret: str = ""  # only the Rasa server may call the action server
+    rest_secret: str | None = None  # the REST channel is off without it
+    allowed_origins: tuple[str, ...] = ()  # web pages that may use the web chat and the API
+    demo: bool = False  # demo data, the demo web login, demo SMS codes in the log
 
     @property
     def console_url(self) -> str:
-        return f"http://{self.host}:{self.console_port}"
+        return f"http://{_reachable(self.console_host)}:{self.console_port}"
 
     @property
     def rasa_url(self) -> str:
-        return f"http://{self.host}:{self.rasa_port}"
+        return f"http://{_reachable(self.host)}:{self.rasa_port}"
 
     @property
     def wechat_sim_url(self) -> str:
-        return f"http://{self.host}:{self.wechat_sim_port}"
+        return f"http://{_reachable(self.wechat_sim_host)}:{self.wechat_sim_port}"
 
     @property
     def action_url(self) -> str:
-        return f"http://{self.host}:{self.action_port}/webhook"
+        return f"http://{_reachable(self.action_host)}:{self.action_port}/webhook"
 
     @property
     def run_dir(self) -> Path:
@@ -53,10 +63,24 @@ class Settings:
         return self.var_dir / "rasa_tracker.db"
 
 
+def _reachable(host: str) -> str:
+    """The address a local client dials for a server bound to `host` (all interfaces: loopback)."""
+    return "127.0.0.1" if host in {"0.0.0.0", "", "::"} else host
+
+
+TRUE = frozenset({"1", "true", "yes", "on"})
+
+
+def origins(text: str) -> tuple[str, ...]:
+    """The allow-list of web origins from a comma-separated setting (no trailing slashes)."""
+    return tuple(origin.strip().rstrip("/") for origin in text.split(",") if origin.strip())
+
+
 def load_settings(env: dict[str, str] | None = None) -> Settings:
     """Builds the settings from `env` (default: the process environment)."""
     env = dict(os.environ if env is None else env)
     var_dir = Path(env.get("CAREBOT_VAR_DIR", PROJECT_DIR / "var")).resolve()
+    loopback = "127.0.0.1"
     return Settings(
         project_dir=PROJECT_DIR,
         var_dir=var_dir,
@@ -68,12 +92,24 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         api_token=env.get("CAREBOT_API_TOKEN") or _stored_token(var_dir),
         wechat_sim_port=int(env.get("CAREBOT_WECHAT_SIM_PORT", "5006")),
         console_port=int(env.get("CAREBOT_CONSOLE_PORT", "5007")),
+        action_host=env.get("CAREBOT_ACTION_HOST", loopback),
+        console_host=env.get("CAREBOT_CONSOLE_HOST", loopback),
+        wechat_sim_host=env.get("CAREBOT_WECHAT_SIM_HOST", loopback),
+        action_secret=env.get("CAREBOT_ACTION_SECRET") or _stored_action_secret(var_dir),
+        rest_secret=env.get("CAREBOT_REST_SECRET") or None,
+        allowed_origins=origins(env.get("CAREBOT_ALLOWED_ORIGINS", "")),
+        demo=env.get("CAREBOT_DEMO", "").strip().lower() in TRUE,
     )
 
 
 def _stored_token(var_dir: Path) -> str:
     """A random HTTP API token, created on first use and kept so restarts keep the same one."""
     return _stored_secret(var_dir / "api_token", lambda: secrets.token_urlsafe(24))
+
+
+def _stored_action_secret(var_dir: Path) -> str:
+    """The secret the Rasa server shows the action server, created on first use and kept."""
+    return _stored_secret(var_dir / "action_secret", lambda: secrets.token_urlsafe(32))
 
 
 def demo_wechat_credentials(var_dir: Path) -> dict[str, str]:
@@ -116,7 +152,20 @@ def _aes_key() -> str:
 def _stored_secret(path: Path, make: Callable[[], str]) -> str:
     """A secret created on first use and kept (owner-only) so restarts keep the same one."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(make())
-        path.chmod(0o600)
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process created it first: use theirs
+            return _read_when_written(path)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(make())
     return path.read_text().strip()
+
+
+def _read_when_written(path: Path) -> str:
+    for _ in range(50):
+        text = path.read_text().strip()
+        if text:
+            return text
+        time.sleep(0.02)
+    raise RuntimeError(f"{path} stays empty")

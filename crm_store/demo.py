@@ -606,6 +606,7 @@ def _demo_gold_member(batch: Batch, gen: Generator) -> None:
         1,
         now,
         web_user="demo",
+        rest_user="demo",  # the REST channel's sender "demo" (a back end's user id)
         wechat_openid="o_demo_openid",
         wechat_unionid="u_demo_unionid",
     )
@@ -635,7 +636,9 @@ def _demo_gold_member(batch: Batch, gen: Generator) -> None:
 def _demo_drifting_lunar(batch: Batch, gen: Generator) -> None:
     """2 李娜: a lunar birthday, no order for 260 days, an unhappy survey: a win-back case."""
     now = gen.now
-    _identities(batch, 2, now, web_user="demo_lunar", wechat_openid="o_demo_lunar")
+    _identities(
+        batch, 2, now, web_user="demo_lunar", rest_user="demo_lunar", wechat_openid="o_demo_lunar"
+    )
     _consents(batch, 2, now, offer=True)
     for days, skus in ((260, ["BL-500"]), (320, ["RC-300"]), (400, ["AP-800"])):
         placed = now - timedelta(days=days)

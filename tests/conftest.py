@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from bot.settings import PROJECT_DIR
-from tests.integration.system import TOKEN, System, free_port, wait_for
+from tests.integration.system import REST_SECRET, TOKEN, System, free_port, wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/1"
 
@@ -43,6 +43,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         CAREBOT_WECHAT_SIM_PORT=str(wechat_sim_port),
         CAREBOT_CONSOLE_PORT=str(console_port),
         CAREBOT_API_TOKEN=TOKEN,
+        CAREBOT_REST_SECRET=REST_SECRET,
         CAREBOT_DATABASE_URL=f"sqlite:///{var_dir / 'crm.db'}",
         RASA_TELEMETRY_ENABLED="false",
         CAREBOT_ACTION_TIMEOUT="4",
@@ -58,7 +59,7 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     log = var_dir / "carebot-run.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"],
+            [sys.executable, "-m", "bot.cli", "run", "--demo"],
             cwd=PROJECT_DIR,
             env=env,
             stdout=out,

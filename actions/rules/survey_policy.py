@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal
 
-Refusal = Literal["opted_out", "open_complaint", "too_soon"]
+Refusal = Literal["opted_out", "open_complaint", "too_soon", "anonymous"]
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import secrets
 import subprocess
 import tempfile
 import time
@@ -71,8 +72,9 @@ def data_sets(options: BenchOptions, project_dir: Path) -> list[nlu.DataSet]:
     return chosen
 
 
-def bench_members(url: str, count: int) -> list[str]:
-    """Web logins `bench-<n>` for the first `count` demo members: identified conversations."""
+def bench_members(url: str, count: int, kind: str = "web_user") -> list[str]:
+    """Identities `bench-<n>` (of `kind`: a web login, or a REST back end's user id) for the
+    first `count` demo members: identified conversations."""
     from crm_store import demo, migrate
     from crm_store.db import make_engine, session_scope
     from crm_store.identities import link_identity
@@ -82,7 +84,7 @@ def bench_members(url: str, count: int) -> list[str]:
     demo.ensure_demo_data(engine, customers=max(2000, count))
     with session_scope(engine) as session:
         for number in range(1, count + 1):
-            link_identity(session, customer_id=number, kind="web_user", value=f"bench-{number}")
+            link_identity(session, customer_id=number, kind=kind, value=f"bench-{number}")
     engine.dispose()
     return [f"bench-{number}" for number in range(1, count + 1)]
 
@@ -90,11 +92,19 @@ def bench_members(url: str, count: int) -> list[str]:
 def rest_section(conversations: int) -> list[str]:
     settings = load_settings(_bench_env())
     model = ensure_model(settings.project_dir)
-    members = bench_members(settings.database_url, (conversations + 1) * len(rest.CONCURRENCY))
+    count = (conversations + 1) * len(rest.CONCURRENCY)
+    members = bench_members(settings.database_url, count, kind="rest_user")
+    credential = {"Authorization": f"Bearer {settings.rest_secret}"}
     with Stack(settings, model, log_dir=settings.var_dir / "log") as stack:
         rasa_pid = _pid(stack.service("rasa"))
         ours, our_mb = rest.measure(
-            "carebot", settings.rasa_url, rest.OUR_SCRIPT, rasa_pid, conversations, members
+            "carebot",
+            settings.rasa_url,
+            rest.OUR_SCRIPT,
+            rasa_pid,
+            conversations,
+            members,
+            headers=credential,
         )
     port = int(_bench_env()["CAREBOT_RASA_PORT"]) + 1
     stock, project = rest.stock_init_bot(port)
@@ -115,7 +125,8 @@ def rest_section(conversations: int) -> list[str]:
         f"{conversations} conversations of {len(rest.OUR_SCRIPT)} messages per concurrency level, "
         "after one warm-up conversation; ours runs the Rasa server and the action server, "
         "the stock bot is `rasa init` with no custom actions. Our conversations are demo members "
-        "logged in on the web (`bench-<n>`), so the order, warranty and points turns read the "
+        "known to the brand's back end (`bench-<n>`, through the REST channel with its "
+        "credential), so the order, warranty and points turns read the "
         "CRM (SQLite).",
         "",
         *rest.pairs(ours, theirs),
@@ -166,7 +177,12 @@ def _bench_env() -> dict[str, str]:
         CAREBOT_ACTION_PORT=os.environ.get("CAREBOT_BENCH_ACTION_PORT", "5155"),
         CAREBOT_WECHAT_SIM_PORT=os.environ.get("CAREBOT_BENCH_WECHAT_SIM_PORT", "5106"),
         CAREBOT_DATABASE_URL=f"sqlite:///{var_dir / 'crm.db'}",
+        # the REST channel is on only with its credential, which the load sends
+        CAREBOT_REST_SECRET=os.environ.get("CAREBOT_REST_SECRET") or BENCH_REST_SECRET,
     )
+
+
+BENCH_REST_SECRET = secrets.token_urlsafe(24)
 
 
 def nlu_section(results: Sequence[nlu.Result], kept_rows: Sequence[str] = ()) -> list[str]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,11 +44,13 @@ async def _conversation(
     script: Sequence[str],
     latencies: list[tuple[int, float]],
     sender: str,
+    headers: Mapping[str, str],
 ) -> int:
     errors = 0
     for turn, message in enumerate(script):
         started = time.perf_counter()
-        async with session.post(url, json={"sender": sender, "message": message}) as response:
+        body = {"sender": sender, "message": message}
+        async with session.post(url, json=body, headers=dict(headers)) as response:
             await response.read()
             errors += response.status != 200
         latencies.append((turn, (time.perf_counter() - started) * 1000))
@@ -62,6 +64,7 @@ async def load(
     concurrency: int,
     conversations: int,
     senders: Sequence[str] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> LoadResult:
     """Runs `conversations` scripted conversations, `concurrency` at a time (bounded); each
     conversation is a new sender, or the next of `senders` (each used once per level)."""
@@ -72,15 +75,16 @@ async def load(
     def next_sender() -> str:
         return next(pool, "") if pool else f"bench-{uuid.uuid4().hex}"
 
+    credential = headers or {}
     gate = asyncio.Semaphore(concurrency)
     timeout = aiohttp.ClientTimeout(total=120)
     async with aiohttp.ClientSession(timeout=timeout) as session:
 
         async def one(sender: str) -> int:
             async with gate:
-                return await _conversation(session, url, script, timed, sender)
+                return await _conversation(session, url, script, timed, sender, credential)
 
-        await _conversation(session, url, script, [], next_sender())  # warm-up, not measured
+        await _conversation(session, url, script, [], next_sender(), credential)  # warm-up
         chosen = [next_sender() for _ in range(conversations)]
         started = time.perf_counter()
         errors = sum(await asyncio.gather(*(one(sender) for sender in chosen)))
@@ -157,6 +161,7 @@ def measure(
     pid: int,
     conversations: int,
     senders: Sequence[str] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[list[LoadResult], float]:
     """Each concurrency level gets its own slice of `senders`, so every conversation is new."""
     per_level = conversations + 1
@@ -169,6 +174,7 @@ def measure(
                 concurrency,
                 conversations,
                 senders[level * per_level : (level + 1) * per_level],
+                headers,
             )
         )
         for level, concurrency in enumerate(CONCURRENCY)

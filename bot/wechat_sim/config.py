@@ -61,7 +61,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "token": ("CAREBOT_WECHAT_TOKEN", str, "the push Token set in the OA console"),
     "aes_key": ("CAREBOT_WECHAT_AES_KEY", str, "EncodingAESKey (43 chars): safe mode"),
     "webhook_url": ("CAREBOT_WECHAT_SIM_WEBHOOK", str, "the bot's WeChat webhook URL"),
-    "host": ("CAREBOT_HOST", str, "listen address"),
+    "host": ("CAREBOT_WECHAT_SIM_HOST", str, "listen address"),
     "port": ("CAREBOT_WECHAT_SIM_PORT", int, "listen port (5006)"),
     "quota": ("CAREBOT_WECHAT_SIM_QUOTA", int, "CS messages per user message (5)"),
     "token_lifetime_s": ("CAREBOT_WECHAT_SIM_TOKEN_LIFETIME", int, "token lifetime, s (7200)"),

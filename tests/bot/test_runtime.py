@@ -5,8 +5,19 @@ import sys
 import time
 from pathlib import Path
 
-from bot.runtime import WEBCHAT_CHANNEL, Service, credentials_config, endpoints_config
-from bot.settings import load_settings
+from bot.runtime import (
+    REST_CHANNEL,
+    WEBCHAT_CHANNEL,
+    Service,
+    action_server,
+    cors_arguments,
+    credentials_config,
+    endpoints_config,
+    rasa_secrets,
+    rasa_server,
+    write_runtime_config,
+)
+from bot.settings import Settings, load_settings
 
 
 def test_endpoints_point_at_our_action_server_and_a_persistent_tracker(tmp_path: Path) -> None:
@@ -43,18 +54,78 @@ def test_a_redis_url_gives_a_redis_lock_store(tmp_path: Path) -> None:
     }
 
 
-def test_the_web_chat_keeps_its_secrets_out_of_the_credentials_file() -> None:
-    section = credentials_config({})[WEBCHAT_CHANNEL]
+def _settings(tmp_path: Path, **env: str) -> Settings:
+    return load_settings({"CAREBOT_VAR_DIR": str(tmp_path), **env})
+
+
+def test_the_web_chat_keeps_its_secrets_out_of_the_credentials_file(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, CAREBOT_DEMO="1")
+    section = credentials_config(settings, {})[WEBCHAT_CHANNEL]
     assert section["secret"] == "${CAREBOT_WEBCHAT_SECRET}"
     assert section["database_url"] == "${CAREBOT_DATABASE_URL}"
     assert section["demo_login"] is True and "redis_url" not in section
-    assert "socketio" not in credentials_config({})  # ours replaces Rasa's
+    assert "socketio" not in credentials_config(settings, {})  # ours replaces Rasa's
 
 
-def test_the_web_chat_shares_rooms_through_redis_and_the_demo_login_can_be_off() -> None:
+def test_the_web_chat_shares_rooms_through_redis_and_the_demo_login_can_be_off(
+    tmp_path: Path,
+) -> None:
     env = {"CAREBOT_REDIS_URL": "redis://127.0.0.1:6379/1", "CAREBOT_WEBCHAT_DEMO_LOGIN": "0"}
-    section = credentials_config(env)[WEBCHAT_CHANNEL]
+    section = credentials_config(_settings(tmp_path, CAREBOT_DEMO="1"), env)[WEBCHAT_CHANNEL]
     assert section["redis_url"] == "${CAREBOT_REDIS_URL}" and section["demo_login"] is False
+
+
+def test_the_demo_login_exists_only_in_demo_mode(tmp_path: Path) -> None:
+    section = credentials_config(_settings(tmp_path), {})[WEBCHAT_CHANNEL]
+    assert section["demo_login"] is False
+
+
+def test_the_rest_channel_is_off_unless_it_has_a_secret(tmp_path: Path) -> None:
+    assert REST_CHANNEL not in credentials_config(_settings(tmp_path), {})
+    settings = _settings(tmp_path, CAREBOT_REST_SECRET="s" * 24)
+    assert credentials_config(settings, {})[REST_CHANNEL] == {"secret": "${CAREBOT_REST_SECRET}"}
+    assert rasa_secrets(settings)["CAREBOT_REST_SECRET"] == "s" * 24
+
+
+def test_web_origins_come_from_the_allow_list_only(tmp_path: Path) -> None:
+    closed = _settings(tmp_path)
+    assert credentials_config(closed, {})[WEBCHAT_CHANNEL]["allowed_origins"] == []
+    assert cors_arguments(closed) == []  # same origin only: Rasa sends no CORS headers
+    settings = _settings(
+        tmp_path, CAREBOT_ALLOWED_ORIGINS="https://shop.example.com/, https://m.example.com"
+    )
+    expected = ["https://shop.example.com", "https://m.example.com"]
+    assert credentials_config(settings, {})[WEBCHAT_CHANNEL]["allowed_origins"] == expected
+    assert cors_arguments(settings) == ["--cors", *expected]
+
+
+def test_the_action_server_is_called_with_a_secret_only_rasa_has(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    endpoint = endpoints_config(settings)["action_endpoint"]
+    assert endpoint["headers"] == {"Authorization": "Bearer ${CAREBOT_ACTION_SECRET}"}
+    assert len(settings.action_secret) >= 32
+    assert rasa_secrets(settings)["CAREBOT_ACTION_SECRET"] == settings.action_secret
+    assert action_server(settings).env["CAREBOT_ACTION_SECRET"] == settings.action_secret
+    assert (tmp_path / "action_secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_no_secret_is_on_a_command_line(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, CAREBOT_API_TOKEN="-starts-with-a-dash")
+    written = write_runtime_config(settings, {})
+    server = rasa_server(settings, tmp_path / "model.tar.gz", *written)
+    command = " ".join(server.command)
+    for secret in (settings.api_token, settings.action_secret, "--auth-token"):
+        assert secret not in command
+    assert server.env["CAREBOT_API_TOKEN"] == "-starts-with-a-dash"
+    assert all(path.stat().st_mode & 0o777 == 0o600 for path in written)
+
+
+def test_each_service_binds_its_own_address(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, CAREBOT_HOST="0.0.0.0")
+    assert action_server(settings).env["SANIC_HOST"] == "127.0.0.1"
+    assert settings.action_url == "http://127.0.0.1:5055/webhook"
+    assert settings.console_host == "127.0.0.1" and settings.wechat_sim_host == "127.0.0.1"
+    assert "0.0.0.0" in rasa_server(settings, tmp_path / "m", tmp_path, tmp_path).command
 
 
 def _alive(pid: int) -> bool:

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 
 TOKEN = "integration-test-token"
+REST_SECRET = "integration-rest-secret-0123456789"  # the REST channel's credential (a back end)
+REST_AUTH = {"Authorization": f"Bearer {REST_SECRET}"}
 
 
 def free_port() -> int:
@@ -63,19 +65,27 @@ class System:
     wechat_sim_url: str | None = None  # the WeChat simulator `carebot run` starts without an OA
     console_url: str | None = None  # the staff console (bot/console)
 
-    def post(self, path: str, body: Any, token: bool = False) -> tuple[int, Any]:
+    def post(
+        self,
+        path: str,
+        body: Any,
+        token: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         url = self.rasa_url + path + (f"?token={TOKEN}" if token else "")
         data = body if isinstance(body, bytes) else json.dumps(body).encode()
-        request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
-        return _send(request)
+        sent = {"Content-Type": "application/json", **(headers or {})}
+        return _send(urllib.request.Request(url, data, sent))
 
     def get(self, path: str, token: bool = False) -> tuple[int, Any]:
         url = self.rasa_url + path + (f"?token={TOKEN}" if token else "")
         return _send(urllib.request.Request(url))
 
     def say(self, sender: str, message: str) -> list[dict[str, Any]]:
+        """A message through the REST channel, as the brand's back end sends it (its credential;
+        its sender `s` is the conversation `rest:s`)."""
         body = {"sender": sender, "message": message}
-        status, replies = self.post("/webhooks/rest/webhook", body)
+        status, replies = self.post("/webhooks/rest/webhook", body, headers=REST_AUTH)
         assert status == 200, replies
         return list(replies)
 

@@ -165,7 +165,7 @@ def test_a_win_back_offer_is_sent_and_its_coupon_used_in_the_dialogue(system: Sy
         customer = create_customer(
             session, name="周芷若", phone=f"137{uuid.uuid4().int % 10**8:08d}"
         )
-        link_identity(session, customer_id=customer.id, kind="web_user", value=sender)
+        link_identity(session, customer_id=customer.id, kind="rest_user", value=sender)
         now = datetime.now(timezone.utc)
         period = half_year_period(now.date())
         coupon = a_win_back_coupon(session, customer.id, period, now)
@@ -177,12 +177,13 @@ def test_a_win_back_offer_is_sent_and_its_coupon_used_in_the_dialogue(system: Sy
             channel="web",
         )
     body = {"name": "EXTERNAL_care_message", "entities": {"care_message_id": message.id}}
-    status, answer = system.post(f"/conversations/{sender}/trigger_intent", body, token=True)
+    conversation = f"rest:{sender}"  # the REST sender's conversation, where the customer answers
+    status, answer = system.post(f"/conversations/{conversation}/trigger_intent", body, token=True)
     assert status == 200, answer
     [offered] = [m for m in answer["messages"] if coupon.code in m.get("text", "")]
     assert "周芷若" in offered["text"] and offered["buttons"][0]["title"] == "用这张券"
 
-    again = system.post(f"/conversations/{sender}/trigger_intent", body, token=True)[1]
+    again = system.post(f"/conversations/{conversation}/trigger_intent", body, token=True)[1]
     assert not [m for m in again["messages"] if coupon.code in m.get("text", "")]  # once
 
     with crm(system) as session:

@@ -22,19 +22,20 @@ pytestmark = pytest.mark.integration
 
 def survey_rows(system: System, sender: str) -> list[SurveyResponse]:
     with crm(system) as session:
-        query = select(SurveyResponse).where(SurveyResponse.conversation_id == sender)
+        query = select(SurveyResponse).where(SurveyResponse.conversation_id == f"rest:{sender}")
         rows = list(session.scalars(query))
         session.expunge_all()
     return rows
 
 
 def a_member(system: System, last_survey_days_ago: int | None = None) -> tuple[str, int]:
-    """A member with a website login (their conversation id), surveyed that long ago, if ever:
-    the demo customers are shared with other tests, whose surveys would change what is due."""
+    """A member known to the REST back end by a user id (the sender), surveyed that long ago, if
+    ever: the demo customers are shared with other tests, whose surveys would change what is
+    due."""
     sender = f"u{uuid.uuid4().hex[:12]}"
     with crm(system) as session:
         member = create_customer(session, name="陈静", phone=f"136{uuid.uuid4().int % 10**8:08d}")
-        link_identity(session, customer_id=member.id, kind="web_user", value=sender)
+        link_identity(session, customer_id=member.id, kind="rest_user", value=sender)
         if last_survey_days_ago is not None:
             then = datetime.now(timezone.utc) - timedelta(days=last_survey_days_ago)
             record_survey_response(
@@ -66,8 +67,16 @@ def test_a_member_completes_a_survey_as_a_detractor_and_gets_a_follow_up(system:
         assert "callback" in list_tags(session, customer_id=member_id)
 
 
+def test_an_anonymous_sender_is_not_surveyed(system: System) -> None:
+    sender = f"anon-{uuid.uuid4().hex}"  # nobody's identity: anyone could stuff the results
+    system.say(sender, "你们开发票吗")
+    replies = system.say(sender, "拜拜")
+    assert replies and not said(replies, "utter_ask_survey_csat")
+    assert survey_rows(system, sender) == []
+
+
 def test_a_botched_survey_is_asked_again_twice_then_stored_as_incomplete(system: System) -> None:
-    sender = f"web-{uuid.uuid4().hex}"
+    sender, _ = a_member(system, last_survey_days_ago=30)
     system.say(sender, "你们开发票吗")
     assert said(system.say(sender, "拜拜"), "utter_ask_survey_csat")
     assert said(system.say(sender, "六颗星"), "utter_survey_csat_hint")
@@ -78,7 +87,7 @@ def test_a_botched_survey_is_asked_again_twice_then_stored_as_incomplete(system:
 
 
 def test_a_skipped_survey_is_stored_as_declined(system: System) -> None:
-    sender = f"web-{uuid.uuid4().hex}"
+    sender, _ = a_member(system, last_survey_days_ago=30)
     system.say(sender, "你们开发票吗")
     assert said(system.say(sender, "再见"), "utter_ask_survey_csat")
     assert said(system.say(sender, "跳过"), "utter_survey_declined")
@@ -89,7 +98,8 @@ def test_a_skipped_survey_is_stored_as_declined(system: System) -> None:
 def test_a_follow_up_visit_from_the_scheduler_names_the_product(system: System) -> None:
     sender, _ = a_member(system)  # never surveyed: CSAT and NPS are due
     body = {"name": "EXTERNAL_survey", "entities": {"product": "电热水壶"}}
-    status, answer = system.post(f"/conversations/{sender}/trigger_intent", body, token=True)
+    conversation = f"rest:{sender}"  # where the member answers through the REST channel
+    status, answer = system.post(f"/conversations/{conversation}/trigger_intent", body, token=True)
 
     assert status == 200, answer
     texts = [m.get("text", "") for m in answer["messages"]]

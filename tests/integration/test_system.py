@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from bot.settings import PROJECT_DIR
-from tests.integration.system import System, alive_pids, children_of
+from tests.integration.system import REST_AUTH, System, alive_pids, children_of
 
 pytestmark = pytest.mark.integration
 
@@ -103,7 +103,7 @@ def test_http_api_needs_the_token(system: System) -> None:
 def test_malformed_rest_requests_get_a_4xx_and_the_server_stays_up(
     system: System, body: bytes
 ) -> None:
-    status, _ = system.post("/webhooks/rest/webhook", body)
+    status, _ = system.post("/webhooks/rest/webhook", body, headers=REST_AUTH)
     assert 400 <= status < 500
     assert system.say(f"t-{uuid.uuid4().hex}", "谢谢")
 

@@ -18,6 +18,8 @@ import jwt
 ALGORITHM = "HS256"
 TOKEN_LIFETIME = timedelta(days=30)
 ANONYMOUS_PREFIX = "web-"
+# Conversation ids of other namespaces: a signed-in user id never takes one of them.
+RESERVED_PREFIXES = (ANONYMOUS_PREFIX, "rest:")
 _ANONYMOUS = re.compile(r"web-[0-9a-f]{32}")
 MAX_USER_ID = 64
 
@@ -47,8 +49,8 @@ def user_of(token: str, secret: str, now: datetime) -> str:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not 0 < len(subject) <= MAX_USER_ID:
         raise InvalidToken("the token names no usable user")
-    if subject.startswith(ANONYMOUS_PREFIX):
-        raise InvalidToken("a user id may not look like an anonymous session")
+    if subject.startswith(RESERVED_PREFIXES):
+        raise InvalidToken("a user id may not look like an anonymous session or a REST sender")
     if not isinstance(claims["exp"], int) or claims["exp"] <= now.timestamp():
         raise InvalidToken("the token has expired")
     return subject

@@ -146,7 +146,8 @@ class WebChatInput(InputChannel):
         )
         self.sio = socketio.AsyncServer(
             async_mode="sanic",
-            cors_allowed_origins=list(config.allowed_origins),
+            # None is engine.io's same-origin check; an empty list would turn the check off
+            cors_allowed_origins=list(config.allowed_origins) or None,
             client_manager=manager,
         )
         self._sessions: dict[str, str] = {}  # socket id -> session id, in this process

@@ -21,7 +21,7 @@ NEW_KINDS = "kind IN ('web_user', 'web_session', 'wechat_openid', 'wechat_unioni
 
 def upgrade() -> None:
     with op.batch_alter_table("channel_identities") as batch:
-        batch.drop_constraint("ck_channel_identities_kind", type_="check")
+        batch.drop_constraint("kind", type_="check")
         batch.create_check_constraint("kind", NEW_KINDS)
     with op.batch_alter_table("staff_users") as batch:
         batch.add_column(
@@ -75,5 +75,5 @@ def downgrade() -> None:
         batch.drop_column("failed_logins")
     op.execute("DELETE FROM channel_identities WHERE kind = 'rest_user'")
     with op.batch_alter_table("channel_identities") as batch:
-        batch.drop_constraint("ck_channel_identities_kind", type_="check")
+        batch.drop_constraint("kind", type_="check")
         batch.create_check_constraint("kind", OLD_KINDS)

@@ -1,0 +1,65 @@
+"""`python -m bot.action_server --port N`: rasa-sdk's action server, callable only by Rasa.
+
+Every request but `/health` must carry `Authorization: Bearer <CAREBOT_ACTION_SECRET>`, which
+only the Rasa server has (its `action_endpoint` sends it, bot/runtime.py). A forged tracker
+from anyone else (`slots.customer_id = N`) gets a 401 before any action runs. No CORS: no
+browser has any business here. It binds the address in `SANIC_HOST` (loopback by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hmac
+import logging
+import os
+
+from rasa_sdk import utils
+from rasa_sdk.constants import APPLICATION_ROOT_LOGGER_NAME
+from rasa_sdk.endpoint import create_app
+from sanic import Sanic, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+SECRET_VARIABLE = "CAREBOT_ACTION_SECRET"
+OPEN_PATHS = frozenset({"/health"})
+MIN_SECRET_LENGTH = 16
+
+
+def caller_is_rasa(request: Request, secret: str) -> bool:
+    scheme, _, token = str(request.headers.get("authorization") or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), secret)
+
+
+def create_action_app(secret: str, actions: str = "actions") -> Sanic:
+    """rasa-sdk's app for the `actions` package, refusing every caller without the secret."""
+    if len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(f"{SECRET_VARIABLE} needs {MIN_SECRET_LENGTH} characters or more")
+    app = create_app(actions, cors_origins=None)
+
+    @app.on_request
+    async def only_rasa(request: Request) -> HTTPResponse | None:
+        if request.path in OPEN_PATHS or caller_is_rasa(request, secret):
+            return None
+        return response.json({"error": "this server answers only the Rasa server"}, 401)
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="bot.action_server", description=__doc__)
+    parser.add_argument("--port", type=int, default=5055)
+    parser.add_argument("--actions", default="actions")
+    args = parser.parse_args()
+    os.umask(0o077)
+    utils.configure_colored_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    logging.getLogger(APPLICATION_ROOT_LOGGER_NAME).setLevel(logging.INFO)
+    secret = os.environ.get(SECRET_VARIABLE, "")
+    if not secret:
+        raise SystemExit(f"bot.action_server: {SECRET_VARIABLE} is not set")
+    app = create_action_app(secret, args.actions)
+    host = os.environ.get("SANIC_HOST", "127.0.0.1")
+    app.run(host, args.port, workers=utils.number_of_sanic_workers(), access_log=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""`python -m bot.rasa_main ARGS`: Rasa's own command line, with our plug-ins installed and the
+HTTP API token read from the environment instead of the command line.
+
+- The token (`CAREBOT_API_TOKEN`) is never an argument of the process, so `ps` does not show it,
+  and a token that begins with `-` cannot be read as an option (it is passed as `--auth-token=…`
+  inside the process).
+- The apology for a failed custom action (bot/action_failure.py) is installed in every Rasa
+  process, whichever channels it loads (`rasa shell` loads none of ours).
+- Files Rasa writes (tracker database, logs) are created owner-only.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from bot import action_failure, action_results
+
+TOKEN_VARIABLE = "CAREBOT_API_TOKEN"
+SERVING_COMMANDS = ("run", "shell")
+
+
+def rasa_arguments(argv: list[str], env: dict[str, str] | os._Environ[str]) -> list[str]:
+    """Rasa's arguments: `argv` with the API token from `env` for the commands that serve."""
+    token = env.get(TOKEN_VARIABLE)
+    if token and argv and argv[0] in SERVING_COMMANDS and "--enable-api" in argv:
+        return [*argv, f"--auth-token={token}"]
+    return list(argv)
+
+
+def main() -> None:
+    os.umask(0o077)
+    action_failure.install()
+    action_results.install()
+    from rasa.__main__ import main as rasa_main
+
+    sys.argv = ["rasa", *rasa_arguments(sys.argv[1:], os.environ)]
+    rasa_main()
+
+
+if __name__ == "__main__":
+    main()
