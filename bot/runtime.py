@@ -230,8 +230,12 @@ def rasa_server(
         + cors_arguments(settings),
         health_url=f"{settings.rasa_url}/",
         # the WeChat channel links and unlinks followers in the CRM (docs/wechat.md)
-        env=rasa_env({**rasa_secrets(settings), **(extra_env or {})}),
+        env=rasa_env({**rasa_secrets(settings), **REQUEST_LIMITS, **(extra_env or {})}),
     )
+
+
+# No webhook or API call of ours needs more than this; Sanic's default is 100 MB.
+REQUEST_LIMITS = {"SANIC_REQUEST_MAX_SIZE": str(1024 * 1024)}
 
 
 def rasa_secrets(settings: Settings) -> dict[str, str]:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,39 @@ def test_run_stops_with_one_clear_line_when_the_database_is_unreachable(
     assert main(["run"]) == 2
     err = capsys.readouterr().err
     assert f"cannot use the CRM database {url}" in err and "Traceback" not in err
+
+
+@pytest.fixture(autouse=True)
+def keep_umask() -> Iterator[None]:
+    """`carebot run` narrows the process umask for var/; give the test process its own back."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    yield
+    os.umask(mask)
+
+
+def _customers(url: str) -> int:
+    from crm_store.customers import list_customers
+    from crm_store.db import make_engine, session_scope
+
+    with session_scope(make_engine(url)) as session:
+        return len(list_customers(session, limit=5))
+
+
+def test_demo_data_is_seeded_only_when_asked_for(crm_db: str) -> None:
+    from bot.cli import prepare_database
+
+    assert prepare_database(crm_db) and _customers(crm_db) == 0
+    assert prepare_database(crm_db, demo=True) and _customers(crm_db) == 5
+
+
+def test_demo_data_never_goes_into_a_server_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import prepare_database
+    from crm_store import demo, migrate
+
+    def refuse(*args: object, **kwargs: object) -> int:
+        raise AssertionError("demo data seeded into PostgreSQL")
+
+    monkeypatch.setattr(migrate, "upgrade", lambda url: None)
+    monkeypatch.setattr(demo, "ensure_demo_data", refuse)
+    assert prepare_database("postgresql://carebot@127.0.0.1/crm", demo=True)

@@ -35,6 +35,7 @@ def test_a_token_vouches_for_its_user_until_it_expires() -> None:
         jwt.encode({"sub": "demo"}, SECRET, algorithm="HS256"),
         jwt.encode({"exp": 9_999_999_999}, SECRET, algorithm="HS256"),
         jwt.encode({"sub": "web-" + "0" * 32, "exp": 9_999_999_999}, SECRET, algorithm="HS256"),
+        jwt.encode({"sub": "rest:demo", "exp": 9_999_999_999}, SECRET, algorithm="HS256"),
         jwt.encode({"sub": "x" * 65, "exp": 9_999_999_999}, SECRET, algorithm="HS256"),
         jwt.encode({"sub": "demo", "exp": 9_999_999_999}, None, algorithm="none"),
     ],
