@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -32,7 +33,25 @@ def reachable_redis() -> str | None:
 
 @pytest.fixture(scope="session")
 def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    """The system as `make run` starts it: demo mode, SQLite, Redis when it is there."""
     var_dir = tmp_path_factory.mktemp("var")
+    env = {
+        "CAREBOT_DATABASE_URL": f"sqlite:///{var_dir / 'crm.db'}",
+        # the care scheduler runs (it dispatches what a test queues) but plans nothing itself,
+        # so no proactive message disturbs the other tests (see test_care_scheduler.py)
+        "CAREBOT_SCHEDULER_AUTOPLAN": "0",
+        "CAREBOT_SCHEDULER_DISPATCH_EVERY": "1",
+    }
+    redis_url = reachable_redis()
+    if redis_url:
+        env["CAREBOT_REDIS_URL"] = redis_url
+    yield from running_system(var_dir, env, demo=True, redis_url=redis_url)
+
+
+def running_system(
+    var_dir: Path, extra_env: dict[str, str], *, demo: bool, redis_url: str | None
+) -> Iterator[System]:
+    """`carebot run` on free loopback ports with `extra_env`, until the generator is closed."""
     rasa_port, action_port, wechat_sim_port = free_port(), free_port(), free_port()
     console_port = free_port()
     env = dict(
@@ -44,26 +63,17 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
         CAREBOT_CONSOLE_PORT=str(console_port),
         CAREBOT_API_TOKEN=TOKEN,
         CAREBOT_REST_SECRET=REST_SECRET,
-        CAREBOT_DATABASE_URL=f"sqlite:///{var_dir / 'crm.db'}",
         RASA_TELEMETRY_ENABLED="false",
         CAREBOT_ACTION_TIMEOUT="4",
-        # the care scheduler runs (it dispatches what a test queues) but plans nothing itself,
-        # so no proactive message disturbs the other tests (see test_care_scheduler.py)
-        CAREBOT_SCHEDULER_AUTOPLAN="0",
-        CAREBOT_SCHEDULER_DISPATCH_EVERY="1",
+        **extra_env,
     )
     env.pop("CAREBOT_WECHAT_APP_ID", None)  # never a real OA: the WeChat simulator stands in
-    redis_url = reachable_redis()
-    if redis_url:
-        env["CAREBOT_REDIS_URL"] = redis_url
+    env.pop("CAREBOT_DEMO", None)
     log = var_dir / "carebot-run.log"
+    command = [sys.executable, "-m", "bot.cli", "run", *(["--demo"] if demo else [])]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run", "--demo"],
-            cwd=PROJECT_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            command, cwd=PROJECT_DIR, env=env, stdout=out, stderr=subprocess.STDOUT
         )
     running = System(
         process,

@@ -98,7 +98,8 @@ def test_an_anonymous_customer_identifies_with_a_code_and_gets_the_answer(system
     assert said(replies, "utter_identified") and "李娜" in str(replies)
     assert said(replies, "utter_points_balance_personal") and "银卡" in str(replies)
     with crm(system) as session:
-        linked = find_customer_by_identity(session, kind="web_session", value=sender)
+        # the back end's user `sender` is now known as this member (a REST conversation)
+        linked = find_customer_by_identity(session, kind="rest_user", value=sender)
     assert linked is not None and linked.name == "李娜"
 
 
@@ -124,7 +125,7 @@ def test_every_turn_lands_in_the_crm_once(system: System) -> None:
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         with crm(system) as session:
-            turns = list_interactions(session, conversation_id=sender)
+            turns = list_interactions(session, conversation_id=f"rest:{sender}")
         if sum(t.speaker == "customer" for t in turns) == 3 and turns[-1].speaker == "bot":
             break
         time.sleep(0.3)

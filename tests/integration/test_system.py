@@ -55,7 +55,7 @@ def test_gibberish_asks_to_rephrase_with_buttons(system: System) -> None:
 def test_the_conversation_is_kept_in_the_tracker_store(system: System) -> None:
     sender = f"t-{uuid.uuid4().hex}"
     system.say(sender, "你好")
-    status, tracker = system.get(f"/conversations/{sender}/tracker", token=True)
+    status, tracker = system.get(f"/conversations/rest:{sender}/tracker", token=True)
     assert status == 200
     user_turns = [e["text"] for e in tracker["events"] if e["event"] == "user"]
     assert user_turns == ["你好"]
@@ -69,7 +69,7 @@ def test_conversation_locks_live_in_redis(system: System) -> None:
         pytest.skip("Redis is not running here (under CI=true it must be)")
     sender = f"t-{uuid.uuid4().hex}"
     commands = _redis_commands_during(system.redis_url, lambda: system.say(sender, "你好"))
-    assert any(f"carebot:lock:{sender}" in command for command in commands)
+    assert any(f"carebot:lock:rest:{sender}" in command for command in commands)
 
 
 def _redis_commands_during(url: str, action: Callable[[], object]) -> list[str]:

@@ -22,7 +22,7 @@ RASA_ROUTES = [
     "/webhooks/rest/",
     "/webhooks/rest/webhook",
     "/webhooks/webchat/",
-    "/webhooks/webchat/login",
+    "/webhooks/webchat/demo-login",
     "/webhooks/webchat/demo-users",
     "/webhooks/wechat/",
     "/webhooks/wechat/webhook",
