@@ -26,7 +26,16 @@ from crm_store.models import Customer as CustomerRow
 from crm_store.staff import create_staff_user
 from crm_store.surveys import find_survey_response, record_survey_response
 from crm_store.tickets import list_tickets
-from tests.actions.helpers import NOW, WANG, Run, identified, responses, slots_set, tracker
+from tests.actions.helpers import (
+    NOW,
+    WANG,
+    ZHANG,
+    Run,
+    identified,
+    responses,
+    slots_set,
+    tracker,
+)
 
 PAUSED = {"event": "pause", "timestamp": None}
 NIGHT = datetime(2026, 11, 20, 15, 0, tzinfo=timezone.utc)  # 23:00 in Shanghai
@@ -211,12 +220,14 @@ def test_after_the_close_the_survey_is_about_the_agent(run: Run, crm: Engine) ->
         assert handoff is not None
         claim_handoff(session, handoff_id=handoff.id, agent_id=agent)
         close_by_agent(session, handoff_id=handoff.id, outcome="resolved", agent_id=agent)
-    messages, events = run(ActionHandoffClosed(), tracker(sender="done"), NOW + timedelta(1))
+    # an identified customer: anonymous senders are not surveyed (docs/security.md)
+    done = tracker(sender="done", slots=identified(ZHANG))
+    messages, events = run(ActionHandoffClosed(), done, NOW + timedelta(1))
     assert responses(messages) == ["utter_handoff_ended"]
     assert slots_set(events)["survey_due"] is True
     assert slots_set(events)["survey_trigger"] == "after_handoff"
     with session_scope(crm) as session:
         survey = find_survey_response(session, conversation_id="done", trigger="after_handoff")
     assert survey is not None and survey.agent_id == agent
-    messages, events = run(ActionHandoffClosed(), tracker(sender="done"))
+    messages, events = run(ActionHandoffClosed(), done)
     assert slots_set(events) == {"survey_due": False}  # once per conversation

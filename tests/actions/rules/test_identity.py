@@ -6,22 +6,23 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from actions.rules.identity import (
-    OTP_ATTEMPTS,
-    OTP_VALIDITY,
-    OtpState,
-    check_otp,
+    CLIENT_WINDOWS,
+    LOCKOUT_FIRST,
+    LOCKOUT_MEMORY,
+    PHONE_WINDOWS,
+    PendingCode,
+    Window,
     extract_otp,
-    issue_otp,
+    lockout_until,
     mask_mobile,
     new_otp,
     normalize_mobile,
-    otp_digest,
-    otp_matches,
-    spend_attempt,
+    otp_windows,
+    send_refusal,
 )
+from crm_store.login_codes import SpentCode
 
 NOW = datetime(2026, 11, 2, 8, 0, tzinfo=timezone.utc)
-SALT = "c0ffee"
 
 
 @pytest.mark.parametrize(
@@ -84,13 +85,6 @@ def test_new_otp_is_six_digits_keeping_leading_zeros() -> None:
     assert new_otp(random.Random(7)) == new_otp(random.Random(7))
 
 
-def test_digest_depends_on_code_and_salt() -> None:
-    digest = otp_digest("123456", SALT)
-    assert len(digest) == 64 and int(digest, 16) >= 0
-    assert digest != otp_digest("123457", SALT)
-    assert digest != otp_digest("123456", "other")
-
-
 @pytest.mark.parametrize(
     ("text", "code"),
     [
@@ -108,59 +102,100 @@ def test_extract_otp(text: str, code: str | None) -> None:
     assert extract_otp(text) == code
 
 
+WINDOWS = otp_windows({})
+MINUTE = timedelta(minutes=1)
+
+
+def _counts(**overrides: int) -> dict[Window, int]:
+    """Codes issued per window: none, except `phone_0=3` (the first phone window) etc."""
+    counts = dict.fromkeys(WINDOWS, 0)
+    names = {
+        f"{w.scope}_{i}": w
+        for scope in ("phone", "client", "overall")
+        for i, w in enumerate(w for w in WINDOWS if w.scope == scope)
+    }
+    for name, count in overrides.items():
+        counts[names[name]] = count
+    return counts
+
+
+def test_the_default_windows() -> None:
+    assert [(w.scope, w.limit, w.period) for w in WINDOWS] == [
+        ("phone", 3, timedelta(minutes=15)),
+        ("phone", 10, timedelta(days=1)),
+        ("client", 5, timedelta(hours=1)),
+        ("overall", 100, MINUTE),
+    ]
+    assert WINDOWS[:-1] == PHONE_WINDOWS + CLIENT_WINDOWS
+
+
+@pytest.mark.parametrize(("value", "limit"), [("250", 250), (" 7 ", 7), ("", 100)])
+def test_the_overall_limit_comes_from_the_environment(value: str, limit: int) -> None:
+    overall = otp_windows({"CAREBOT_OTP_PER_MINUTE": value})[-1]
+    assert overall == Window("overall", limit, MINUTE)
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "ten", "1.5", "１０"])
+def test_a_malformed_overall_limit_is_refused(value: str) -> None:
+    with pytest.raises(ValueError, match="CAREBOT_OTP_PER_MINUTE"):
+        otp_windows({"CAREBOT_OTP_PER_MINUTE": value})
+
+
 @pytest.mark.parametrize(
-    ("text", "matches"),
-    [("654321", True), ("验证码６５４３２１", True), ("654322", False), ("六五四三二一", False)],
-)
-def test_otp_matches(text: str, matches: bool) -> None:
-    assert otp_matches(text, otp_digest("654321", SALT), SALT) is matches
-
-
-def _state(attempts_left: int = OTP_ATTEMPTS) -> OtpState:
-    issued = issue_otp("654321", SALT, NOW)
-    return OtpState(issued.digest, issued.salt, issued.expires_at, attempts_left)
-
-
-@pytest.mark.parametrize(
-    ("state", "text", "now", "verdict"),
+    ("counts", "refusal"),
     [
-        (_state(), "654321", NOW, "ok"),
-        (_state(), "验证码是６５４３２１", NOW + timedelta(minutes=4, seconds=59), "ok"),
-        (_state(), "654321", NOW + OTP_VALIDITY, "expired"),
-        (_state(), "111111", NOW + timedelta(hours=1), "expired"),
-        (_state(), "111111", NOW, "wrong"),
-        (_state(), "我没收到", NOW, "wrong"),
-        (_state(2), "111111", NOW, "wrong"),
-        (_state(1), "111111", NOW, "locked"),
-        (_state(1), "654321", NOW, "ok"),
-        (_state(0), "654321", NOW, "locked"),
-        (_state(0), "654321", NOW + timedelta(hours=1), "locked"),
+        ({}, None),
+        ({"phone_0": 2, "phone_1": 9, "client_0": 4, "overall_0": 99}, None),
+        ({"phone_0": 3}, "phone"),
+        ({"phone_1": 10}, "phone"),
+        ({"client_0": 5}, "client"),
+        ({"overall_0": 100}, "overall"),
+        ({"phone_0": 7, "client_0": 9}, "phone"),
     ],
 )
-def test_check_otp(state: OtpState, text: str, now: datetime, verdict: str) -> None:
-    assert check_otp(state, text, now) == verdict
+def test_send_refusal_by_window(counts: dict[str, int], refusal: str | None) -> None:
+    assert send_refusal(_counts(**counts), [], NOW) == refusal
 
 
-def test_three_wrong_answers_lock_the_code() -> None:
-    state, verdicts = issue_otp("654321", SALT, NOW), []
-    for _ in range(OTP_ATTEMPTS + 1):
-        verdicts.append(check_otp(state, "000000", NOW))
-        state = spend_attempt(state)
-    assert verdicts == ["wrong", "wrong", "locked", "locked"]
-    assert check_otp(state, "654321", NOW) == "locked"
-    assert state.attempts_left == 0
+def _exhausted(*minutes_ago: int) -> list[SpentCode]:
+    return [SpentCode(NOW - timedelta(minutes=m), verified=False) for m in minutes_ago]
 
 
-def test_slot_round_trip() -> None:
-    state = issue_otp("654321", SALT, NOW)
-    assert state.expires_at == NOW + OTP_VALIDITY
-    assert OtpState.from_slot(state.to_slot()) == state
+@pytest.mark.parametrize(
+    ("spent", "until"),
+    [
+        ([], None),
+        ([SpentCode(NOW, verified=True)], None),
+        (_exhausted(0), NOW + LOCKOUT_FIRST),
+        (_exhausted(40, 0), NOW + timedelta(minutes=30)),
+        (_exhausted(0, 40), NOW + timedelta(minutes=30)),  # any order
+        (_exhausted(200, 100, 0), NOW + timedelta(minutes=60)),
+        (_exhausted(*range(0, 90, 10)), NOW + LOCKOUT_MEMORY),  # 15 min x 256, capped at a day
+        (
+            [*_exhausted(30), SpentCode(NOW - timedelta(minutes=20), True), *_exhausted(10)],
+            NOW - timedelta(minutes=10) + LOCKOUT_FIRST,
+        ),  # a success starts the backoff again
+        ([*_exhausted(30, 25), SpentCode(NOW, verified=True)], None),
+    ],
+)
+def test_lockout_doubles_after_each_exhausted_code(
+    spent: list[SpentCode], until: datetime | None
+) -> None:
+    assert lockout_until(spent) == until
 
 
-def test_naive_slot_time_is_read_as_utc() -> None:
-    slot = {**_state().to_slot(), "expires_at": "2026-11-02T08:05:00"}
-    restored = OtpState.from_slot(slot)
-    assert restored is not None and restored.expires_at == NOW + OTP_VALIDITY
+def test_a_locked_out_phone_is_refused_until_the_lockout_ends() -> None:
+    spent = _exhausted(0)
+    assert send_refusal(_counts(), spent, NOW) == "locked_out"
+    assert send_refusal(_counts(), spent, NOW + LOCKOUT_FIRST - MINUTE) == "locked_out"
+    assert send_refusal(_counts(), spent, NOW + LOCKOUT_FIRST) is None
+    assert send_refusal(_counts(phone_0=3), spent, NOW + LOCKOUT_FIRST) == "phone"
+
+
+def test_pending_code_round_trip() -> None:
+    pending = PendingCode(42, "13800138000")
+    assert pending.to_slot() == {"code_id": 42, "phone": "13800138000"}
+    assert PendingCode.from_slot(pending.to_slot()) == pending
 
 
 @pytest.mark.parametrize(
@@ -168,18 +203,17 @@ def test_naive_slot_time_is_read_as_utc() -> None:
     [
         None,
         "",
-        "654321",
+        42,
         [],
         {},
-        {"digest": "x", "salt": "y", "expires_at": "2026-11-02T08:05:00+00:00"},
-        {"digest": "x", "salt": "y", "expires_at": "tomorrow", "attempts_left": 3},
-        {"digest": "x", "salt": "y", "expires_at": "2026-11-02T08:05:00", "attempts_left": "3"},
-        {"digest": "x", "salt": "y", "expires_at": "2026-11-02T08:05:00", "attempts_left": True},
-        {"digest": "x", "salt": "y", "expires_at": "2026-11-02T08:05:00", "attempts_left": -1},
-        {"digest": "x", "salt": "y", "expires_at": "2026-11-02T08:05:00", "attempts_left": 9},
-        {"digest": 1, "salt": "y", "expires_at": "2026-11-02T08:05:00", "attempts_left": 3},
-        {"digest": "x", "salt": "y", "expires_at": 1793606700, "attempts_left": 3},
+        {"code_id": 42},
+        {"code_id": "42", "phone": "13800138000"},
+        {"code_id": True, "phone": "13800138000"},
+        {"code_id": 0, "phone": "13800138000"},
+        {"code_id": 42, "phone": "138 0013 8000"},
+        {"code_id": 42, "phone": "12345"},
+        {"digest": "x", "salt": "y", "expires_at": "2026-11-02T08:05:00", "attempts_left": 3},
     ],
 )
 def test_junk_in_the_slot_gives_none(value: object) -> None:
-    assert OtpState.from_slot(value) is None
+    assert PendingCode.from_slot(value) is None
