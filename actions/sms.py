@@ -2,9 +2,11 @@
 
 `CAREBOT_SMS_PROVIDER` chooses the provider when the action server starts (it imports this
 module): `demo-stub` (the default, and the only one built in) sends nothing and writes what it
-would send to the log `carebot.sms_stub`, code included: the demo's way to read a code, and the
-only place a code is ever logged. Any other value stops the action server at start-up with
-`UnknownSmsProvider`; a real provider is one more entry in `PROVIDERS`.
+would send to the log `carebot.sms_stub`. In demo mode (`CAREBOT_DEMO`, which `carebot run
+--demo` sets) that line holds the code: the demo's way to read one, and the only place a code is
+ever logged. Outside demo mode the stub writes the line with the code withheld, so nobody can
+identify by phone until a real provider is configured. Any other value stops the action server
+at start-up with `UnknownSmsProvider`; a real provider is one more entry in `PROVIDERS`.
 
 What an SMS says is customer-facing text, so it lives in domain.yml like every other: a provider
 registers those texts as its templates (mainland SMS gateways send approved templates only) and
@@ -29,6 +31,9 @@ from actions.rules.identity import mask_mobile
 
 PROVIDER_VARIABLE = "CAREBOT_SMS_PROVIDER"
 DEFAULT_PROVIDER = "demo-stub"
+DEMO_VARIABLE = "CAREBOT_DEMO"
+TRUE = frozenset({"1", "true", "yes", "on"})  # as bot/settings.py reads CAREBOT_DEMO
+WITHHELD = "******"
 CODE_TEXT = "utter_sms_one_time_code"
 CONTACT_CHANGED_TEXT = "utter_sms_contact_changed"
 
@@ -49,16 +54,27 @@ class UnknownSmsProvider(RuntimeError):
 
 
 class DemoStubSms:
-    """Sends nothing: logs each message with the masked number, a code in full."""
+    """Sends nothing: logs each message with the masked number, and a code in full only when
+    `reveal_codes` (demo mode)."""
+
+    def __init__(self, *, reveal_codes: bool) -> None:
+        self.reveal_codes = reveal_codes
 
     def send_code(self, phone: str, code: str) -> None:
-        stub_log.warning("SMS stub: one-time code %s to %s", code, mask_mobile(phone))
+        shown = code if self.reveal_codes else WITHHELD
+        stub_log.warning("SMS stub: one-time code %s to %s", shown, mask_mobile(phone))
 
     def send_notice(self, phone: str, text_key: str) -> None:
         stub_log.warning("SMS stub: notice %s to %s", text_key, mask_mobile(phone))
 
 
-PROVIDERS: dict[str, Callable[[], SmsProvider]] = {"demo-stub": DemoStubSms}
+def demo_stub(environ: Mapping[str, str]) -> SmsProvider:
+    demo = environ.get(DEMO_VARIABLE, "").strip().lower() in TRUE
+    return DemoStubSms(reveal_codes=demo)
+
+
+# Each provider is built from the environment (a real one reads its credentials there).
+PROVIDERS: dict[str, Callable[[Mapping[str, str]], SmsProvider]] = {"demo-stub": demo_stub}
 
 
 def provider_from_env(environ: Mapping[str, str]) -> SmsProvider:
@@ -70,7 +86,7 @@ def provider_from_env(environ: Mapping[str, str]) -> SmsProvider:
             f"{PROVIDER_VARIABLE}={name!r} is not an SMS provider this action server has "
             f"(known: {known}); the action server does not start without one"
         )
-    return factory()
+    return factory(environ)
 
 
 def send_after_commit(session: Session, send: Callable[[], None], phone: str) -> None:

@@ -16,11 +16,23 @@ from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.engine import Engine
 
 from actions.base import CareAction
+from actions.contact import ActionUpdateContact, ValidateUpdateContactForm
+from actions.identity import ValidateIdentifyForm
+from actions.sms import DemoStubSms
 from crm_store.clock import fixed
 from crm_store.db import make_engine
 from crm_store.demo import seed
 from crm_store.migrate import upgrade
 from tests.actions.helpers import DOMAIN, NOW, SEEDED_AT, Run
+
+
+@pytest.fixture(autouse=True)
+def demo_sms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SMS stub as demo mode runs it (`carebot run --demo`): codes in the log, for the tests
+    to read as a customer reads their phone."""
+    stub = DemoStubSms(reveal_codes=True)
+    for action in (ValidateIdentifyForm, ValidateUpdateContactForm, ActionUpdateContact):
+        monkeypatch.setattr(action, "sms", stub)
 
 
 @pytest.fixture(scope="session")

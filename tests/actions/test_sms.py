@@ -22,10 +22,19 @@ from crm_store.db import session_scope
 
 
 @pytest.mark.parametrize(
-    "environ", [{}, {"CAREBOT_SMS_PROVIDER": ""}, {"CAREBOT_SMS_PROVIDER": "demo-stub"}]
+    ("environ", "reveal_codes"),
+    [
+        ({}, False),
+        ({"CAREBOT_SMS_PROVIDER": "", "CAREBOT_DEMO": "0"}, False),
+        ({"CAREBOT_SMS_PROVIDER": "demo-stub", "CAREBOT_DEMO": "1"}, True),
+        ({"CAREBOT_DEMO": " On "}, True),
+    ],
 )
-def test_the_demo_stub_is_the_default(environ: dict[str, str]) -> None:
-    assert isinstance(provider_from_env(environ), DemoStubSms)
+def test_the_demo_stub_is_the_default_and_shows_codes_in_demo_mode(
+    environ: dict[str, str], reveal_codes: bool
+) -> None:
+    provider = provider_from_env(environ)
+    assert isinstance(provider, DemoStubSms) and provider.reveal_codes is reveal_codes
 
 
 def test_an_unknown_provider_is_refused_clearly() -> None:
@@ -50,11 +59,13 @@ def test_the_stub_logs_codes_and_notices_with_the_masked_number(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="carebot.sms_stub"):
-        DemoStubSms().send_code("+86 138-0013-8000", "012345")
-        DemoStubSms().send_notice("13800138000", "utter_sms_contact_changed")
+        DemoStubSms(reveal_codes=True).send_code("+86 138-0013-8000", "012345")
+        DemoStubSms(reveal_codes=True).send_notice("13800138000", "utter_sms_contact_changed")
+        DemoStubSms(reveal_codes=False).send_code("13800138000", "654321")
     assert [r.getMessage() for r in caplog.records] == [
         "SMS stub: one-time code 012345 to 138****8000",
         "SMS stub: notice utter_sms_contact_changed to 138****8000",
+        "SMS stub: one-time code ****** to 138****8000",  # outside demo mode
     ]
     assert {r.name for r in caplog.records} == {"carebot.sms_stub"}
 
