@@ -1,7 +1,10 @@
 """Login, logout and the guard on every other route: a signed session, a role, a CSRF token.
 
-Refusals: no session → a page redirects to /login, an API or form post gets 401; a role that
-may not use the route → 403; a POST without the session's CSRF token → 403.
+Refusals: no session (or one logged out since: its version is behind the account's) → a page
+redirects to /login, an API or form post gets 401; a role that may not use the route → 403; a
+POST without the session's CSRF token, or one the browser says comes from another site → 403.
+A refused login always reads 用户名或密码不正确 (401; 429 once the address is throttled):
+throttling and lockout are in bot/console/logins.py.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 
 from bot.console.desk import Agent
+from bot.console.logins import Outcome, client_address
 from bot.console.sessions import (
     COOKIE,
     ConsoleSession,
@@ -23,15 +27,17 @@ from bot.console.sessions import (
     sign,
     verify,
 )
-from crm_store.audit import record_audit
 from crm_store.errors import NotFound
-from crm_store.staff import StaffMember, authenticate_staff, get_staff_user
+from crm_store.staff import StaffMember, end_staff_sessions, get_staff_user
 
 AGENTS = ("agent", "supervisor", "admin")
 SUPERVISORS = ("supervisor", "admin")
 MANAGERS = ("manager", "admin")
 HOME_BY_ROLE = {"manager": "/dashboard"}
 LOGIN_LIFETIME = timedelta(hours=1)
+LOGIN_REFUSED = "用户名或密码不正确"  # the one answer to every refused login
+FORM_EXPIRED = "表单已过期，请刷新页面后重试"
+SAME_ORIGIN = ("same-origin", "none")  # Sec-Fetch-Site values a post may carry
 
 Handler = Callable[..., Coroutine[Any, Any, HTTPResponse]]
 
@@ -60,6 +66,16 @@ def posted_csrf(request: Request) -> str | None:
     return form.get("csrf")
 
 
+def cross_site(request: Request) -> bool:
+    """The browser says this request comes from another site (Sec-Fetch-Site): a post is refused
+    even with a valid token. Browsers without the header rely on the token and SameSite=Lax."""
+    return str(request.headers.get("sec-fetch-site", "same-origin")) not in SAME_ORIGIN
+
+
+def forged_post(request: Request, session: ConsoleSession | None) -> bool:
+    return cross_site(request) or not csrf_matches(session, posted_csrf(request))
+
+
 def from_script(request: Request) -> bool:
     """The page's own scripts (the JSON API, posts with the CSRF header) get JSON answers."""
     return request.path.startswith("/api/") or bool(request.headers.get("x-csrf-token"))
@@ -81,11 +97,11 @@ def staff(*roles: str) -> Callable[[Handler], Handler]:
                 if wants_page(request):
                     return response.redirect("/login")
                 return refusal(request, 401, "请先登录")
+            request.ctx.session = session  # pages show the menu from here on
             if member.role not in roles:
                 return refusal(request, 403, "您的角色无权访问此页面")
-            if request.method == "POST" and not csrf_matches(session, posted_csrf(request)):
-                return refusal(request, 403, "表单已过期，请刷新页面后重试")
-            request.ctx.session = session
+            if request.method == "POST" and forged_post(request, session):
+                return refusal(request, 403, FORM_EXPIRED)
             request.ctx.agent = Agent(member.id, member.display_name, member.role)
             return await handler(request, *args, **kwargs)
 
@@ -96,7 +112,8 @@ def staff(*roles: str) -> Callable[[Handler], Handler]:
 
 async def active_member(request: Request, session: ConsoleSession | None) -> StaffMember | None:
     """The session's staff member as the CRM has them now: a deactivated account is logged
-    out and a changed role applies at once, whatever the cookie says."""
+    out, a cookie from before a logout is void and a changed role applies at once, whatever the
+    cookie says."""
     if session is None or session.staff_id is None:
         return None
     staff_id = session.staff_id
@@ -104,7 +121,7 @@ async def active_member(request: Request, session: ConsoleSession | None) -> Sta
         member = await request.app.ctx.desk.db(lambda s: get_staff_user(s, staff_id=staff_id))
     except NotFound:
         return None
-    return member if member.active else None
+    return member if member.active and member.session_version == session.version else None
 
 
 def refusal(request: Request, status: int, message: str) -> HTTPResponse:
@@ -125,53 +142,53 @@ async def login_page(request: Request) -> HTTPResponse:
 @auth.post("/login")
 async def login(request: Request) -> HTTPResponse:
     pending = current_session(request)
-    if not csrf_matches(pending, posted_csrf(request)):
-        return refusal(request, 403, "表单已过期，请刷新页面后重试")
+    if forged_post(request, pending):
+        return refusal(request, 403, FORM_EXPIRED)
     form = request.form or {}
     username, password = str(form.get("username") or ""), str(form.get("password") or "")
-    desk = request.app.ctx.desk
-    member = await desk.db(lambda s: _login(s, username, password, request.app.ctx.desk.clock))
+    ctx = request.app.ctx
+    outcome = await ctx.logins.attempt(ctx.desk, client_address(request), username, password)
+    member = outcome.member
     if member is None:
-        page = request.app.ctx.render(
-            request,
-            "login.html",
-            status=401,
-            csrf=pending.csrf if pending else "",
-            error="用户名或密码不正确",
-            session=None,
-        )
-        return page
-    lifetime = timedelta(hours=request.app.ctx.config.session_hours)
-    session = new_session(desk.clock(), lifetime, member.id, member.role, member.display_name)
+        return login_refused(request, pending, outcome)
+    lifetime = timedelta(hours=ctx.config.session_hours)
+    session = new_session(
+        ctx.desk.clock(),
+        lifetime,
+        member.id,
+        member.role,
+        member.display_name,
+        member.session_version,
+    )
     home = HOME_BY_ROLE.get(member.role, "/queue")
     return set_session(request, response.redirect(home, status=303), session)
 
 
-def _login(session: Any, username: str, password: str, clock: Any) -> Any:
-    member = authenticate_staff(session, username=username, password=password)
-    record_audit(
-        session,
-        actor=f"staff:{member.id}" if member else "anonymous",
-        action="login" if member else "login_failed",
-        entity="staff_user",
-        entity_id=member.id if member else username[:64] or "-",
-        clock=clock,
+def login_refused(
+    request: Request, pending: ConsoleSession | None, outcome: Outcome
+) -> HTTPResponse:
+    """The login page again with the one refusal text; 429 and Retry-After when throttled."""
+    page = request.app.ctx.render(
+        request,
+        "login.html",
+        status=429 if outcome.throttled else 401,
+        csrf=pending.csrf if pending else "",
+        error=LOGIN_REFUSED,
+        session=None,
     )
-    return member
+    if outcome.retry_after is not None:
+        page.headers["Retry-After"] = str(max(1, round(outcome.retry_after.total_seconds())))
+    return page
 
 
 @auth.post("/logout")
 @staff(*AGENTS, *MANAGERS)
 async def logout(request: Request) -> HTTPResponse:
-    agent = request.ctx.agent
-    await request.app.ctx.desk.db(
-        lambda s: record_audit(
-            s,
-            actor=f"staff:{agent.id}",
-            action="logout",
-            entity="staff_user",
-            entity_id=agent.id,
-            clock=request.app.ctx.desk.clock,
+    """Bumps the account's session version: this cookie, and any copy of it, is void."""
+    agent, desk = request.ctx.agent, request.app.ctx.desk
+    await desk.db(
+        lambda s: end_staff_sessions(
+            s, staff_id=agent.id, actor=f"staff:{agent.id}", clock=desk.clock
         )
     )
     reply = response.redirect("/login", status=303)

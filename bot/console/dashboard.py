@@ -37,6 +37,7 @@ ZONE = "Asia/Shanghai"  # the command line's default --tz: a day on the dashboar
 DEFAULT_DAYS = 90
 DIMENSIONS = ("channel", "tier", "segment", "stage", "agent")
 ECHARTS = PROJECT_DIR / "node_modules" / "echarts" / "dist" / "echarts.min.js"
+ECHARTS_PATH = "/dashboard/assets/echarts.min.js"
 
 
 @dataclass(frozen=True)
@@ -538,7 +539,7 @@ def dashboard_blueprint() -> Blueprint:
             return rows
         return response.text(to_json(rows), content_type="application/json; charset=utf-8")
 
-    @blueprint.get("/dashboard/assets/echarts.min.js")
+    @blueprint.get(ECHARTS_PATH)
     @staff(*MANAGERS)
     async def echarts(request: Request) -> HTTPResponse:
         return await response.file(ECHARTS, mime_type="application/javascript")

@@ -1,8 +1,11 @@
 """Signed-cookie sessions and CSRF tokens (HMAC-SHA256; nothing is stored server-side).
 
 A cookie is `base64url(json payload).base64url(hmac)`. The payload carries the staff id, role,
-expiry and the session's CSRF token; every POST must echo that token in a form field `csrf` or
-an `X-CSRF-Token` header. Before login the cookie carries only a CSRF token for the login form.
+expiry, the account's session version and the session's CSRF token; every POST must echo that
+token in a form field `csrf` or an `X-CSRF-Token` header. Before login the cookie carries only a
+CSRF token for the login form. The guard compares the version with the account's on every
+request (bot/console/auth.py): logging out bumps it, so a copy of the cookie is void from then on,
+though nothing is stored per session.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class ConsoleSession:
     staff_id: int | None = None
     role: str | None = None
     name: str | None = None
+    version: int = 0  # the account's session version at login (staff_users.session_version)
 
     @property
     def logged_in(self) -> bool:
@@ -38,10 +42,11 @@ def new_session(
     staff_id: int | None = None,
     role: str | None = None,
     name: str | None = None,
+    version: int = 0,
 ) -> ConsoleSession:
     """A fresh session with a fresh CSRF token (also on login: no session fixation)."""
     expires = (now + lifetime).timestamp()
-    return ConsoleSession(secrets.token_urlsafe(24), expires, staff_id, role, name)
+    return ConsoleSession(secrets.token_urlsafe(24), expires, staff_id, role, name, version)
 
 
 def _b64(raw: bytes) -> str:

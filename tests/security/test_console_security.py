@@ -8,6 +8,7 @@ dashboard."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 from dataclasses import replace
@@ -28,7 +29,14 @@ from crm_store.audit import AuditEntry, list_audit_entries
 from crm_store.customers import list_customers, update_customer
 from crm_store.db import session_scope
 from crm_store.models import StaffUser
-from crm_store.staff import MAX_FAILED_LOGINS, deactivate_staff_user, lockout
+from crm_store.staff import (
+    MAX_FAILED_LOGINS,
+    deactivate_staff_user,
+    find_login_account,
+    hash_password,
+    lockout,
+    record_login,
+)
 from crm_store.surveys import record_survey_response
 from tests.bot.console.client import CSRF, PASSWORD, Browser
 from tests.bot.console.conftest import (  # noqa: F401  (fixtures: by their names)
@@ -160,6 +168,39 @@ async def test_locked_unknown_and_wrong_are_one_answer(console: Console, browser
     assert [e.changes["reason"] for e in entries] == ["inactive", "locked", "password", "unknown"]
     assert entries[-1].entity_id == "nobody-here" and entries[0].actor == "anonymous"
     assert all(e.changes["address"] == "127.0.0.1" for e in entries)
+
+
+async def test_concurrent_guesses_are_counted_one_after_another(
+    console: Console, browsers: Any
+) -> None:
+    """Guesses sent at once are checked one at a time per username: the lock of the fifth
+    stops the rest, rather than all of them being checked against an unlocked account."""
+    visitor = await browsers()
+    await login_form(visitor)
+    answers = await asyncio.gather(
+        *(attempt(visitor, "agent", f"wrong-password-{n}") for n in range(8))
+    )
+    assert {status for status, _, _ in answers} == {401}
+    assert account_row(console, "agent")[0] == MAX_FAILED_LOGINS
+    reasons = [e.changes["reason"] for e in login_audit(console) if e.action == "login_failed"]
+    assert sorted(reasons) == ["locked"] * 3 + ["password"] * 5
+
+
+def test_a_login_whose_account_changed_meanwhile_is_refused(console: Console) -> None:
+    """Between the read and the write the password changed (or the account was locked or
+    deactivated): the check that passed is stale, and the login is refused."""
+    with session_scope(console.crm) as session:
+        account = find_login_account(session, username="agent")
+    assert account is not None
+    with session_scope(console.crm) as session:
+        row = session.get(StaffUser, account.member.id)
+        row.password_hash = hash_password("another-password")
+    with session_scope(console.crm) as session:
+        member = record_login(
+            session, account=account, new_hash=None, address="192.0.2.1", clock=console.clock
+        )
+    assert member is None
+    assert login_audit(console)[0].changes == {"reason": "changed", "address": "192.0.2.1"}
 
 
 # Timing: the slow check runs for every attempt, outside any transaction ---------------------

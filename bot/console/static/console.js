@@ -68,14 +68,15 @@ function wireReply() {
 }
 
 function watchQueue(root) {
-  // Reload the queue's markup every 2 seconds, unless the agent is typing in it.
+  // Reload the queue's markup every 2 seconds, unless the agent is typing in it. The fresh nodes
+  // are moved in as parsed (the server escaped every name), never re-parsed from a string.
   setInterval(async () => {
     if (document.activeElement && document.activeElement.tagName === "INPUT") return;
     const response = await fetch(location.pathname, { credentials: "same-origin" });
     if (!response.ok) return;
     const page = new DOMParser().parseFromString(await response.text(), "text/html");
     const fresh = page.getElementById("queue");
-    if (fresh) root.innerHTML = fresh.innerHTML;
+    if (fresh) root.replaceChildren(...Array.from(fresh.childNodes, (node) => document.importNode(node, true)));
   }, 2000);
 }
 

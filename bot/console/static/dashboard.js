@@ -1,6 +1,11 @@
 // carebot manager dashboard: draws the page's charts with Apache ECharts (served from node_modules).
 // Each chart element gets data-series-count and data-series-sum once drawn (what the tests read).
+// Tooltips are drawn on the canvas (renderMode "richText"), never as HTML: chart labels carry
+// customers' own words (misunderstood messages, themes), and the page's Content-Security-Policy
+// allows no inline styles, which ECharts' HTML tooltips use.
 "use strict";
+
+const TOOLTIP = { renderMode: "richText", confine: true };
 
 const PALETTE = ["#2680c2", "#f0b429", "#3ebd93", "#ef4e4e", "#9446ed", "#647acb", "#f7d070", "#65d6ad"];
 
@@ -17,7 +22,7 @@ function total(spec) {
 function pieOption(spec) {
   const series = spec.series[0];
   return {
-    tooltip: { trigger: "item", formatter: "{b}: {c} ({d}%)" },
+    tooltip: { ...TOOLTIP, trigger: "item", formatter: "{b}: {c} ({d}%)" },
     legend: { bottom: 0, type: "scroll" },
     series: [{
       name: series.name, type: spec.kind === "funnel" ? "funnel" : "pie",
@@ -35,7 +40,7 @@ function axisOption(spec) {
   const categories = { type: "category", data: spec.categories, axisLabel: { interval: 0, rotate: crowded ? 30 : 0 } };
   const values = { type: "value" };
   return {
-    tooltip: { trigger: "axis" },
+    tooltip: { ...TOOLTIP, trigger: "axis" },
     legend: { bottom: 0, type: "scroll" },
     grid: { left: 12, right: 24, top: 16, bottom: 36, containLabel: true },
     xAxis: horizontal ? values : categories,

@@ -1,5 +1,9 @@
 """The console on a seeded SQLite CRM, served for real on loopback, with a stub Rasa that records
-what the console asks of it (the end-to-end tests use the real Rasa: tests/integration)."""
+what the console asks of it (the end-to-end tests use the real Rasa: tests/integration).
+
+The fixtures are named in their decorators, so another folder's tests (tests/security) can
+import them (`from tests.bot.console.conftest import console_fixture`) and take `console` as a
+parameter without shadowing the import."""
 
 from __future__ import annotations
 
@@ -50,8 +54,8 @@ class StubRasa:
         return list(self.trackers.get(sender, []))
 
 
-@pytest.fixture(scope="session")
-def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+@pytest.fixture(scope="session", name="seeded_template")
+def seeded_template_fixture(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("console-template") / "crm.db"
     url = f"sqlite:///{path}"
     upgrade(url)
@@ -61,8 +65,8 @@ def seeded_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture()
-def crm(seeded_template: Path, tmp_path: Path) -> Iterator[Engine]:
+@pytest.fixture(name="crm")
+def crm_fixture(seeded_template: Path, tmp_path: Path) -> Iterator[Engine]:
     path = tmp_path / "crm.db"
     shutil.copyfile(seeded_template, path)
     engine = make_engine(f"sqlite:///{path}")
@@ -70,8 +74,8 @@ def crm(seeded_template: Path, tmp_path: Path) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture()
-def clock() -> ManualClock:
+@pytest.fixture(name="clock")
+def clock_fixture() -> ManualClock:
     return ManualClock(SEEDED_AT + timedelta(days=1))
 
 
@@ -102,8 +106,8 @@ class Console:
             )
 
 
-@pytest.fixture()
-async def console(crm: Engine, clock: ManualClock) -> AsyncIterator[Console]:
+@pytest.fixture(name="console")
+async def console_fixture(crm: Engine, clock: ManualClock) -> AsyncIterator[Console]:
     url = str(crm.url)
     config = ConsoleConfig(url, "http://rasa.invalid", "token", "test-secret", timeout_check_s=3600)
     rasa = StubRasa()
@@ -125,8 +129,8 @@ async def console(crm: Engine, clock: ManualClock) -> AsyncIterator[Console]:
         await server.after_stop()
 
 
-@pytest.fixture()
-async def browsers(console: Console) -> AsyncIterator[Any]:
+@pytest.fixture(name="browsers")
+async def browsers_fixture(console: Console) -> AsyncIterator[Any]:
     opened: list[Browser] = []
 
     async def open_as(username: str | None = None) -> Browser:
