@@ -5,8 +5,13 @@ deadline: in time, its first message is the passive reply and the rest go throug
 customer-service API; late, the answer is "success" (which stops the retries) and the task
 delivers everything through the CS API when it finishes. Retries join the first request's turn.
 A push whose `timestamp` is further than `replay_window` from our clock is refused (403): a
-recorded push replayed later is not WeChat's. Follows and unfollows change the CRM
-(followers.py), and a follow through a link QR code links the OpenID first (linking.py).
+recorded push replayed later is not WeChat's. Inside the window each signature is spent once
+(nonces.py): seen again with the same push it is answered from that push's turn, never with a
+second bot run; with another body it is refused (403). Without an AES key (plain mode, whose
+signature does not cover the body) the channel starts only with `allow_plain_mode: true`.
+Bodies over MAX_BODY_BYTES are refused (413) without being buffered, and the XML parser refuses
+DTDs and entities (messages.py). Follows and unfollows change the CRM (followers.py), and a
+follow through a link QR code links the OpenID first, once per token (linking.py).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from sanic.response import HTTPResponse
 from bot.channels.wechat import crypto
 from bot.channels.wechat.api import WeChatAPI, WeChatAPIError, WeChatOutput
 from bot.channels.wechat.followers import Followers
-from bot.channels.wechat.linking import InvalidLinkToken, customer_of_token, scene_of
+from bot.channels.wechat.linking import InvalidLinkToken, LinkToken, read_link_token, scene_of
 from bot.channels.wechat.messages import (
     MAX_BODY_BYTES,
     InboundMessage,
@@ -45,6 +50,14 @@ from bot.channels.wechat.messages import (
     parse_message,
     render_texts,
     text_reply,
+)
+from bot.channels.wechat.nonces import (
+    DatabaseNonces,
+    NonceStore,
+    PushNonce,
+    PushNonces,
+    RedisNonces,
+    Sighting,
 )
 from bot.channels.wechat.shared import DEFAULT_PREFIX, SharedState
 from bot.channels.wechat.templates import TemplateConfig
@@ -60,6 +73,14 @@ UNSUPPORTED_RESPONSE = "utter_unsupported_message_type"
 REPLAY_WINDOW_SECONDS = 300.0
 REQUIRED_KEYS = ("app_id", "app_secret", "token", "api_base_url")
 LINK_EVENTS = ("subscribe", "scan")
+TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
+FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+PLAIN_MODE_REFUSED = (
+    "the wechat channel has no aes_key: in plain mode WeChat's signature covers the token, "
+    "timestamp and nonce but not the body, so whoever sees one push can post any body with its "
+    "signature. Set aes_key (safe mode), or allow_plain_mode: true "
+    "(CAREBOT_WECHAT_ALLOW_PLAIN_MODE=1) to accept that"
+)
 
 
 class SignatureMismatch(Exception):
@@ -98,10 +119,13 @@ class WeChatConfig:
     link_secret: str | None = None
     redis_url: str | None = None
     redis_prefix: str = DEFAULT_PREFIX
+    allow_plain_mode: bool = False
 
     def __post_init__(self) -> None:
         if self.replay_window <= 0:
             raise ValueError("the wechat channel's replay_window must be positive (seconds)")
+        if self.aes_key is None and not self.allow_plain_mode:
+            raise ValueError(PLAIN_MODE_REFUSED)
 
     @classmethod
     def from_credentials(cls, credentials: dict[str, Any]) -> WeChatConfig:
@@ -125,12 +149,41 @@ class WeChatConfig:
             link_secret=_optional(credentials, "link_secret"),
             redis_url=_optional(credentials, "redis_url"),
             redis_prefix=str(credentials.get("redis_prefix") or DEFAULT_PREFIX),
+            allow_plain_mode=_flag(credentials, "allow_plain_mode"),
         )
 
 
 def _optional(credentials: dict[str, Any], key: str) -> str | None:
     value = credentials.get(key)
     return str(value) if value else None
+
+
+def _flag(credentials: dict[str, Any], key: str) -> bool:
+    """A yes/no setting: YAML's booleans, or the words an environment variable carries."""
+    value = credentials.get(key)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    word = str(value).strip().lower()
+    if word in TRUE_WORDS | FALSE_WORDS:
+        return word in TRUE_WORDS
+    raise ValueError(f"the wechat channel's {key} must be true or false, not {value!r}")
+
+
+async def read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it is larger than `limit`: an oversized body is
+    never buffered (the route streams; Sanic discards what is left unread)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    if request.body or request.stream is None:  # already read, e.g. by a non-streaming route
+        return request.body if len(request.body) <= limit else None
+    chunks, size = [], 0
+    while (chunk := await request.stream.read()) is not None:
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class WeChatInput(InputChannel):
@@ -147,8 +200,18 @@ class WeChatInput(InputChannel):
         self.api = WeChatAPI(config.api_base_url, config.app_id, config.app_secret, self.shared)
         self.turns = Turns()
         self.followers = Followers(config.database_url, clock)
+        self.nonces = PushNonces(self._nonce_stores(), clock)
         self._background: set[asyncio.Task[Any]] = set()
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None
+
+    def _nonce_stores(self) -> list[NonceStore]:
+        """Where spent signatures are kept: what every process shares, Redis first."""
+        stores: list[NonceStore] = []
+        if self.shared is not None:
+            stores.append(RedisNonces(self.shared, self.clock))
+        if self.config.database_url:
+            stores.append(DatabaseNonces(self.followers.engine, self.clock))
+        return stores
 
     @classmethod
     def name(cls) -> str:
@@ -173,7 +236,7 @@ class WeChatInput(InputChannel):
         async def verify(request: Request) -> HTTPResponse:
             return self.verify(request)
 
-        @blueprint.route("/webhook", methods=["POST"])
+        @blueprint.route("/webhook", methods=["POST"], stream=True)
         async def receive(request: Request) -> HTTPResponse:
             return await self.receive(request)
 
@@ -194,29 +257,48 @@ class WeChatInput(InputChannel):
     async def receive(self, request: Request) -> HTTPResponse:
         """A push: refuse what is not WeChat's, answer the rest within the deadline."""
         started = time.monotonic()
-        if len(request.body or b"") > MAX_BODY_BYTES:
+        body = await read_body(request, MAX_BODY_BYTES)
+        if body is None:
             return response.text("payload too large", status=413)
-        if not self._fresh(request):
+        sent_at = self._sent_at(request)
+        if sent_at is None:
             return response.text("timestamp outside the replay window", status=403)
         try:
-            inbound = self._open(request)
+            inbound = self._open(request, body)
         except SignatureMismatch:
             return response.text("bad signature", status=403)
         except (MalformedMessage, crypto.CryptoError) as error:
             return response.text(f"malformed message: {error}", status=400)
-        body = await self._answer(inbound, started)
-        return self._http_reply(request, body)
+        sighting = await self.nonces.spend(self._push_nonce(request, inbound, sent_at))
+        if sighting is Sighting.OTHER_PUSH:
+            logger.warning("wechat push from %s: its signature was used before", inbound.from_user)
+            return response.text("signature already used", status=403)
+        answer = await self._answer(inbound, started, replayed=sighting is Sighting.SAME_PUSH)
+        return self._http_reply(request, answer)
 
-    def _fresh(self, request: Request) -> bool:
-        """Whether the push's timestamp is within the replay window of our clock."""
+    def _sent_at(self, request: Request) -> int | None:
+        """The push's timestamp if it is within the replay window of our clock, else None."""
         try:
             sent = int(request.args.get("timestamp", ""))
         except ValueError:
-            return False
-        return abs(self.clock().timestamp() - sent) <= self.config.replay_window
+            return None
+        fresh = abs(self.clock().timestamp() - sent) <= self.config.replay_window
+        return sent if fresh else None
 
-    def _open(self, request: Request) -> InboundMessage:
-        body = request.body or b""
+    def _push_nonce(self, request: Request, inbound: InboundMessage, sent_at: int) -> PushNonce:
+        """The push's verified signature (with its timestamp and nonce) and the push itself."""
+        signed = "signature" if self.config.aes_key is None else "msg_signature"
+        args = request.args
+        query = (args.get("timestamp", ""), args.get("nonce", ""), args.get(signed, ""))
+        return PushNonce.of(
+            self.config.app_id,
+            query,
+            dedupe_key=inbound.dedupe_key,
+            sent_at=sent_at,
+            window=self.config.replay_window,
+        )
+
+    def _open(self, request: Request, body: bytes) -> InboundMessage:
         if self.config.aes_key is None:
             if not self._signed(request, request.args.get("signature", "")):
                 raise SignatureMismatch
@@ -254,20 +336,36 @@ class WeChatInput(InputChannel):
             return self.config.menu.get(inbound.event_key)
         return None
 
-    async def _answer(self, inbound: InboundMessage, started: float) -> str:
+    async def _answer(self, inbound: InboundMessage, started: float, replayed: bool) -> str:
+        """The HTTP body for a push; a `replayed` one (its signature was seen with it before)
+        only ever joins the push's turn and changes nothing."""
         text = self.user_text(inbound)
         if text is None:
-            return self._without_bot(inbound)
+            return self._without_bot(inbound, act=not replayed)
+        if replayed:
+            return await self._answer_of_replay(inbound, started)
         key = inbound.dedupe_key
         if not await self._claim(key):
             return await self._answer_of_another_process(key, self._left(started))
         turn = self.turns.get_or_start(
             key, lambda: asyncio.create_task(self._run_bot(inbound, text))
         )
+        return await self._body_of(turn, inbound, started)
+
+    async def _answer_of_replay(self, inbound: InboundMessage, started: float) -> str:
+        """The body of the push's turn if one is running or remembered, else "success"."""
+        logger.info("wechat push from %s seen before: no new turn", inbound.from_user)
+        turn = self.turns.get(inbound.dedupe_key)
+        if turn is not None:
+            return await self._body_of(turn, inbound, started)
+        return await self._answer_of_another_process(inbound.dedupe_key, self._left(started))
+
+    async def _body_of(self, turn: Turn, inbound: InboundMessage, started: float) -> str:
+        """The HTTP body of a turn, decided by the first request that gets here."""
         async with turn.lock:
             if turn.body is None:
                 turn.body = await self._decide(turn, inbound, self._left(started))
-                await self._share_answer(key, turn.body)
+                await self._share_answer(inbound.dedupe_key, turn.body)
             return turn.body
 
     def _left(self, started: float) -> float:
@@ -302,22 +400,23 @@ class WeChatInput(InputChannel):
         except RedisError as error:
             logger.warning("wechat retry map: Redis unavailable (%s)", error)
 
-    def link_target(self, inbound: InboundMessage) -> int | None:
-        """The customer a follow or scan with a valid link token asks to link the OpenID to."""
+    def link_target(self, inbound: InboundMessage) -> LinkToken | None:
+        """The valid link token of a follow or scan: whom to link the OpenID to."""
         event = inbound.event.lower() if inbound.msg_type == "event" else ""
         scene = scene_of(event, inbound.event_key)
         if event not in LINK_EVENTS or not scene or not self.config.link_secret:
             return None
         try:
-            return customer_of_token(scene, self.config.link_secret, self.clock())
+            return read_link_token(scene, self.config.link_secret, self.clock())
         except InvalidLinkToken as error:
             logger.info("wechat %s from %s: scene ignored (%s)", event, inbound.from_user, error)
             return None
 
-    def _without_bot(self, inbound: InboundMessage) -> str:
+    def _without_bot(self, inbound: InboundMessage, act: bool) -> str:
+        """The answer to a push the bot does not hear; `act`: unfollows change the CRM."""
         if inbound.msg_type == "event":
             logger.info("wechat event %s from %s", inbound.event, inbound.from_user)
-            if inbound.event.lower() == "unsubscribe":
+            if act and inbound.event.lower() == "unsubscribe":
                 self._spawn(self.followers.unfollow(inbound.from_user))
             return SUCCESS
         if self.config.unsupported_reply is None:
@@ -327,9 +426,9 @@ class WeChatInput(InputChannel):
     async def _run_bot(self, inbound: InboundMessage, text: str) -> BotMessages:
         if self._on_new_message is None:
             raise RuntimeError("the blueprint was never built")
-        customer_id = self.link_target(inbound)
-        if customer_id is not None:  # before the greeting, so its actions know the customer
-            await self.followers.link(inbound.from_user, customer_id)
+        token = self.link_target(inbound)
+        if token is not None:  # before the greeting, so its actions know the customer
+            await self.followers.link(inbound.from_user, token)
         collector = CollectingOutputChannel()
         metadata = {
             "channel": self.name(),

@@ -7,6 +7,10 @@ WeChat only needs its `success`, and a follow or unfollow must never cost the pu
 
 The audit entries name the customer and the identity kind, never the OpenID itself: WeChat's
 rules want a follower's data gone after an unfollow.
+
+A link token links once: its MAC is spent (`crm_store.spent_tokens`, scope "link", until the
+token expires) in the transaction that links, so a second scan of the same QR code, by anyone,
+links nothing. A link that fails (another customer's OpenID) rolls the spend back.
 """
 
 from __future__ import annotations
@@ -21,16 +25,19 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from bot.channels.wechat.linking import LinkToken
 from crm_store.audit import record_audit
 from crm_store.clock import Clock, utcnow
 from crm_store.db import make_engine, session_scope
 from crm_store.errors import CrmError
 from crm_store.identities import find_customer_by_identity, link_identity, unlink_identity
+from crm_store.spent_tokens import spend_token
 
 logger = logging.getLogger(__name__)
 
 KIND = "wechat_openid"
 ACTOR = "wechat"
+LINK_SCOPE = "link"
 
 
 def unlink_follower(session: Session, openid: str, clock: Clock) -> int | None:
@@ -68,6 +75,13 @@ def link_follower(session: Session, openid: str, customer_id: int, clock: Clock)
     return True
 
 
+def spend_link_token(session: Session, token: LinkToken, clock: Clock) -> bool:
+    """True the first time the token is used; False once it has linked before."""
+    return spend_token(
+        session, scope=LINK_SCOPE, key=token.mac, expires_at=token.expires_at, clock=clock
+    )
+
+
 class Followers:
     """The CRM side of follows and unfollows; without a database URL it only logs."""
 
@@ -77,7 +91,8 @@ class Followers:
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
 
-    def _engine_or_none(self) -> Engine | None:
+    def engine(self) -> Engine | None:
+        """The CRM engine, made on first use; None without a database URL."""
         with self._engine_lock:
             if self._engine is None and self.database_url:
                 self._engine = make_engine(self.database_url)
@@ -87,9 +102,10 @@ class Followers:
         """Stop proactive messages to this OpenID by unlinking it from its customer."""
         await self._off_loop("unfollow", openid, self._unfollow, openid)
 
-    async def link(self, openid: str, customer_id: int) -> None:
-        """Make this OpenID the customer's WeChat identity (a conflict is logged, not raised)."""
-        await self._off_loop("link", openid, self._link, openid, customer_id)
+    async def link(self, openid: str, token: LinkToken) -> None:
+        """Make this OpenID the token's customer's WeChat identity, once per token (a conflict or
+        a used token is logged, not raised)."""
+        await self._off_loop("link", openid, self._link, openid, token)
 
     async def _off_loop(
         self, what: str, openid: str, write: Callable[..., None], *args: Any
@@ -100,7 +116,7 @@ class Followers:
             logger.exception("wechat %s of %s could not be recorded in the CRM", what, openid)
 
     def _unfollow(self, openid: str) -> None:
-        engine = self._engine_or_none()
+        engine = self.engine()
         if engine is None:
             logger.warning("wechat unfollow of %s not recorded: no database_url", openid)
             return
@@ -108,13 +124,20 @@ class Followers:
             customer_id = unlink_follower(session, openid, self.clock)
         logger.info("wechat %s unfollowed (customer %s)", openid, customer_id)
 
-    def _link(self, openid: str, customer_id: int) -> None:
-        engine = self._engine_or_none()
+    def _link(self, openid: str, token: LinkToken) -> None:
+        engine, customer_id = self.engine(), token.customer_id
         if engine is None:
             logger.warning("wechat link of %s not recorded: no database_url", openid)
             return
         try:
             with session_scope(engine) as session:
+                if not spend_link_token(session, token, self.clock):
+                    logger.warning(
+                        "wechat %s not linked to customer %s: the link token was used before",
+                        openid,
+                        customer_id,
+                    )
+                    return
                 linked = link_follower(session, openid, customer_id, self.clock)
         except CrmError as error:  # another customer's OpenID, an unknown customer
             logger.warning("wechat %s not linked to customer %s: %s", openid, customer_id, error)

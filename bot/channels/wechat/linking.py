@@ -6,7 +6,8 @@ A logged-in customer (on the web, in a shop) is shown a parametric QR code whose
 the channel links the follower's OpenID to that customer. The token is
 `<customer id>.<expiry, unix seconds>.<HMAC-SHA256, base64url, 22 chars>`: short enough for
 WeChat's 64-character scene strings, and nobody can forge one for another customer or reuse an
-old one after it expires.
+old one after it expires. A token links once: the channel spends its MAC in the CRM
+(`crm_store.spent_tokens`, scope "link") in the transaction that links the OpenID.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 LINK_TOKEN_TTL = timedelta(minutes=30)
 MAC_CHARS = 22  # 132 bits of the HMAC
@@ -23,6 +25,15 @@ SCENE_PREFIX = "qrscene_"  # WeChat's prefix on a non-follower's scan
 
 class InvalidLinkToken(ValueError):
     """Not a link token of ours, forged, or expired; the text says which."""
+
+
+@dataclass(frozen=True)
+class LinkToken:
+    """A valid token's contents; `mac` identifies the token when it is spent."""
+
+    customer_id: int
+    expires_at: datetime
+    mac: str
 
 
 def _mac(secret: str, payload: str) -> str:
@@ -42,8 +53,13 @@ def link_token(
 
 def customer_of_token(token: str, secret: str, now: datetime) -> int:
     """The customer id a valid token carries; InvalidLinkToken otherwise."""
+    return read_link_token(token, secret, now).customer_id
+
+
+def read_link_token(token: str, secret: str, now: datetime) -> LinkToken:
+    """A valid token's customer, expiry and MAC; InvalidLinkToken otherwise."""
     parts = token.split(".")
-    if len(parts) != 3 or not parts[0].isascii() or not parts[1].isascii():
+    if len(parts) != 3 or not token.isascii():  # compare_digest refuses non-ASCII text
         raise InvalidLinkToken("not a link token")
     customer, expires, mac = parts
     if not (customer.isdigit() and expires.isdigit()):
@@ -52,7 +68,7 @@ def customer_of_token(token: str, secret: str, now: datetime) -> int:
         raise InvalidLinkToken("forged link token")
     if int(expires) < now.timestamp():
         raise InvalidLinkToken("expired link token")
-    return int(customer)
+    return LinkToken(int(customer), datetime.fromtimestamp(int(expires), timezone.utc), mac)
 
 
 def scene_of(event: str, event_key: str) -> str:

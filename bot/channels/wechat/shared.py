@@ -8,6 +8,8 @@ access token, each fetch invalidating the others'. So, with `redis_url` set, und
     turn:<dedupe key>  SET NX EX 120 by the process that runs the bot; then the HTTP body it
                        answered. A retry reaching another process waits for that body (up to its
                        own deadline, then answers "success") and never runs the bot again.
+    nonce:<hash>       a push's (timestamp, nonce, signature), spent: the push it was spent on,
+                       until the timestamp leaves the replay window (nonces.py).
     token              the access token, expiring REFRESH_MARGIN before WeChat expires it.
     token-lock         SET NX EX 10 by the one process fetching a new token; the others wait
                        for the token to appear.
@@ -26,6 +28,13 @@ LOCK_TTL_SECONDS = 10  # longer than a token fetch may take (the HTTP timeout)
 POLL_SECONDS = 0.05
 PENDING = "\x00pending"  # never an HTTP body: bodies are "success" or XML
 DEFAULT_PREFIX = "carebot:wechat"
+# The value already stored under the key, or (nil) after storing ours: one atomic step.
+_GET_OR_SET = """
+local seen = redis.call('get', KEYS[1])
+if seen then return seen end
+redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return false
+"""
 # Delete a key only while it still holds our value: another process may have replaced it.
 _DELETE_IF_EQUAL = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
@@ -67,15 +76,28 @@ class SharedState:
         await self._client().set(key, body, xx=True, ex=CLAIM_TTL_SECONDS)
 
     async def wait_for_answer(self, dedupe_key: str, timeout: float) -> str | None:
-        """The body another process answered, or None if it has none within `timeout`."""
+        """The body another process answered, or None if it has none within `timeout` (at
+        once when no process has claimed the push)."""
         key, deadline = f"{self.prefix}:turn:{dedupe_key}", time.monotonic() + timeout
         while True:
             body = await self._client().get(key)
-            if body is not None and body != PENDING:
+            if body is None:
+                return None
+            if body != PENDING:
                 return str(body)
             if time.monotonic() >= deadline:
                 return None
             await asyncio.sleep(POLL_SECONDS)
+
+    # --- spent push nonces ----------------------------------------------------------------
+
+    async def spend_nonce(self, nonce_key: str, push_key: str, ttl: float) -> str | None:
+        """None the first time the nonce is seen (it is then kept for `ttl` seconds with the
+        push); afterwards the push it was first seen with."""
+        key = f"{self.prefix}:nonce:{nonce_key}"
+        ttl_ms = str(max(int(ttl * 1000), 1))
+        seen = await self._client().eval(_GET_OR_SET, 1, key, push_key, ttl_ms)
+        return None if seen is None else str(seen)
 
     # --- the access token -----------------------------------------------------------------
 

@@ -47,6 +47,12 @@ class Turns:
             self._turns.popitem(last=False)
         return turn
 
+    def get(self, key: str) -> Turn | None:
+        """The turn for this key if there is one; never starts one."""
+        self._forget_expired(time.monotonic())
+        entry = self._turns.get(key)
+        return None if entry is None else entry[1]
+
     def _forget_expired(self, now: float) -> None:
         while self._turns:
             key, (expires_at, _turn) = next(iter(self._turns.items()))

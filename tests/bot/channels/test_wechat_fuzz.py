@@ -102,6 +102,7 @@ async def webhook(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, bo
         "token": TOKEN,
         "api_base_url": "http://127.0.0.1:9",
         "aes_key": request.param,
+        "allow_plain_mode": request.param is None,
         "domain_path": "/nonexistent",
     }
     channel = WeChatInput.from_credentials(credentials)

@@ -9,6 +9,7 @@ from bot.channels.wechat.linking import (
     InvalidLinkToken,
     customer_of_token,
     link_token,
+    read_link_token,
     scene_of,
 )
 
@@ -25,6 +26,13 @@ def test_a_token_carries_its_customer_until_it_expires() -> None:
         customer_of_token(token, SECRET, NOW + LINK_TOKEN_TTL + timedelta(seconds=1))
 
 
+def test_a_token_names_its_customer_expiry_and_mac() -> None:
+    token = link_token(4711, SECRET, NOW)
+    read = read_link_token(token, SECRET, NOW)
+    assert (read.customer_id, read.expires_at) == (4711, NOW + LINK_TOKEN_TTL)
+    assert token.endswith(f".{read.mac}") and len(read.mac) == 22
+
+
 def test_a_token_for_another_customer_cannot_be_made_without_the_secret() -> None:
     customer, expires, mac = link_token(4711, SECRET, NOW).split(".")
     with pytest.raises(InvalidLinkToken, match="forged"):
@@ -36,7 +44,8 @@ def test_a_token_for_another_customer_cannot_be_made_without_the_secret() -> Non
 
 
 @pytest.mark.parametrize(
-    "scene", ["", "spring_campaign", "1.2", "a.b.c", "١٢.٣.x", "4711.-5.abc", "1.2.3.4"]
+    "scene",
+    ["", "spring_campaign", "1.2", "a.b.c", "١٢.٣.x", "4711.-5.abc", "1.2.3.4", "1.2.你好"],
 )
 def test_other_scene_strings_are_not_link_tokens(scene: str) -> None:
     with pytest.raises(InvalidLinkToken):

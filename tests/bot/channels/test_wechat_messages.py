@@ -34,7 +34,7 @@ def test_text_message_is_parsed() -> None:
     assert (message.from_user, message.to_user, message.msg_type) == ("oOPENID", "gh_123", "text")
     assert message.content == "你好"
     assert message.create_time == 1348831860
-    assert message.dedupe_key == "msg:1234567890123456"
+    assert message.dedupe_key == "msg:oOPENID:1234567890123456"  # MsgIds of two users may collide
 
 
 def test_events_dedupe_on_sender_and_time() -> None:
@@ -55,6 +55,10 @@ def test_events_dedupe_on_sender_and_time() -> None:
         b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaa">]><xml>&a;</xml>',
         b"\xff\xfe\x00garbage",
         b"<?xml version='1.0' encoding='no-such-codec'?><xml/>",
+        b'<!DOCTYPE xml [<!ENTITY x SYSTEM "file:///etc/passwd">]><xml><a>&x;</a></xml>',
+        b'<!DOCTYPE xml SYSTEM "http://127.0.0.1:9/x.dtd"><xml/>',
+        '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x><xml/>'.encode("utf-16"),
+        b"<xml><a>&undeclared;</a></xml>",
     ],
 )
 def test_malformed_bodies_are_refused(body: bytes) -> None:

@@ -114,7 +114,7 @@ async def test_a_retry_in_another_process_gets_the_same_passive_reply(cluster: C
 async def test_a_push_claimed_by_a_silent_process_gets_success_at_the_deadline(
     cluster: Cluster, prefix: str
 ) -> None:
-    claimed = await SharedState(REDIS_URL, APP_ID, prefix).claim("msg:1001")
+    claimed = await SharedState(REDIS_URL, APP_ID, prefix).claim("msg:oUSER:1001")
     assert claimed
     assert await cluster.post(1, push()) == (200, "success")
     assert cluster.heard() == [0, 0]

@@ -7,7 +7,7 @@ import yaml
 from rasa.shared.utils.io import read_config_file
 
 from bot.channels.wechat.channel import WeChatInput
-from bot.runtime import WECHAT_CHANNEL, credentials_config, rasa_server
+from bot.runtime import WECHAT_CHANNEL, rasa_server, wechat_credentials
 from bot.settings import load_settings
 
 ENV = {
@@ -27,14 +27,14 @@ ENV = {
 
 
 def test_no_wechat_channel_without_an_app_id() -> None:
-    assert WECHAT_CHANNEL not in credentials_config({})
+    assert wechat_credentials({}) is None
 
 
 def test_secrets_are_references_that_rasa_expands(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "credentials.yml"
-    section = {WECHAT_CHANNEL: credentials_config(ENV)[WECHAT_CHANNEL]}
+    section = {WECHAT_CHANNEL: wechat_credentials(ENV)}
     path.write_text(yaml.safe_dump(section, allow_unicode=True))
     assert "s3cret" not in path.read_text()  # app secret, link secret, database password
     for name, value in ENV.items():
@@ -61,12 +61,12 @@ def test_secrets_are_references_that_rasa_expands(
 
 def test_plain_mode_without_an_aes_key() -> None:
     env = {key: value for key, value in ENV.items() if key != "CAREBOT_WECHAT_AES_KEY"}
-    assert "aes_key" not in credentials_config(env)[WECHAT_CHANNEL]
+    assert "aes_key" not in wechat_credentials(env)
 
 
 def test_optional_settings_are_left_out_when_unset() -> None:
     env = {key: ENV[key] for key in ("CAREBOT_WECHAT_APP_ID", "CAREBOT_WECHAT_APP_SECRET")}
-    section = credentials_config({**env, "CAREBOT_WECHAT_TOKEN": "tok"})[WECHAT_CHANNEL]
+    section = wechat_credentials({**env, "CAREBOT_WECHAT_TOKEN": "tok"})
     assert section["database_url"] == "${CAREBOT_DATABASE_URL}"
     assert not {"link_secret", "redis_url", "template_id", "replay_window"} & set(section)
 

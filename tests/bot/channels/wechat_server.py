@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -84,10 +85,13 @@ def event(name: str, key: str = "", create_time: int = 1714037060) -> bytes:
     ).encode()
 
 
-def signed_query(*extra: str, timestamp: int | None = None) -> dict[str, str]:
-    """A push's query string, signed with our token at `timestamp` (default: now)."""
+def signed_query(
+    *extra: str, timestamp: int | None = None, nonce: str | None = None
+) -> dict[str, str]:
+    """A push's query string, signed with our token at `timestamp` (default: now), with a fresh
+    random nonce unless one is given (as WeChat does: a nonce signs one push)."""
     timestamp = str(int(time.time()) if timestamp is None else timestamp)
-    nonce = "486452656"
+    nonce = str(secrets.randbelow(10**10)) if nonce is None else nonce
     query = {"timestamp": timestamp, "nonce": nonce}
     query["signature"] = crypto.signature(TOKEN, timestamp, nonce)
     if extra:
@@ -126,6 +130,7 @@ def make_channel(base_url: str, clock: Clock = utcnow, **extra: Any) -> WeChatIn
         "menu": {"ORDER": "/order_status"},
         "domain_path": "/nonexistent/domain.yml",
         "passive_deadline": 0.5,
+        "allow_plain_mode": True,  # most tests post plain pushes; safe mode adds aes_key
         **extra,
     }
     return WeChatInput(WeChatConfig.from_credentials(credentials), clock)
