@@ -21,6 +21,13 @@ from rasa_sdk.events import SlotSet
 
 from actions.base import Turn
 from actions.forms import CareFormValidation
+from actions.rules.channels import (
+    crm_channel,
+    identity_kinds,
+    identity_value,
+    trusted_channel,
+    verified_kind,
+)
 from actions.rules.identity import (
     LOCKOUT_MEMORY,
     OTP_ATTEMPTS,
@@ -48,7 +55,6 @@ from crm_store.login_codes import (
     purge_login_codes,
     spent_login_codes,
 )
-from crm_store.models import IDENTITY_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -56,28 +62,37 @@ RATE_LIMITED = "utter_otp_rate_limited"
 # Read when the action server starts: a malformed CAREBOT_OTP_PER_MINUTE stops it there.
 WINDOWS = otp_windows(os.environ)
 
-# Identity kinds a channel may vouch for. The web channels pass a logged-in user id (the demo
-# login) or a session id that a one-time code verified; WeChat signs the openid it sends.
-KINDS_BY_CHANNEL = {
-    "wechat": ("wechat_openid",),
-    "web": ("web_user", "web_session"),
-}
 _rng = random.SystemRandom()
 
 
+def conversation_channel(turn: Turn) -> str | None:
+    """The channel our input channel wrote into the message metadata (never the client's
+    words: docs/security.md), or None for Rasa's token-protected HTTP API."""
+    metadata = turn.tracker.get_slot("session_started_metadata") or (
+        turn.tracker.latest_message.get("metadata") or {}
+    )
+    return trusted_channel(metadata, turn.tracker.get_latest_input_channel())
+
+
 def channel_of(turn: Turn) -> str:
-    """'wechat' or 'web': from the message metadata our channels set, else the input channel."""
-    metadata = turn.tracker.get_slot("session_started_metadata") or {}
-    name = metadata.get("channel") or turn.tracker.get_latest_input_channel() or "web"
-    return "wechat" if name == "wechat" else "web"
+    """The CRM channel of this conversation: 'wechat' or 'web'."""
+    return crm_channel(conversation_channel(turn))
 
 
-def known_customer(turn: Turn) -> Customer | None:
-    for kind in KINDS_BY_CHANNEL[channel_of(turn)]:
-        customer = find_customer_by_identity(turn.session, kind=kind, value=turn.conversation_id)
+def find_by_identities(turn: Turn, kinds: tuple[str, ...]) -> Customer | None:
+    """The member one of these identity kinds names as this conversation, if any."""
+    for kind in kinds:
+        value = identity_value(kind, turn.conversation_id)
+        if value is None:
+            continue
+        customer = find_customer_by_identity(turn.session, kind=kind, value=value)
         if customer is not None:
             return customer
     return None
+
+
+def known_customer(turn: Turn) -> Customer | None:
+    return find_by_identities(turn, identity_kinds(conversation_channel(turn)))
 
 
 def is_external_trigger(turn: Turn) -> bool:
@@ -95,11 +110,7 @@ def owner_of_conversation(turn: Turn) -> Customer | None:
     customer = turn.customer()
     if customer is not None:
         return customer
-    for kind in IDENTITY_KINDS:
-        found = find_customer_by_identity(turn.session, kind=kind, value=turn.conversation_id)
-        if found is not None:
-            return found
-    return None
+    return find_by_identities(turn, identity_kinds(None))
 
 
 def identified_slots(customer: Customer) -> list[dict[str, Any]]:
@@ -271,13 +282,14 @@ class ValidateIdentifyForm(CareFormValidation):
 
     def verified(self, turn: Turn, customer_id: int) -> dict[str, Any]:
         customer = get_customer(turn.session, customer_id=customer_id)
+        kind = verified_kind(conversation_channel(turn))
         try:
             link_identity(
                 turn.session,
                 clock=turn.clock,
                 customer_id=customer.id,
-                kind="wechat_openid" if channel_of(turn) == "wechat" else "web_session",
-                value=turn.conversation_id,
+                kind=kind,
+                value=identity_value(kind, turn.conversation_id) or turn.conversation_id,
             )
         except Conflict:
             log.warning("conversation %s is linked to another customer", turn.conversation_id)

@@ -59,3 +59,9 @@ def is_rest(conversation_id: str) -> bool:
 def crm_channel(channel: str | None) -> str:
     """The CRM's channel (`web` or `wechat`) for a trusted channel."""
     return "wechat" if channel == "wechat" else "web"
+
+
+def verified_kind(channel: str | None) -> str:
+    """The identity a one-time code proves for this conversation: the WeChat follower, the REST
+    back end's user, or (on the web) the anonymous session."""
+    return {"wechat": "wechat_openid", "rest": "rest_user"}.get(channel or "", "web_session")

@@ -14,6 +14,7 @@ SEEDED_AT = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)  # 10:00 in Shangh
 NOW = SEEDED_AT
 DOMAIN: dict[str, Any] = yaml.safe_load(Path("domain.yml").read_text(encoding="utf-8"))
 WANG, LI, ZHANG = 1, 2, 3  # the fixed demo customers
+INPUT_CHANNELS = {"web": "webchat", "wechat": "wechat", "rest": "rest"}
 
 
 def tracker(
@@ -27,9 +28,11 @@ def tracker(
     active_loop: str | None = None,
     extra: dict[str, Any] | None = None,
     extracted: dict[str, Any] | None = None,
+    channel: str = "web",
 ) -> Tracker:
     """A tracker as the Rasa server sends it; `extracted` are the slots a form just filled from
-    the latest message (what its validation action validates)."""
+    the latest message (what its validation action validates). `channel` is what our input
+    channel wrote into the session's metadata (`web`, `wechat`, `rest`)."""
     message = {
         "text": text,
         "intent": {"name": intent, "confidence": 0.99},
@@ -37,10 +40,19 @@ def tracker(
         **(extra or {}),
     }
     all_slots = {name: spec.get("initial_value") for name, spec in DOMAIN["slots"].items()}
+    all_slots["session_started_metadata"] = {"channel": channel}
     all_slots.update(slots or {})
     all_slots.update(extracted or {})
     slot_events = [{"event": "slot", "name": k, "value": v} for k, v in (extracted or {}).items()]
-    user_event = {"event": "user", "text": text, "parse_data": message, "input_channel": "rest"}
+    metadata = all_slots["session_started_metadata"] or {}
+    named = metadata.get("channel")
+    input_channel = INPUT_CHANNELS.get(str(named), named)
+    user_event = {
+        "event": "user",
+        "text": text,
+        "parse_data": message,
+        "input_channel": input_channel,
+    }
     return Tracker(
         sender,
         all_slots,

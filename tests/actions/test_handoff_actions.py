@@ -86,7 +86,7 @@ def test_a_request_queues_tells_the_wait_and_pauses(run: Run, crm: Engine) -> No
     with session_scope(crm) as session:
         handoff = find_open_handoff(session, conversation_id="web-q")
     assert handoff is not None
-    assert (handoff.sender_id, handoff.output_channel) == ("web-q", "rest")
+    assert (handoff.sender_id, handoff.output_channel) == ("web-q", "webchat")
     assert handoff.priority == 20  # 金卡, asked plainly
 
 
