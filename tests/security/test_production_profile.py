@@ -32,7 +32,9 @@ def test_the_demo_password_and_the_demo_login_do_not_exist(production: System) -
     assert raw(production.rasa_url + "/webhooks/webchat/demo-users")[0] in (403, 404)
     login = json.dumps({"user": "demo"}).encode()
     status, _, _ = raw(
-        production.rasa_url + "/webhooks/webchat/demo-login", login, {"Content-Type": "application/json"}
+        production.rasa_url + "/webhooks/webchat/demo-login",
+        login,
+        {"Content-Type": "application/json"},
     )
     assert status in (403, 404)
     form = urllib.parse.urlencode({"username": "manager", "password": "carebot-demo"}).encode()
