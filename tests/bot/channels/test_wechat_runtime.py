@@ -59,9 +59,12 @@ def test_secrets_are_references_that_rasa_expands(
     )
 
 
-def test_plain_mode_without_an_aes_key() -> None:
+def test_plain_mode_without_an_aes_key_only_when_allowed() -> None:
     env = {key: value for key, value in ENV.items() if key != "CAREBOT_WECHAT_AES_KEY"}
     assert "aes_key" not in wechat_credentials(env)
+    assert "allow_plain_mode" not in wechat_credentials(env)
+    allowed = wechat_credentials({**env, "CAREBOT_WECHAT_ALLOW_PLAIN_MODE": "1"})
+    assert allowed["allow_plain_mode"] == "1"
 
 
 def test_optional_settings_are_left_out_when_unset() -> None:
@@ -69,6 +72,7 @@ def test_optional_settings_are_left_out_when_unset() -> None:
     section = wechat_credentials({**env, "CAREBOT_WECHAT_TOKEN": "tok"})
     assert section["database_url"] == "${CAREBOT_DATABASE_URL}"
     assert not {"link_secret", "redis_url", "template_id", "replay_window"} & set(section)
+    assert "allow_plain_mode" not in section
 
 
 def test_the_rasa_server_gets_the_crm_database_url(tmp_path: Path) -> None:

@@ -70,7 +70,7 @@ def test_carebot_run_points_the_bot_at_the_simulator(
     settings = load_settings({"CAREBOT_VAR_DIR": str(tmp_path), "CAREBOT_WECHAT_SIM_PORT": "6200"})
     env = wechat_simulator_env(settings)
     assert runs_wechat_simulator({}) and not runs_wechat_simulator(env)
-    section = credentials_config(env)[WECHAT_CHANNEL]
+    section = credentials_config(settings, env)[WECHAT_CHANNEL]
     assert section["api_base_url"] == "http://127.0.0.1:6200"
     assert section["aes_key"] == "${CAREBOT_WECHAT_AES_KEY}"  # safe mode, secret not written
     assert section["menu"] == {"ORDER": "/order_status", "POINTS": "/points_balance"}
