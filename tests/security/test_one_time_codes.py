@@ -9,6 +9,7 @@ import uuid
 from tests.integration.system import System
 from tests.integration.test_care import said
 
+
 def unknown_number() -> str:
     return f"199{uuid.uuid4().int % 10**8:08d}"
 
