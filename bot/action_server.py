@@ -17,8 +17,11 @@ from rasa_sdk import utils
 from rasa_sdk.constants import APPLICATION_ROOT_LOGGER_NAME
 from rasa_sdk.endpoint import create_app
 from sanic import Sanic, response
+from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
+
+from bot import log_masking
 
 SECRET_VARIABLE = "CAREBOT_ACTION_SECRET"
 OPEN_PATHS = frozenset({"/health"})
@@ -42,6 +45,11 @@ def create_action_app(secret: str, actions: str = "actions") -> Sanic:
             return None
         return response.json({"error": "this server answers only the Rasa server"}, 401)
 
+    @app.exception(SanicException)
+    async def client_error(request: Request, error: SanicException) -> HTTPResponse:
+        """An unknown path or method is the caller's mistake (rasa-sdk answers 500)."""
+        return response.json({"error": str(error)}, status=error.status_code)
+
     return app
 
 
@@ -51,6 +59,7 @@ def main() -> None:
     parser.add_argument("--actions", default="actions")
     args = parser.parse_args()
     os.umask(0o077)
+    log_masking.install()
     utils.configure_colored_logging(os.environ.get("LOG_LEVEL", "INFO"))
     logging.getLogger(APPLICATION_ROOT_LOGGER_NAME).setLevel(logging.INFO)
     secret = os.environ.get(SECRET_VARIABLE, "")

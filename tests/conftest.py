@@ -87,6 +87,7 @@ def running_system(
     )
     try:
         wait_for(running.rasa_url + "/", process, log, timeout_s=600)
+        wait_for(f"{running.console_url}/health", process, log, timeout_s=120)  # started last
         yield running
     finally:
         if process.poll() is None:

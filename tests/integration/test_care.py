@@ -142,7 +142,7 @@ def _action_server_pid(system: System) -> int:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
         except OSError:
             continue
-        if b"rasa_sdk" in cmdline:
+        if b"bot.action_server" in cmdline:
             return pid
     raise AssertionError("no action server among the children of carebot run")
 

@@ -27,7 +27,7 @@ from crm_store.customers import create_customer
 from crm_store.db import make_engine, session_scope
 from crm_store.identities import find_customer_by_identity, link_identity
 from crm_store.orders import NewItem, create_order
-from tests.integration.system import TOKEN, System, free_port
+from tests.integration.system import REST_SECRET, TOKEN, System, free_port
 from tests.integration.test_system import response_texts
 from tests.integration.webchat_client import WebChatCustomer
 
@@ -236,6 +236,7 @@ def second_rasa(system: System, tmp_path: Path) -> Iterator[str]:
         "CAREBOT_VAR_DIR": str(system.var_dir),
         "CAREBOT_RASA_PORT": str(port),
         "CAREBOT_API_TOKEN": TOKEN,
+        "CAREBOT_REST_SECRET": REST_SECRET,
         "CAREBOT_DATABASE_URL": f"sqlite:///{system.var_dir / 'crm.db'}",
         "CAREBOT_REDIS_URL": system.redis_url,
     }

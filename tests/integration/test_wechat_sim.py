@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
+from crm_store.customers import create_customer
+from crm_store.identities import link_identity
 from tests.integration.system import TOKEN, System
+from tests.integration.test_care import crm
 
 pytestmark = pytest.mark.integration
 
@@ -94,8 +97,17 @@ def test_a_menu_click_reaches_the_bot(system: System) -> None:
     assert any("积分" in r["content"] for r in sent), sent
 
 
+def a_member_follower(system: System) -> str:
+    """A new follower who is a member (surveys go to members only), never surveyed before."""
+    openid = f"o_sim_{uuid.uuid4().hex[:12]}"
+    with crm(system) as session:
+        member = create_customer(session, name="赵敏", phone=f"135{uuid.uuid4().int % 10**8:08d}")
+        link_identity(session, customer_id=member.id, kind="wechat_openid", value=openid)
+    return openid
+
+
 def test_trigger_intent_arrives_as_a_customer_service_message(system: System) -> None:
-    openid = f"o_sim_{uuid.uuid4().hex[:12]}"  # a new follower: the survey is due
+    openid = a_member_follower(system)  # the survey is due
     act(system, openid, "event", {"event": "subscribe"})
     act(system, openid, "send", {"text": "你好"})
     since = last_id(system)
@@ -112,7 +124,7 @@ def test_outside_the_48_hours_trigger_intent_arrives_as_a_template_message(
     system: System,
 ) -> None:
     """Moves the simulator's clock 49 hours: kept last in this file, after every window test."""
-    openid = f"o_sim_{uuid.uuid4().hex[:12]}"
+    openid = a_member_follower(system)
     act(system, openid, "event", {"event": "subscribe"})
     act(system, openid, "send", {"text": "你好"})
     sim_call(system, "POST", "/sim/api/clock", {"advance_s": 49 * 3600})
