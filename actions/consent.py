@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from actions.base import CareAction, Events, Turn
+from actions.identity import channel_of
 from actions.rules.consent import parse_consent_change
 from crm_store.customers import get_consents, set_consent
 from crm_store.models import CATEGORIES
@@ -36,6 +37,7 @@ def answer_consent_change(turn: Turn) -> Events:
             category=category,
             granted=granted,
             source="chat",
+            channel=channel_of(turn),
             actor=f"customer:{customer.id}",
         )
     consents = get_consents(turn.session, customer_id=customer.id)

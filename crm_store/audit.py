@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_store.clock import Clock, utcnow
+from crm_store.masking import mask_value
 from crm_store.models import AuditEntry as AuditRow
 from crm_store.validation import check_text
 
@@ -51,13 +52,15 @@ def record_audit(
     changes: Mapping[str, Any] | None = None,
     clock: Clock = utcnow,
 ) -> None:
+    """Append one entry. Phone numbers and other personal values in `changes` are stored
+    masked (`138****8000`): the audit log says that a phone changed, not what it is."""
     session.add(
         AuditRow(
             actor=check_text(actor, "actor", 64),
             action=check_text(action, "action", 64),
             entity=entity,
             entity_id=str(entity_id),
-            changes=dict(changes or {}),
+            changes=mask_value(dict(changes or {})),
             occurred_at=clock(),
         )
     )

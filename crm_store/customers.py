@@ -17,7 +17,7 @@ from crm_store._unique import try_change, try_insert
 from crm_store.audit import diff, record_audit
 from crm_store.clock import Clock, utcnow
 from crm_store.errors import Conflict, InvalidInput, NotFound
-from crm_store.models import CATEGORIES, CHANNELS, TIERS, Consent
+from crm_store.models import CATEGORIES, CHANNELS, TIERS, Consent, ConsentChange
 from crm_store.models import Customer as CustomerRow
 from crm_store.validation import check_choice, check_email, check_text, normalize_phone
 
@@ -63,6 +63,7 @@ class Customer:
     quiet_end: time | None
     created_at: datetime
     last_active_at: datetime | None
+    erased_at: datetime | None = None  # `carebot forget` left only this anonymous row
 
 
 def to_record(row: CustomerRow) -> Customer:
@@ -87,6 +88,7 @@ def to_record(row: CustomerRow) -> Customer:
         quiet_end=row.quiet_end,
         created_at=row.created_at,
         last_active_at=row.last_active_at,
+        erased_at=row.erased_at,
     )
 
 
@@ -140,6 +142,17 @@ def create_customer(
         raise Conflict(f"a customer with phone {row.phone} already exists")
     session.add_all(
         Consent(customer_id=row.id, category=key, granted=value, source="signup", updated_at=now)
+        for key, value in wanted.items()
+    )
+    session.add_all(
+        ConsentChange(
+            customer_id=row.id,
+            category=key,
+            granted=value,
+            source="signup",
+            channel=preferred_channel,
+            changed_at=now,
+        )
         for key, value in wanted.items()
     )
     session.flush()
@@ -302,9 +315,13 @@ def set_consent(
     granted: bool,
     source: str,
     actor: str | None = None,
+    channel: str | None = None,
     clock: Clock = utcnow,
 ) -> dict[str, bool]:
-    """Grant or withdraw one category; returns all consents afterwards."""
+    """Grant or withdraw one category; returns all consents afterwards. Every call is kept in
+    the consent history (`consent_changes`, with the channel it came on): a consent given,
+    withdrawn and given again is three records, which is what a regulator or the dashboard's
+    opt-out count needs to see."""
     check_choice(category, CATEGORIES, "category")
     _row(session, customer_id)
     consent = session.get(Consent, (customer_id, category))
@@ -312,7 +329,18 @@ def set_consent(
         consent = Consent(customer_id=customer_id, category=category)
         session.add(consent)
     before = consent.granted
-    consent.granted, consent.source, consent.updated_at = granted, source, clock()
+    now = clock()
+    consent.granted, consent.source, consent.updated_at = granted, source, now
+    session.add(
+        ConsentChange(
+            customer_id=customer_id,
+            category=category,
+            granted=granted,
+            source=check_text(source, "source", 32),
+            channel=check_text(channel, "channel", 16) if channel else None,
+            changed_at=now,
+        )
+    )
     session.flush()
     if before != granted:
         record_audit(

@@ -193,6 +193,9 @@ class Customer(Base):
     quiet_end = Column(Time)
     created_at = Column(UtcDateTime, nullable=False)
     last_active_at = Column(UtcDateTime)
+    # Set by `carebot forget` (migration 0015): the row stays, without anything that names the
+    # person, so orders, points and the dashboard's aggregates keep their customer.
+    erased_at = Column(UtcDateTime)
 
 
 class Consent(Base):
@@ -213,6 +216,33 @@ class Consent(Base):
     granted = Column(Boolean, nullable=False)
     source = Column(String(32), nullable=False)
     updated_at = Column(UtcDateTime, nullable=False)
+
+
+class ConsentChange(Base):
+    """Every grant and withdrawal, when and on which channel (migration 0015); `consents` keeps
+    only the current state that campaign queries join on."""
+
+    __tablename__ = "consent_changes"
+    __table_args__ = (
+        # Withdrawals by time: the dashboard's opt-outs after a care message.
+        Index(
+            "ix_consent_changes_withdrawn_at",
+            "changed_at",
+            sqlite_where=text(WITHDRAWN),
+            postgresql_where=text(WITHDRAWN),
+        ),
+        Index("ix_consent_changes_customer_id_changed_at", "customer_id", "changed_at"),
+        one_of("category", CATEGORIES, "category"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    customer_id = Column(Integer, fk("customers.id"), nullable=False)
+    category = Column(String(16), nullable=False)
+    granted = Column(Boolean, nullable=False)
+    source = Column(String(32), nullable=False)
+    # web, wechat, rest (a chat), console, cli, signup, import; NULL for changes before 0015
+    channel = Column(String(16))
+    changed_at = Column(UtcDateTime, nullable=False)
 
 
 class ChannelIdentity(Base):

@@ -26,6 +26,7 @@ from sqlalchemy.sql import Select
 from crm_store.clock import as_utc
 from crm_store.customers import DEFAULT_TIMEZONE, check_timezone
 from crm_store.errors import InvalidInput
+from crm_store.masking import spreadsheet_safe
 from crm_store.models import Customer, CustomerMetrics, StaffUser
 from crm_store.models import SurveyResponse as ResponseRow
 from crm_store.surveys import nps_score
@@ -284,6 +285,13 @@ def _as_json(report: SurveyReport) -> str:
     return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
 
+def _csv_cell(value: Any) -> Any:
+    """Text a spreadsheet would run as a formula is neutralised (crm_store.masking)."""
+    if value is None:
+        return ""
+    return spreadsheet_safe(value) if isinstance(value, str) else value
+
+
 def _as_csv(report: SurveyReport) -> str:
     """Figures, a blank line, then the themes; the BOM tells Excel the file is UTF-8."""
     out = io.StringIO()
@@ -291,10 +299,10 @@ def _as_csv(report: SurveyReport) -> str:
     writer.writerow([report.by or "group", *COLUMNS[1:]])
     for figures in report.groups:
         values = asdict(figures)
-        writer.writerow(["" if values[c] is None else values[c] for c in COLUMNS])
+        writer.writerow([_csv_cell(values[c]) for c in COLUMNS])
     writer.writerow([])
     writer.writerow(["theme", "count"])
-    writer.writerows(report.top_themes)
+    writer.writerows((_csv_cell(theme), count) for theme, count in report.top_themes)
     return "\ufeff" + out.getvalue()
 
 

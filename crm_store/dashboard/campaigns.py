@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from crm_store.dashboard.filters import DashboardFilter, narrow, plus_hours, share
 from crm_store.dashboard.stats import uplift
 from crm_store.dashboard.summaries import OPT_OUT_HOURS, REPLY_HOURS
-from crm_store.models import Campaign, Consent, Coupon, Interaction
+from crm_store.models import Campaign, ConsentChange, Coupon, Interaction
 from crm_store.models import CareMessage as MessageRow
 from crm_store.win_back_outcomes import CONTROL_GROUP_REASON, RETURNED
 
@@ -129,7 +129,7 @@ def _replies(session: Session, f: DashboardFilter, first: datetime) -> dict[str,
 
 def _opt_outs(session: Session, f: DashboardFilter, first: datetime) -> dict[str, int]:
     """Unrecorded sent messages after which the customer withdrew the campaign's consent."""
-    m, c = MessageRow, Consent
+    m, c = MessageRow, ConsentChange  # the history: a withdrawal taken back since still counts
     dialect = session.get_bind().dialect.name
     query = (
         select(Campaign.key, func.count(func.distinct(m.id)))
@@ -137,10 +137,10 @@ def _opt_outs(session: Session, f: DashboardFilter, first: datetime) -> dict[str
         .join(c, and_(c.customer_id == m.customer_id, c.category == Campaign.category))
         .where(
             *_unrecorded(f),
-            ~c.granted,  # the partial index ix_consents_withdrawn_at
-            c.updated_at > m.sent_at,
-            c.updated_at <= plus_hours(m.sent_at, OPT_OUT_HOURS, dialect),
-            c.updated_at > first,
+            ~c.granted,  # the partial index ix_consent_changes_withdrawn_at
+            c.changed_at > m.sent_at,
+            c.changed_at <= plus_hours(m.sent_at, OPT_OUT_HOURS, dialect),
+            c.changed_at > first,
         )
         .group_by(Campaign.key)
     )

@@ -13,6 +13,7 @@ from dataclasses import asdict, fields
 from datetime import date, datetime
 from typing import Any
 
+from crm_store.masking import spreadsheet_safe
 from crm_store.reports import FORMATS, align
 from crm_store.validation import check_choice
 
@@ -25,6 +26,7 @@ def columns(row_type: type) -> list[str]:
 
 
 def _cell(value: Any) -> str:
+    """What a table or CSV cell shows (see `_csv_cell` for the CSV's own rule)."""
     if value is None:
         return ""
     if isinstance(value, (datetime, date)):
@@ -35,13 +37,15 @@ def _cell(value: Any) -> str:
 
 
 def to_csv(rows: Sequence[Any], row_type: type) -> str:
-    """A header of field names, then one line per row; empty cells for missing values."""
+    """A header of field names, then one line per row; empty cells for missing values. A cell a
+    spreadsheet would run as a formula (a comment typed as `=HYPERLINK(...)`) gets a leading
+    apostrophe: customers write some of these cells."""
     out = io.StringIO()
     writer = csv.writer(out)
     names = columns(row_type)
     writer.writerow(names)
     for row in rows:
-        writer.writerow([_cell(getattr(row, name)) for name in names])
+        writer.writerow([spreadsheet_safe(_cell(getattr(row, name))) for name in names])
     return BOM + out.getvalue()
 
 

@@ -22,7 +22,7 @@ from crm_store.clock import Clock, utcnow
 from crm_store.dashboard.filters import plus_hours
 from crm_store.models import (
     Campaign,
-    Consent,
+    ConsentChange,
     Customer,
     CustomerMetrics,
     CustomerSummary,
@@ -88,18 +88,21 @@ def first_reply(dialect: str) -> Any:
 
 
 def withdrawal(dialect: str) -> Any:
-    """When the customer withdrew the campaign's consent category within OPT_OUT_HOURS."""
-    m, c = MessageRow, Consent
+    """When the customer first withdrew the campaign's consent category within OPT_OUT_HOURS.
+
+    Read from the consent history (migration 0015), so a withdrawal taken back since still
+    counts; the consents table keeps only the latest state."""
+    m, c = MessageRow, ConsentChange
     return (
-        select(c.updated_at)
+        select(func.min(c.changed_at))
         .select_from(c)
         .join(Campaign, Campaign.category == c.category)
         .where(
             Campaign.id == m.campaign_id,
             c.customer_id == m.customer_id,
-            ~c.granted,  # the partial index ix_consents_withdrawn_at
-            c.updated_at > m.sent_at,
-            c.updated_at <= plus_hours(m.sent_at, OPT_OUT_HOURS, dialect),
+            ~c.granted,  # the partial index ix_consent_changes_withdrawn_at
+            c.changed_at > m.sent_at,
+            c.changed_at <= plus_hours(m.sent_at, OPT_OUT_HOURS, dialect),
         )
         .correlate(m)
         .scalar_subquery()

@@ -16,6 +16,7 @@ from crm_store.models import (
     Campaign,
     CareMessage,
     Consent,
+    ConsentChange,
     Conversation,
     Coupon,
     Customer,
@@ -248,20 +249,26 @@ def _campaigns(session: Session, c: list[int]) -> None:
                 redeemed_at=redeemed,
             )
         )
-    session.add(
-        Consent(
-            customer_id=c[0], category="care", granted=False, source="chat", updated_at=at(10, 7, 0)
+    for customer, withdrawn in ((c[0], at(10, 7, 0)), (c[1], at(10, 30, 0))):
+        session.add(
+            Consent(
+                customer_id=customer,
+                category="care",
+                granted=False,
+                source="chat",
+                updated_at=withdrawn,
+            )
         )
-    )
-    session.add(
-        Consent(
-            customer_id=c[1],
-            category="care",
-            granted=False,
-            source="chat",
-            updated_at=at(10, 30, 0),
+        session.add(  # the history the opt-outs are read from (migration 0015)
+            ConsentChange(
+                customer_id=customer,
+                category="care",
+                granted=False,
+                source="chat",
+                channel="wechat",
+                changed_at=withdrawn,
+            )
         )
-    )
 
 
 def _campaign(session: Session, key: str, kind: str, category: str, offer: int | None) -> int:

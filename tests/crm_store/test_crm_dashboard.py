@@ -10,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crm_store.clock import fixed
+from crm_store.customers import set_consent
 from crm_store.dashboard import DashboardFilter, read_figure
 from crm_store.dashboard.bot import (
     agent_handling,
@@ -229,6 +230,24 @@ def test_campaign_outbox_states_replies_and_opt_outs(session: Session, ids: Ids)
     )
     assert (win_back.planned, win_back.sent, win_back.control, win_back.replies) == (3, 3, 3, 1)
     assert win_back.opt_outs == 0  # a care consent withdrawn is not an offer opt-out
+
+
+def test_an_opt_out_taken_back_still_counts(session: Session, ids: Ids) -> None:
+    """The consent history (migration 0015) keeps the withdrawal a later grant would hide."""
+    set_consent(
+        session,
+        customer_id=ids.c1,
+        category="care",
+        granted=True,
+        source="chat",
+        channel="web",
+        clock=fixed(at(10, 8)),
+    )
+    birthday, _ = campaign_results(session, october())
+    assert birthday.opt_outs == 2
+    assert record_care_responses(session, clock=fixed(at(11, 2))) > 0
+    birthday, _ = campaign_results(session, october())
+    assert birthday.opt_outs == 2
 
 
 def test_campaign_channel_filter(session: Session, ids: Ids) -> None:
