@@ -12,7 +12,9 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from bot import log_masking
 from bot.care.commands import add_parsers as add_care_parsers
+from bot.privacy_cli import add_parsers as add_privacy_parsers
 from bot.report_cli import add_figure_parsers, print_report
 from bot.settings import Settings, load_settings
 from bot.wechat_sim.config import add_arguments as add_wechat_sim_arguments
@@ -24,6 +26,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    log_masking.install()  # every command, the console and the WeChat simulator included
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
@@ -123,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     gate.set_defaults(handler=cmd_nlu_gate)
     add_report_parser(commands)
     add_care_parsers(commands)
+    add_privacy_parsers(commands)
     return parser
 
 

@@ -7,6 +7,7 @@ HTTP API token read from the environment instead of the command line.
 - The apology for a failed custom action (bot/action_failure.py) is installed in every Rasa
   process, whichever channels it loads (`rasa shell` loads none of ours).
 - Files Rasa writes (tracker database, logs) are created owner-only.
+- Personal data is masked in every log line (bot/log_masking.py).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 
-from bot import action_failure, action_results
+from bot import action_failure, action_results, log_masking
 
 TOKEN_VARIABLE = "CAREBOT_API_TOKEN"
 SERVING_COMMANDS = ("run", "shell")
@@ -30,6 +31,7 @@ def rasa_arguments(argv: list[str], env: dict[str, str] | os._Environ[str]) -> l
 
 def main() -> None:
     os.umask(0o077)
+    log_masking.install()
     action_failure.install()
     action_results.install()
     from rasa.__main__ import main as rasa_main

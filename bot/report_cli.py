@@ -42,6 +42,7 @@ OPTIONS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
     "misunderstood": [("--limit", "limit", {"type": int, "default": 20})],
 }
 NEEDS_TZ = ("survey-trend",)
+CUSTOMER_TEXT_FIGURES = ("comments", "misunderstood", "follow-ups")  # crm_store.dashboard
 
 
 def add_figure_parsers(
@@ -55,6 +56,12 @@ def add_figure_parsers(
         _add_filter_arguments(parser, day)
         for flag, dest, kwargs in OPTIONS.get(figure.name, []):
             parser.add_argument(flag, dest=f"option_{dest}", **kwargs)
+        if figure.name in CUSTOMER_TEXT_FIGURES:
+            parser.add_argument(
+                "--full",
+                action="store_true",
+                help="customers' words unmasked (recorded in the audit log)",
+            )
         parser.set_defaults(handler=cmd_report_figure, figure=figure.name)
 
 
@@ -113,12 +120,26 @@ def read_rows(url: str, args: argparse.Namespace) -> list[Any]:
     from crm_store.dashboard import read_figure
     from crm_store.db import make_engine, session_scope
 
+    full = bool(getattr(args, "full", False))
     engine = make_engine(url)
     try:
         with session_scope(engine) as session:
-            return read_figure(session, args.figure, dashboard_filter(args), **figure_options(args))
+            if full:
+                audit_full_read(session, args.figure)
+            f = dashboard_filter(args)
+            return read_figure(session, args.figure, f, full=full, **figure_options(args))
     finally:
         engine.dispose()
+
+
+def audit_full_read(session: Any, figure: str) -> None:
+    """An unmasked read of customers' words is on the record: who, which figure, when."""
+    from bot.privacy_cli import operator
+    from crm_store.audit import record_audit
+
+    record_audit(
+        session, actor=operator(), action="read_unmasked", entity="dashboard", entity_id=figure
+    )
 
 
 def cmd_report_figure(args: argparse.Namespace) -> int:

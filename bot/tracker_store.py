@@ -5,11 +5,23 @@ With an event broker configured, `TrackerStore.save` first retrieves the stored 
 find which events are new, then `SQLTrackerStore.save` counts the stored events to find them a
 second time. Here the count alone decides, in the same session: the new events are published to
 the broker (our turn log) and stored, as Rasa does, with one query less per turn.
+
+Erasure (`carebot forget`, docs/personal-data.md): Rasa's SQL store only ever appends, so
+`PUT /conversations/{id}/tracker/events` with an empty list, which Rasa documents as replacing
+the tracker, would change nothing. Here an empty tracker replaces the stored one, which erases
+the conversation. The request runs under Rasa's conversation lock (in memory, or Redis), so a
+running server erases between two turns, never under one. Rasa keeps no tracker cache of its
+own beyond a turn. With the server stopped, `erase_trackers` deletes the rows directly.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections.abc import Iterable
+from contextlib import closing
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore
@@ -19,6 +31,9 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 
 class CareSQLTrackerStore(SQLTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
+        if not tracker.events:
+            self.erase(tracker.sender_id)
+            return
         with self.session_scope() as session:
             events = list(self._additional_events(session, tracker))
             for event in events:
@@ -27,6 +42,14 @@ class CareSQLTrackerStore(SQLTrackerStore):
                     self.event_broker.publish({"sender_id": tracker.sender_id, **data})
                 session.add(self._row(tracker.sender_id, event.type_name, data))
             session.commit()
+
+    def erase(self, sender_id: str) -> int:
+        """Delete every stored event of one conversation; how many."""
+        with self.session_scope() as session:
+            query = session.query(self.SQLEvent).filter(self.SQLEvent.sender_id == sender_id)
+            erased = int(query.delete(synchronize_session=False))
+            session.commit()
+        return erased
 
     def _row(self, sender_id: str, type_name: str, data: dict[str, Any]) -> Any:
         return self.SQLEvent(
@@ -37,3 +60,55 @@ class CareSQLTrackerStore(SQLTrackerStore):
             action_name=data.get("name"),
             data=json.dumps(data),
         )
+
+
+def _events_table(connection: sqlite3.Connection) -> bool:
+    found = connection.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='events'")
+    return found.fetchone() is not None
+
+
+def erase_trackers(db: Path, sender_ids: Iterable[str]) -> int:
+    """Delete the stored events of these conversations from the tracker database file while no
+    Rasa server runs on it (a running server erases through its HTTP API); how many events."""
+    if not db.exists():
+        return 0
+    with closing(sqlite3.connect(db, timeout=30)) as connection, connection:
+        if not _events_table(connection):
+            return 0
+        return sum(
+            connection.execute("DELETE FROM events WHERE sender_id = ?", (sender,)).rowcount
+            for sender in set(sender_ids)
+        )
+
+
+def purge_idle_trackers(db: Path, *, idle_before: datetime) -> int:
+    """Retention: delete whole conversations whose last event is older than `idle_before`; how
+    many conversations. A conversation still in use is never cut in the middle."""
+    if not db.exists():
+        return 0
+    with closing(sqlite3.connect(db, timeout=30)) as connection, connection:
+        if not _events_table(connection):
+            return 0
+        idle = [
+            row[0]
+            for row in connection.execute(
+                "SELECT sender_id FROM events GROUP BY sender_id HAVING MAX(timestamp) < ?",
+                (idle_before.timestamp(),),
+            )
+        ]
+        for sender in idle:
+            connection.execute("DELETE FROM events WHERE sender_id = ?", (sender,))
+        return len(idle)
+
+
+def tracker_texts(db: Path, sender_id: str) -> list[str]:
+    """The raw stored events of one conversation (for tests and `carebot export-customer`)."""
+    if not db.exists():
+        return []
+    with closing(sqlite3.connect(db, timeout=30)) as connection:
+        if not _events_table(connection):
+            return []
+        rows = connection.execute(
+            "SELECT data FROM events WHERE sender_id = ? ORDER BY id", (sender_id,)
+        )
+        return [str(row[0]) for row in rows]

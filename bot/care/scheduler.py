@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -31,6 +32,7 @@ from sqlalchemy.engine import Engine, make_url
 
 from bot.care.dispatch import DispatchConfig, Dispatcher, crash_point_from_env
 from bot.care.leader import wait_for_leadership
+from bot.privacy import run_retention
 from crm_store.analytics import refresh_customer_metrics
 from crm_store.campaign_rules import BUSINESS_TZ
 from crm_store.clock import Clock, utcnow
@@ -39,6 +41,7 @@ from crm_store.db import make_engine, session_scope
 from crm_store.locks import LeaderLock, lock_for
 from crm_store.offers import expire_coupons
 from crm_store.outbox import reclaim_stale_claims
+from crm_store.personal_data import RetentionPolicy
 from crm_store.win_back_outcomes import record_win_back_outcomes
 
 log = logging.getLogger(__name__)
@@ -70,6 +73,8 @@ class SchedulerConfig:
     misfire_grace_s: int = 6 * 3600
     lock_poll_s: float = 5.0
     campaigns: Sequence[str] = CAMPAIGNS
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    tracker_db: Path | None = None  # Rasa's transcripts, for retention
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -77,7 +82,11 @@ def _flag(value: str | None, default: bool) -> bool:
 
 
 def config_from_env(
-    database_url: str, rasa_url: str, api_token: str, env: Mapping[str, str]
+    database_url: str,
+    rasa_url: str,
+    api_token: str,
+    env: Mapping[str, str],
+    tracker_db: Path | None = None,
 ) -> SchedulerConfig:
     """The CAREBOT_SCHEDULER_* settings (docs/care_scheduler.md)."""
     hour, minute = (int(part) for part in env.get("CAREBOT_SCHEDULER_PLAN_AT", "00:05").split(":"))
@@ -97,6 +106,8 @@ def config_from_env(
         plan_at=(hour, minute),
         autoplan=_flag(env.get("CAREBOT_SCHEDULER_AUTOPLAN"), True),
         lock_poll_s=float(env.get("CAREBOT_SCHEDULER_LOCK_POLL", "5")),
+        retention=RetentionPolicy.from_env(env),
+        tracker_db=tracker_db,
     )
 
 
@@ -218,6 +229,15 @@ def win_back_outcomes_job() -> None:
         log.info("recorded %d win-back outcomes", count)
 
 
+def retention_job() -> None:
+    """Personal data past its period (docs/personal-data.md): turn texts anonymised, mailbox
+    messages, expired one-time codes and idle Rasa transcripts deleted."""
+    runtime = _current()
+    config = runtime.config
+    counts = run_retention(runtime.engine, config.tracker_db, config.retention, clock=runtime.clock)
+    log.info("retention: %s", counts)
+
+
 @dataclass(frozen=True)
 class JobSpec:
     id: str
@@ -235,6 +255,11 @@ def job_specs(config: SchedulerConfig) -> list[JobSpec]:
         JobSpec("reclaim", reclaim_job, IntervalTrigger(seconds=config.reclaim_every_s)),
         JobSpec("expire_coupons", expire_coupons_job, CronTrigger(minute=17, timezone="UTC")),
         JobSpec("win_back_outcomes", win_back_outcomes_job, daily),
+        JobSpec(
+            "retention",
+            retention_job,
+            CronTrigger(hour=(hour - 2) % 24, minute=minute, timezone="UTC"),
+        ),
         # an hour before planning, which reads the churn risk and the customer type
         JobSpec(
             "analytics",

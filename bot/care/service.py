@@ -8,12 +8,14 @@ import signal
 import threading
 from types import FrameType
 
+from bot import log_masking
 from bot.care.scheduler import config_from_env, run
 from bot.settings import load_settings
 
 
 def main() -> int:
     """Runs until SIGTERM or SIGINT; a second instance waits for the leader lock."""
+    log_masking.install()
     logging.basicConfig(
         level=os.environ.get("CAREBOT_LOG_LEVEL", "INFO"),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -21,7 +23,11 @@ def main() -> int:
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     settings = load_settings()
     config = config_from_env(
-        settings.database_url, settings.rasa_url, settings.api_token, os.environ
+        settings.database_url,
+        settings.rasa_url,
+        settings.api_token,
+        os.environ,
+        settings.tracker_db,
     )
     stop = threading.Event()
 

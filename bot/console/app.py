@@ -29,6 +29,7 @@ from bot.console.logins import Logins
 from bot.console.rasa_api import Rasa, RasaApi
 from bot.console.views import desk_pages
 from crm_store.db import make_engine
+from crm_store.masking import alias, mask_email, mask_name, mask_phone, mask_text
 from crm_store.staff import dummy_password_hash
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,13 @@ def templates() -> Environment:
         "MANAGERS": MANAGERS,
     }
     env.filters["local"] = local_time
+    # Personal data masked by default (docs/personal-data.md): conversation ids as aliases
+    # (a web session id would log its holder in), phones and names masked.
+    env.filters["alias"] = alias
+    env.filters["masked"] = mask_text
+    env.filters["masked_phone"] = mask_phone
+    env.filters["masked_name"] = mask_name
+    env.filters["masked_email"] = mask_email
     return env
 
 

@@ -25,7 +25,15 @@ from sqlalchemy.orm import Session
 from bot.console.auth import MANAGERS, staff
 from bot.report_cli import NEEDS_TZ, OPTIONS
 from bot.settings import PROJECT_DIR
-from crm_store.dashboard import FIGURES, DashboardFilter, read_figure, to_csv
+from crm_store.audit import record_audit
+from crm_store.dashboard import (
+    CUSTOMER_TEXT,
+    FIGURES,
+    DashboardFilter,
+    mask_rows,
+    read_figure,
+    to_csv,
+)
 from crm_store.dashboard.export import columns as export_columns
 from crm_store.dashboard.export import to_json
 from crm_store.dashboard.surveys import survey_comments
@@ -483,7 +491,7 @@ def read_page(session: Session, view: View, query: Query, clock: Callable[[], da
     for name in view.figures:
         if name == "comments":  # the page as the figure reads it, with the count of all pages
             found = survey_comments(session, query.filter, **figure_options(name, query, clock))
-            rows[name], total = found.rows, found.total
+            rows[name], total = mask_rows(name, found.rows), found.total
         else:
             rows[name] = read_rows(session, name, query, clock)
     agents = [member.username for member in list_staff_users(session)]
@@ -491,9 +499,26 @@ def read_page(session: Session, view: View, query: Query, clock: Callable[[], da
 
 
 def read_rows(
-    session: Session, name: str, query: Query, clock: Callable[[], datetime]
+    session: Session,
+    name: str,
+    query: Query,
+    clock: Callable[[], datetime],
+    full_for: int | None = None,
 ) -> list[Any]:
-    return read_figure(session, name, query.filter, **figure_options(name, query, clock))
+    """A figure's rows; customers' words in full only for `full_for` (a manager's staff id),
+    and then on the audit log."""
+    if full_for is not None:
+        record_audit(
+            session,
+            actor=f"staff:{full_for}",
+            action="export_unmasked",
+            entity="dashboard",
+            entity_id=name,
+            changes={"filter": dict(query.values)},
+            clock=clock,
+        )
+    options = figure_options(name, query, clock)
+    return read_figure(session, name, query.filter, full=full_for is not None, **options)
 
 
 def _refused(request: Request, message: str, status: int = 400) -> HTTPResponse:
@@ -518,8 +543,9 @@ def dashboard_blueprint() -> Blueprint:
     @blueprint.get("/dashboard/export/<figure:str>")
     @staff(*MANAGERS)
     async def export(request: Request, figure: str) -> HTTPResponse:
-        """One table as CSV for Excel: the same function as `carebot report --format csv`."""
-        rows = await figure_rows(request, figure)
+        """One table as CSV for Excel: the same function as `carebot report --format csv`;
+        `?full=1` exports customers' words unmasked (audited)."""
+        rows = await figure_rows(request, figure, full=request.args.get("full") == "1")
         if isinstance(rows, HTTPResponse):
             return rows
         body = to_csv(rows, FIGURES[figure].row_type).encode("utf-8")
@@ -547,13 +573,16 @@ def dashboard_blueprint() -> Blueprint:
     return blueprint
 
 
-async def figure_rows(request: Request, figure: str) -> list[Any] | HTTPResponse:
+async def figure_rows(
+    request: Request, figure: str, full: bool = False
+) -> list[Any] | HTTPResponse:
     if figure not in FIGURES:
         return request.app.ctx.render(request, "error.html", status=404, message="没有这个图表")
     desk = request.app.ctx.desk
+    full_for = request.ctx.agent.id if full and figure in CUSTOMER_TEXT else None
     try:
         query = parse_query(request.args, today_in_china(desk.clock))
-        return list(await desk.db(lambda s: read_rows(s, figure, query, desk.clock)))
+        return list(await desk.db(lambda s: read_rows(s, figure, query, desk.clock, full_for)))
     except InvalidInput as error:
         return _refused(request, str(error))
 

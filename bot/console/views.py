@@ -14,17 +14,20 @@ from bot.console.auth import AGENTS, HOME_BY_ROLE, SUPERVISORS, current_session,
 from bot.console.card import customer_card
 from bot.console.desk import Agent
 from bot.console.rasa_api import RasaError
-from bot.console.transcript import transcript
+from bot.console.transcript import Line, transcript
 from crm_store.agent_notes import add_note, list_notes, list_snippets
 from crm_store.audit import record_audit
+from crm_store.customers import get_customer
 from crm_store.errors import Conflict, CrmError, InvalidInput, NotFound
 from crm_store.handoff_queue import CONSOLE_OUTCOMES, QueueEntry, list_live, list_queue
 from crm_store.handoffs import Handoff, get_handoff
 from crm_store.interactions import list_conversations
+from crm_store.masking import alias, mask_name, mask_text
 from crm_store.staff import list_staff_users
 
 desk_pages = Blueprint("console_desk")
 LIVE_WINDOW = timedelta(minutes=30)
+LIVE_LIMIT = 50
 OUTCOME_LABELS = {"resolved": "已解决", "ticket_opened": "已建工单", "call_back": "需回电"}
 
 
@@ -32,8 +35,8 @@ def entry_json(entry: QueueEntry) -> dict[str, Any]:
     handoff = entry.handoff
     return {
         "id": handoff.id,
-        "conversation": handoff.conversation_id,
-        "customer": entry.customer_name or "匿名访客",
+        "conversation": alias(handoff.conversation_id),
+        "customer": mask_name(entry.customer_name) or "匿名访客",
         "tier": entry.tier or "",
         "reason": handoff.reason,
         "channel": handoff.output_channel or "",
@@ -182,8 +185,13 @@ async def transcript_api(request: Request, handoff_id: int) -> HTTPResponse:
         )
     except RasaError as error:
         return response.json({"error": str(error)}, status=502)
-    lines = [line.as_json() for line in transcript(events, after)]
+    lines = [masked_line(line) for line in transcript(events, after)]
     return response.json({"state": handoff.state, "lines": lines})
+
+
+def masked_line(line: Line) -> dict[str, Any]:
+    """A transcript line for staff: phones and the like that the customer typed are masked."""
+    return line.as_json() | {"text": mask_text(line.text)}
 
 
 @desk_pages.post("/handoffs/<handoff_id:int>/reply")
@@ -267,18 +275,63 @@ async def take_over(request: Request, handoff_id: int) -> HTTPResponse:
 async def live_page(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
     since = ctx.desk.clock() - LIVE_WINDOW
-    conversations = await ctx.desk.db(lambda s: list_conversations(s, limit=50))
+    conversations = await ctx.desk.db(lambda s: list_conversations(s, limit=LIVE_LIMIT))
     recent = [c for c in conversations if c.last_message_at >= since]
     return ctx.render(request, "live.html", conversations=recent)
+
+
+def recent_by_alias(session: Session, name: str) -> str:
+    """The conversation id a live-list alias stands for (the list shows aliases only: a web
+    session id would log its holder in); a name that is no alias is taken as an id."""
+    for conversation in list_conversations(session, limit=LIVE_LIMIT):
+        if alias(conversation.id) == name:
+            return conversation.id
+    return name
 
 
 @desk_pages.post("/conversations/<conversation_id:str>/pick")
 @staff(*AGENTS)
 async def pick(request: Request, conversation_id: str) -> HTTPResponse:
+    desk = request.app.ctx.desk
+    conversation_id = await desk.db(lambda s: recent_by_alias(s, conversation_id))
     try:
-        handoff = await request.app.ctx.desk.pick(conversation_id, request.ctx.agent)
+        handoff = await desk.pick(conversation_id, request.ctx.agent)
     except CrmError as error:
         return crm_refusal(request, error)
     except RasaError as error:
         return refusal(request, 502, f"已接入，但未能通知客户：{error}")
     return back_to(request, f"/handoffs/{handoff.id}", {"handoff_id": handoff.id})
+
+
+REVEALABLE = ("name", "phone", "email")
+
+
+def reveal_field(session: Session, agent: Agent, customer_id: int, name: str, clock: Any) -> str:
+    """One personal field of a customer in full, for a supervisor; the audit log says who saw
+    which field of whom and when (not its value)."""
+    customer = get_customer(session, customer_id=customer_id)
+    record_audit(
+        session,
+        actor=f"staff:{agent.id}",
+        action="reveal_field",
+        entity="customer",
+        entity_id=customer_id,
+        changes={"field": name},
+        clock=clock,
+    )
+    return str(getattr(customer, name) or "")
+
+
+@desk_pages.post("/customers/<customer_id:int>/reveal")
+@staff(*SUPERVISORS)
+async def reveal(request: Request, customer_id: int) -> HTTPResponse:
+    """Agents see personal fields masked; a supervisor may reveal one field at a time."""
+    name = str((request.form or {}).get("field") or "")
+    if name not in REVEALABLE:
+        return refusal(request, 400, "无法显示该字段")
+    desk, agent = request.app.ctx.desk, request.ctx.agent
+    try:
+        value = await desk.db(lambda s: reveal_field(s, agent, customer_id, name, desk.clock))
+    except NotFound as error:
+        return crm_refusal(request, error)
+    return response.json({"field": name, "value": value})

@@ -40,6 +40,7 @@ def build_app(config: SimConfig, clock: SimClock | None = None) -> web.Applicati
     app.router.add_post("/sim/api/verify", verify)
     app.router.add_get("/sim/api/users", list_users)
     app.router.add_post("/sim/api/users", add_user)
+    app.router.add_delete("/sim/api/users/{openid}", forget_user)
     app.router.add_post("/sim/api/users/{openid}/send", user_send)
     app.router.add_post("/sim/api/users/{openid}/event", user_event)
     app.router.add_post("/sim/api/users/{openid}/image", user_image)
@@ -161,6 +162,14 @@ async def _act(request: web.Request, action: Action) -> web.Response:
         return _json({"error": "the user does not follow the account"}, status=409)
     except ValueError as failure:
         return _bad_request(str(failure))
+
+
+async def forget_user(request: web.Request) -> web.Response:
+    """The simulator's side of `carebot forget`: the user and their records are erased."""
+    openid = request.match_info["openid"]
+    if not _valid_openid(openid):
+        return _bad_request(OPENID_RULE)
+    return _json({"erased_records": _sim(request).state.forget(openid)})
 
 
 async def user_send(request: web.Request) -> web.Response:

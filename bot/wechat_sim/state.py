@@ -335,6 +335,15 @@ class SimState:
         del self.records[:-MAX_RECORDS]
         return entry
 
+    def forget(self, openid: str) -> int:
+        """Erase a user and every record of theirs (`carebot forget`, docs/personal-data.md);
+        how many records went."""
+        self.users.pop(openid, None)
+        kept = [r for r in self.records if r.openid != openid]
+        erased = len(self.records) - len(kept)
+        self.records = kept
+        return erased
+
     def log(self, openid: str | None = None, since: int = 0) -> list[Record]:
         """Records after `since`, of one user or all."""
         return [r for r in self.records if r.id > since and (openid is None or r.openid == openid)]

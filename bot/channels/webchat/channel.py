@@ -308,7 +308,10 @@ class WebChatInput(InputChannel):
             shown = shown_text(text, await self.mailbox.last_bot_payload(session_id))
             await self.mailbox.store(session_id, "user", {"text": shown})
         except SQLAlchemyError:
-            logger.exception("webchat mailbox unavailable; %s's message is not in history", text)
+            # the customer's words stay out of the log (docs/personal-data.md)
+            logger.exception(
+                "webchat mailbox unavailable; a message of %s is not in history", session_id
+            )
 
     async def on_bot_ack(self, sid: str, data: Any = None) -> None:
         session_id = self._sessions.get(sid)

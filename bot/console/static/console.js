@@ -67,6 +67,20 @@ function wireReply() {
   }
 }
 
+function wireReveal() {
+  // A supervisor reveals one masked field; the answer is set as text, never parsed as HTML.
+  for (const form of document.querySelectorAll("form.reveal")) {
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const response = await post(form.action, form);
+      const data = await response.json();
+      if (!response.ok) { alert(data.error || "无法显示"); return; }
+      document.getElementById("field-" + data.field).textContent = data.value;
+      form.remove();
+    });
+  }
+}
+
 function watchQueue(root) {
   // Reload the queue's markup every 2 seconds, unless the agent is typing in it. The fresh nodes
   // are moved in as parsed (the server escaped every name), never re-parsed from a string.
@@ -82,7 +96,7 @@ function watchQueue(root) {
 
 document.addEventListener("DOMContentLoaded", () => {
   const conversation = document.getElementById("conversation");
-  if (conversation) { watchTranscript(conversation); wireReply(); }
+  if (conversation) { watchTranscript(conversation); wireReply(); wireReveal(); }
   const queue = document.getElementById("queue");
   if (queue) watchQueue(queue);
 });

@@ -75,7 +75,14 @@ def test_settings_come_from_the_environment() -> None:
 
 def test_planning_jobs_exist_only_with_autoplan() -> None:
     ids = {spec.id for spec in job_specs(_config("sqlite:///x.db"))}
-    housekeeping = {"dispatch", "reclaim", "expire_coupons", "win_back_outcomes", "analytics"}
+    housekeeping = {
+        "dispatch",
+        "reclaim",
+        "expire_coupons",
+        "win_back_outcomes",
+        "analytics",
+        "retention",
+    }
     assert ids == {*housekeeping, "plan"}
     manual = {spec.id for spec in job_specs(_config("sqlite:///x.db", autoplan=False))}
     assert manual == housekeeping

@@ -132,3 +132,35 @@ def test_breakdown_groups_read_in_chinese_and_other_names_stay() -> None:
         "小张",
     ]
     assert cell("group", "2026-11-16") == "2026-11-16"  # a trend's period is not a code
+
+
+async def test_verbatims_are_masked_unless_a_manager_asks_for_them_in_full(
+    console: Console, browsers: Any
+) -> None:
+    """Issue 15: a phone typed into a comment is masked on the page and in the export; the full
+    export is the manager's choice and on the audit log; a formula never reaches Excel."""
+    from crm_store.audit import list_audit_entries
+    from crm_store.feedback import record_feedback
+
+    with session_scope(console.crm) as session:
+        record_feedback(
+            session,
+            conversation_id="o_demo_openid",
+            channel="wechat",
+            text="=HYPERLINK(1) 请打13800138000",
+            themes=[],
+            polarity="neutral",
+            customer_id=1,
+            clock=console.clock,
+        )
+    manager = await browsers("manager")
+    status, page = await manager.get("/dashboard/surveys")
+    assert status == 200 and "138****8000" in page and "13800138000" not in page
+    _, masked = await manager.get("/dashboard/export/comments")
+    _, full = await manager.get("/dashboard/export/comments?full=1")
+    assert "'=HYPERLINK(1) 请打138****8000" in masked and "13800138000" not in masked
+    assert "'=HYPERLINK(1) 请打13800138000" in full
+    with session_scope(console.crm) as session:
+        [entry] = list_audit_entries(session, entity="dashboard", limit=1)
+    assert (entry.action, entry.entity_id) == ("export_unmasked", "comments")
+    assert entry.actor == f"staff:{console.staff_id('manager')}"

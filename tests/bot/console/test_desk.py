@@ -16,6 +16,7 @@ from crm_store.audit import list_audit_entries
 from crm_store.db import session_scope
 from crm_store.handoffs import get_handoff
 from crm_store.interactions import ensure_conversation
+from crm_store.masking import alias
 from crm_store.staff import authenticate_staff
 from tests.bot.console.conftest import Console
 
@@ -30,7 +31,8 @@ async def test_claim_reply_and_close(console: Console, browsers: Any) -> None:
     handoff = console.waiting("web-flow", customer_id=1)
     agent = await browsers("agent")
     status, page = await agent.get("/queue")
-    assert status == 200 and "王小明" in page and "接入" in page
+    assert status == 200 and "王**" in page and "接入" in page
+    assert "王小明" not in page  # masked for agents (docs/personal-data.md)
     status, _, location = await agent.post(f"/handoffs/{handoff.id}/claim")
     assert (status, location) == (303, f"/handoffs/{handoff.id}")
     sender, events, channel = console.rasa.appended[0]
@@ -141,12 +143,39 @@ async def test_an_agent_picks_a_live_conversation(console: Console, browsers: An
         )
     agent = await browsers("agent")
     status, page = await agent.get("/live")
-    assert status == 200 and "o_live" in page
-    status, _, location = await agent.post("/conversations/o_live/pick")
+    assert status == 200 and alias("o_live") in page and "o_live" not in page
+    status, _, location = await agent.post(f"/conversations/{alias('o_live')}/pick")
     assert status == 303 and location.startswith("/handoffs/")
     sender, events, channel = console.rasa.appended[-1]
     assert (sender, channel, events[0]) == ("o_live", "wechat", {"event": "pause"})
     assert (await agent.post("/conversations/nobody/pick"))[0] == 404
+
+
+async def test_agents_see_personal_fields_masked_a_supervisor_reveals_one(
+    console: Console, browsers: Any
+) -> None:
+    session_id = "web-" + "5e" * 16
+    handoff = console.waiting(session_id, customer_id=1)
+    console.rasa.trackers[session_id] = [
+        {"event": "user", "text": "我的新号码是13912345678", "timestamp": 1.0}
+    ]
+    agent, supervisor = await browsers("agent"), await browsers("supervisor")
+    status, page = await agent.get(f"/handoffs/{handoff.id}")
+    assert status == 200 and "138****8000" in page and "13800138000" not in page
+    assert session_id not in page and alias(session_id) in page
+    assert "/customers/1/reveal" not in page
+    status, transcript = await agent.get(f"/api/handoffs/{handoff.id}/transcript")
+    assert "139****5678" in transcript and "13912345678" not in transcript
+    assert (await agent.post("/customers/1/reveal", {"field": "phone"}))[0] == 403
+    status, page = await supervisor.get(f"/handoffs/{handoff.id}")
+    assert "/customers/1/reveal" in page and "13800138000" not in page
+    status, body, _ = await supervisor.post("/customers/1/reveal", {"field": "phone"})
+    assert (status, json.loads(body)) == (200, {"field": "phone", "value": "13800138000"})
+    assert (await supervisor.post("/customers/1/reveal", {"field": "password_hash"}))[0] == 400
+    with session_scope(console.crm) as session:
+        [entry] = list_audit_entries(session, entity="customer", entity_id=1, limit=1)
+    assert (entry.action, entry.changes) == ("reveal_field", {"field": "phone"})
+    assert entry.actor == f"staff:{console.staff_id('supervisor')}"
 
 
 async def test_nobody_picks_up_in_time(console: Console) -> None:

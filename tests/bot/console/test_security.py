@@ -28,11 +28,13 @@ POSTS = [
     "/snippets",
     "/snippets/1/delete",
     "/logout",
+    "/customers/1/reveal",
 ]
 AGENT_ONLY = ["/queue", "/handoffs/1", "/live", "/api/queue", "/api/handoffs/1/transcript"]
 AGENT_POSTS = POSTS[:7]
 SUPERVISOR_ONLY = ["/snippets", "/audit"]
 SUPERVISOR_POSTS = ["/handoffs/1/takeover", "/snippets", "/snippets/1/delete"]
+SUPERVISOR_POSTS += ["/customers/1/reveal"]
 
 
 async def test_anonymous_pages_go_to_login_and_the_rest_is_refused(browsers: Any) -> None:
@@ -49,6 +51,7 @@ async def test_anonymous_pages_go_to_login_and_the_rest_is_refused(browsers: Any
 PUBLIC = {"/", "/login", "/health", "/static/<__file_uri__:path>"}
 PARAMETERS = [  # how the example paths above fill the routes' parameters
     ("/snippets/1/", "/snippets/<snippet_id:int>/"),
+    ("/customers/1/", "/customers/<customer_id:int>/"),
     ("/handoffs/1", "/handoffs/<handoff_id:int>"),
     ("/conversations/web-x/", "/conversations/<conversation_id:str>/"),
     ("/dashboard/surveys", "/dashboard/<view:str>"),
