@@ -45,7 +45,12 @@ def system(tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     redis_url = reachable_redis()
     if redis_url:
         env["CAREBOT_REDIS_URL"] = redis_url
-    yield from running_system(var_dir, env, demo=True, redis_url=redis_url)
+    # the brand's own site embeds the widget from another origin (tests/browser)
+    shop_port = free_port()
+    env["CAREBOT_ALLOWED_ORIGINS"] = f"http://localhost:{shop_port}"
+    for running in running_system(var_dir, env, demo=True, redis_url=redis_url):
+        running.shop_port = shop_port
+        yield running
 
 
 def running_system(

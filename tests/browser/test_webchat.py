@@ -123,7 +123,8 @@ def test_logging_out_continues_as_a_new_anonymous_visitor(
 def test_the_widget_embedded_in_another_site_chats_with_the_server(
     system: System, new_context: NewContext
 ) -> None:
-    with serving(embedding(system)) as shop_url:
+    assert system.shop_port is not None  # an origin the system allows (CAREBOT_ALLOWED_ORIGINS)
+    with serving(embedding(system), system.shop_port) as shop_url:
         page = visit(new_context(), shop_url)
         open_chat(page)
 
@@ -134,7 +135,7 @@ def test_the_widget_embedded_in_another_site_chats_with_the_server(
 
 
 @contextmanager
-def serving(html: str) -> Iterator[str]:
+def serving(html: str, port: int = 0) -> Iterator[str]:
     """Another site on loopback (`localhost`, another port: another origin; Chromium would
     not let a page on a public address load scripts from loopback)."""
 
@@ -148,7 +149,7 @@ def serving(html: str) -> Iterator[str]:
         def log_message(self, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    server = ThreadingHTTPServer(("127.0.0.1", port), Page)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -64,6 +64,7 @@ class System:
     redis_url: str | None
     wechat_sim_url: str | None = None  # the WeChat simulator `carebot run` starts without an OA
     console_url: str | None = None  # the staff console (bot/console)
+    shop_port: int | None = None  # a brand site on http://localhost:<port>, an allowed origin
 
     def post(
         self,
