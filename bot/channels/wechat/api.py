@@ -300,4 +300,7 @@ class WeChatOutput(OutputChannel):
 def _reason(error: Exception, template: TemplateConfig | None) -> str:
     if isinstance(error, CS_CLOSED) and template is None:
         return f"{error}; no template message is configured (template_id)"
+    if isinstance(error, aiohttp.ClientResponseError):
+        # its text names the URL, whose query carries the access token: never log that
+        return f"{type(error).__name__} {error.status}"
     return str(error) or type(error).__name__

@@ -199,3 +199,18 @@ async def test_an_unreachable_api_is_a_delivery_failure() -> None:
     with pytest.raises(DeliveryFailed, match="o1"):
         await WeChatOutput(client, TEMPLATE).send_text_message("o1", "您好")
     await client.close()
+
+
+def test_a_failed_call_never_logs_the_access_token() -> None:
+    from unittest.mock import Mock
+
+    import aiohttp
+    from yarl import URL
+
+    from bot.channels.wechat.api import _reason
+
+    info = Mock(real_url=URL("https://api.example/cgi-bin/x?access_token=SECRET123"))
+    info.url = info.real_url
+    error = aiohttp.ContentTypeError(info, (), status=502, message="bad gateway")
+    assert "SECRET123" in str(error)  # what aiohttp itself would print
+    assert "SECRET123" not in _reason(error, None) and "502" in _reason(error, None)
