@@ -224,45 +224,68 @@ def _rename_conversations(session: Session, conversation_ids: Iterable[str]) -> 
     return renamed
 
 
-def _erase_words(session: Session, customer_id: int, conversations: list[str]) -> dict[str, int]:
-    """Everything the member or staff wrote about them, in rows that are theirs or in their
-    conversations (turns before they identified included); the rows and their figures stay."""
-    handoffs = select(Handoff.id).where(
-        or_(Handoff.customer_id == customer_id, Handoff.conversation_id.in_(conversations))
-    )
-    surveys = or_(
-        SurveyResponse.customer_id == customer_id,
-        SurveyResponse.conversation_id.in_(conversations),
-    )
+def _erase_words(
+    session: Session, customer_id: int | None, conversations: list[str]
+) -> dict[str, int]:
+    """Everything the member or staff wrote about them, in rows that are theirs (unless
+    `customer_id` is None) or in their conversations (turns before they identified included);
+    the rows and their figures stay."""
+
+    def theirs(customer: Any, conversation: Any) -> Any:
+        if customer_id is None:
+            return conversation.in_(conversations)
+        return or_(customer == customer_id, conversation.in_(conversations))
+
+    handoffs = select(Handoff.id).where(theirs(Handoff.customer_id, Handoff.conversation_id))
     steps = {
         "interactions": update(Interaction)
         .where(
-            or_(
-                Interaction.customer_id == customer_id,
-                Interaction.conversation_id.in_(conversations),
-            ),
+            theirs(Interaction.customer_id, Interaction.conversation_id),
             Interaction.text.is_not(None),
         )
         .values(text=None),
         "survey_comments": update(SurveyResponse)
-        .where(surveys, SurveyResponse.comment.is_not(None))
+        .where(
+            theirs(SurveyResponse.customer_id, SurveyResponse.conversation_id),
+            SurveyResponse.comment.is_not(None),
+        )
         .values(comment=ERASED_TEXT),
         "feedback": update(Feedback)
-        .where(
-            or_(Feedback.customer_id == customer_id, Feedback.conversation_id.in_(conversations))
-        )
+        .where(theirs(Feedback.customer_id, Feedback.conversation_id))
         .values(text=ERASED_TEXT),
         "tickets": update(Ticket)
-        .where(Ticket.customer_id == customer_id)
+        .where(theirs(Ticket.customer_id, Ticket.conversation_id))
         .values(subject=ERASED_TEXT, description=ERASED_TEXT),
         "handoff_notes": update(HandoffNote)
         .where(HandoffNote.handoff_id.in_(handoffs))
         .values(text=ERASED_TEXT),
-        "handoffs": update(Handoff)
-        .where(Handoff.id.in_(handoffs))
-        .values(sender_id=None, customer_id=customer_id),
+        "handoffs": update(Handoff).where(Handoff.id.in_(handoffs)).values(sender_id=None),
     }
     return {name: _run(session, step) for name, step in steps.items()}
+
+
+def forget_conversation(
+    session: Session, *, conversation_id: str, actor: str, clock: Clock = utcnow
+) -> dict[str, int]:
+    """Erase one conversation's history (a WeChat follower's, after an unfollow, when the
+    operator turns that on): its id, its turns' text, the comments, feedback, tickets and notes
+    written in it, and its web chat mailbox. The member, their other conversations and every
+    count stay. The audit entry names the new anonymous id, not the old one."""
+    renamed = _rename_conversations(session, [conversation_id])
+    counts = {"conversations": len(renamed), **_erase_words(session, None, renamed)}
+    counts["webchat_messages"] = _run(
+        session, delete(WebChatMessage).where(WebChatMessage.session_id == conversation_id)
+    )
+    record_audit(
+        session,
+        actor=actor,
+        action="forget_conversation",
+        entity="conversation",
+        entity_id=renamed[0],
+        changes={"erased": counts},
+        clock=clock,
+    )
+    return counts
 
 
 def _erase_channels(session: Session, customer_id: int, targets: ErasureTargets) -> dict[str, int]:

@@ -139,3 +139,35 @@ def test_bad_input_is_one_line_and_exit_code_2(
     assert main(["report", *arguments]) == 2
     error = capsys.readouterr().err
     assert error.startswith("carebot report: ") and error.count("\n") == 1
+
+
+def test_comments_are_printed_masked_unless_asked_for_in_full(
+    crm_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 15: `--full` prints customers' words unmasked and leaves an audit entry."""
+    from crm_store.audit import list_audit_entries
+    from crm_store.feedback import record_feedback
+
+    url = f"sqlite:///{tmp_path / 'own.db'}"  # the module's fixture database stays unchanged
+    migrate.upgrade(url)
+    monkeypatch.setenv("CAREBOT_DATABASE_URL", url)
+    engine = make_engine(url)
+    with session_scope(engine) as session:
+        record_feedback(
+            session,
+            conversation_id="c1",
+            channel="web",
+            text="@SUM(1) 打13800138000",
+            themes=[],
+            polarity="neutral",
+            clock=lambda: OCT[0],
+        )
+    assert main(["report", "comments", *OCTOBER, "--format", "csv"]) == 0
+    masked = capsys.readouterr().out
+    assert "'@SUM(1) 打138****8000" in masked and "13800138000" not in masked
+    assert main(["report", "comments", *OCTOBER, "--format", "csv", "--full"]) == 0
+    assert "'@SUM(1) 打13800138000" in capsys.readouterr().out
+    with session_scope(engine) as session:
+        [entry] = list_audit_entries(session, entity="dashboard")
+    assert (entry.action, entry.entity_id) == ("read_unmasked", "comments")
+    engine.dispose()

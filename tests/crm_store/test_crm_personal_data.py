@@ -27,6 +27,7 @@ from crm_store.personal_data import (
     apply_retention,
     erasure_targets,
     export_customer,
+    forget_conversation,
     forget_customer,
 )
 from crm_store.staff import create_staff_user
@@ -309,3 +310,19 @@ def test_the_audit_log_stores_phones_masked(session: Session, clock: ManualClock
     )
     assert "13800138000" not in stored and "13900139000" not in stored
     assert "138****8000" in stored and "139****9000" in stored
+
+
+def test_an_unfollowed_openid_loses_its_history_and_the_member_the_rest(
+    session: Session, clock: ManualClock
+) -> None:
+    customer_id = a_member_who_chatted(session, clock)
+    before = dashboard(session, clock)
+    counts = forget_conversation(session, conversation_id=OPENID, actor="wechat", clock=clock)
+    assert counts["conversations"] == 1 and counts["interactions"] == 2
+    stored = everything_stored(session)
+    for trace in (WORDS["survey"], WORDS["feedback"], WORDS["ticket"]):  # all said on WeChat
+        assert trace not in stored, trace
+    assert f"'{OPENID}'" not in stored.replace(f"'wechat_openid', '{OPENID}'", "")
+    assert WORDS["note"] in stored and WORDS["mailbox"] in stored  # the web chat stays
+    assert get_customer(session, customer_id=customer_id).name == NAME
+    assert dashboard(session, clock) == before
