@@ -8,6 +8,12 @@ from typing import Any
 import socketio
 
 
+def unwrapped(message: dict[str, Any]) -> dict[str, Any]:
+    """A wire message with our fields (id, sender, time) lifted out of its `metadata`, where
+    the channel puts them so that rasa-webchat renders the rest."""
+    return {**{k: v for k, v in message.items() if k != "metadata"}, **message["metadata"]}
+
+
 class WebChatCustomer:
     """Connects, asks for a session, collects history and bot messages, acknowledges them."""
 
@@ -30,10 +36,11 @@ class WebChatCustomer:
         self._confirmed.set()
 
     async def _on_history(self, data: dict[str, Any]) -> None:
-        self.history = list(data["messages"])
+        self.history = [unwrapped(message) for message in data["messages"]]
         self._history_seen.set()
 
-    async def _on_bot(self, data: dict[str, Any]) -> None:
+    async def _on_bot(self, wire: dict[str, Any]) -> None:
+        data = unwrapped(wire)
         await self.received.put(data)
         if self.ack and isinstance(data.get("message_id"), int):
             await self.client.emit(

@@ -35,6 +35,7 @@ from bot.channels.webchat.messages import (
     text_payload,
     user_text,
     wire_message,
+    wire_payload,
 )
 from bot.settings import PROJECT_DIR
 from crm_store.clock import Clock, utcnow
@@ -178,8 +179,7 @@ class WebChatInput(InputChannel):
             wire = wire_message(await self.mailbox.store(session_id, "bot", payload))
         except SQLAlchemyError:
             logger.exception("webchat mailbox unavailable; %s gets an unstored message", session_id)
-            wire = {**payload, "message_id": f"live-{uuid.uuid4().hex}", "sender": "bot"}
-            wire["created_at"] = self.clock().isoformat()
+            wire = wire_payload(payload, f"live-{uuid.uuid4().hex}", "bot", self.clock())
         await self.sio.emit(BOT_EVENT, wire, room=session_id)
 
     # --- HTTP ------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from crm_store.webchat import WebChatMessage
@@ -33,12 +34,20 @@ def image_payload(url: str) -> dict[str, Any]:
 
 def wire_message(message: WebChatMessage) -> dict[str, Any]:
     """A stored message as the widget receives it, with the id it acknowledges."""
-    return {
-        **message.payload,
-        "message_id": message.id,
-        "sender": message.sender,
-        "created_at": message.created_at.isoformat(),
-    }
+    return wire_payload(message.payload, message.id, message.sender, message.created_at)
+
+
+def wire_payload(
+    payload: dict[str, Any], message_id: int | str, sender: str, created_at: datetime
+) -> dict[str, Any]:
+    """Rasa's payload as it was, our own fields under `metadata`.
+
+    rasa-webchat renders a message as text only when `text` is its only key (or `text` with
+    `quick_replies` or `buttons`) and strips `metadata` first, so a widget written for Rasa's
+    socketio channel shows ours too; our widget reads the id, sender and time from `metadata`.
+    """
+    metadata = {"message_id": message_id, "sender": sender, "created_at": created_at.isoformat()}
+    return {**payload, "metadata": metadata}
 
 
 def shown_text(text: str, last_bot_payload: dict[str, Any] | None) -> str:

@@ -83,3 +83,18 @@ def test_buttons_become_quick_replies_and_the_bubble_shows_the_title() -> None:
 )
 def test_only_usable_customer_messages_reach_the_bot(event: object, text: str | None) -> None:
     assert user_text(event) == text
+
+
+def test_a_stored_message_keeps_rasas_shape_for_rasa_webchat() -> None:
+    """rasa-webchat shows text only when `text` (with quick replies) is all there is, after it
+    drops `metadata`: our id, sender and time travel there."""
+    from datetime import datetime, timezone
+
+    from bot.channels.webchat.messages import text_payload, wire_payload
+
+    at = datetime(2026, 12, 3, 8, 0, tzinfo=timezone.utc)
+    payload = text_payload("请选择", [{"title": "查订单", "payload": "/order_status"}])
+    wire = wire_payload(payload, 7, "bot", at)
+    assert {k: v for k, v in wire.items() if k != "metadata"} == payload
+    assert set(payload) == {"text", "quick_replies"}
+    assert wire["metadata"] == {"message_id": 7, "sender": "bot", "created_at": at.isoformat()}

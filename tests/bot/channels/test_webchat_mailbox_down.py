@@ -36,7 +36,8 @@ async def test_an_answer_still_reaches_a_connected_customer(
         await webchat.deliver("web-" + "a" * 32, {"text": "您好"})
     [(event, data, where)] = emitted
     assert (event, data["text"], where) == ("bot_uttered", "您好", {"room": "web-" + "a" * 32})
-    assert str(data["message_id"]).startswith("live-")  # not stored: not in later histories
+    assert str(data["metadata"]["message_id"]).startswith("live-")  # not in later histories
+    assert set(data) == {"text", "metadata"}  # what rasa-webchat renders as text
     assert "mailbox unavailable" in caplog.text
 
 

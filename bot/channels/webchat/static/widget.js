@@ -278,7 +278,8 @@
     clearLog(chat.view);
     chat.shown.clear();
     const titles = {};
-    ((payload && payload.messages) || []).forEach((message) => {
+    const messages = ((payload && payload.messages) || []).map(unwrap);
+    messages.forEach((message) => {
       const shown = message.sender === "user" && titles[message.text]
         ? Object.assign({}, message, { text: titles[message.text] }) : message;
       renderMessage(chat.view, shown);
@@ -286,7 +287,7 @@
       if (message.message_id !== undefined) chat.shown.add(message.message_id);
     });
     retireQuickRepliesExceptLast(chat.view);
-    acknowledgeHistory(chat, (payload && payload.messages) || []);
+    acknowledgeHistory(chat, messages);
     becomeReady(chat);
   }
 
@@ -316,7 +317,16 @@
     if (quick) quick.querySelectorAll("button").forEach((b) => { b.disabled = false; });
   }
 
-  function receive(chat, message) {
+  /* Our fields travel under `metadata` (where rasa-webchat ignores them): lift them out. */
+  function unwrap(message) {
+    const meta = (message && message.metadata) || {};
+    return Object.assign({}, message, {
+      message_id: meta.message_id, sender: meta.sender, created_at: meta.created_at,
+    });
+  }
+
+  function receive(chat, wire) {
+    const message = unwrap(wire);
     const id = message.message_id;
     const isNew = id === undefined || id === null || !chat.shown.has(id);
     if (isNew) {
