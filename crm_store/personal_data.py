@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import delete, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_store.audit import record_audit
@@ -214,6 +214,7 @@ def _rename_conversations(session: Session, conversation_ids: Iterable[str]) -> 
                     session,
                     update(table).where(table.conversation_id == old).values(conversation_id=new),
                 )
+        _rekey_turns(session, old, new)
         for loose in (SurveyResponse, Feedback):  # no foreign key: renamed whether stored or not
             _run(
                 session,
@@ -222,6 +223,18 @@ def _rename_conversations(session: Session, conversation_ids: Iterable[str]) -> 
         if row is not None:
             _run(session, delete(Conversation).where(Conversation.id == old))
     return renamed
+
+
+def _rekey_turns(session: Session, old: str, new: str) -> None:
+    """A turn's event key starts with its Rasa sender id (`<sender>:user:<time>`): the sender
+    part becomes the new id, so the key keeps deduplicating without naming anyone."""
+    keyed = Interaction.event_key.like(_escaped(old) + ":%", escape="\\")
+    rest = func.substr(Interaction.event_key, len(old) + 1)
+    _run(session, update(Interaction).where(keyed).values(event_key=literal(new) + rest))
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _erase_words(

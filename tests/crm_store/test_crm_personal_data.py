@@ -82,6 +82,7 @@ def a_member_who_chatted(session: Session, clock: ManualClock) -> int:
             text=WORDS["turn"],
             intent="nlu_fallback",
             customer_id=customer.id,
+            event_key=f"{conversation}:user:1796286377.93",  # as the event broker keys it
             clock=clock,
         )
         log_interaction(
