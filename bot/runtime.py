@@ -192,6 +192,7 @@ def wechat_credentials(env: Mapping[str, str]) -> dict[str, Any] | None:
     plain = ("template_id", "template_field", "template_field_limit", "template_url")
     names = {key: f"CAREBOT_WECHAT_{key.upper()}" for key in (*plain, "replay_window")}
     names["allow_plain_mode"] = "CAREBOT_WECHAT_ALLOW_PLAIN_MODE"
+    names["forget_on_unfollow"] = "CAREBOT_WECHAT_FORGET_ON_UNFOLLOW"
     section |= {key: env[name] for key, name in names.items() if env.get(name)}
     return section
 

@@ -120,6 +120,7 @@ class WeChatConfig:
     redis_url: str | None = None
     redis_prefix: str = DEFAULT_PREFIX
     allow_plain_mode: bool = False
+    forget_on_unfollow: bool = False  # erase the OpenID's history too (docs/personal-data.md)
 
     def __post_init__(self) -> None:
         if self.replay_window <= 0:
@@ -150,6 +151,7 @@ class WeChatConfig:
             redis_url=_optional(credentials, "redis_url"),
             redis_prefix=str(credentials.get("redis_prefix") or DEFAULT_PREFIX),
             allow_plain_mode=_flag(credentials, "allow_plain_mode"),
+            forget_on_unfollow=_flag(credentials, "forget_on_unfollow"),
         )
 
 
@@ -199,7 +201,9 @@ class WeChatInput(InputChannel):
         )
         self.api = WeChatAPI(config.api_base_url, config.app_id, config.app_secret, self.shared)
         self.turns = Turns()
-        self.followers = Followers(config.database_url, clock)
+        self.followers = Followers(
+            config.database_url, clock, forget_history=config.forget_on_unfollow
+        )
         self.nonces = PushNonces(self._nonce_stores(), clock)
         self._background: set[asyncio.Task[Any]] = set()
         self._on_new_message: Callable[[UserMessage], Awaitable[Any]] | None = None

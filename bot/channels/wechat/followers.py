@@ -31,6 +31,7 @@ from crm_store.clock import Clock, utcnow
 from crm_store.db import make_engine, session_scope
 from crm_store.errors import CrmError
 from crm_store.identities import find_customer_by_identity, link_identity, unlink_identity
+from crm_store.personal_data import forget_conversation
 from crm_store.spent_tokens import spend_token
 
 logger = logging.getLogger(__name__)
@@ -85,9 +86,15 @@ def spend_link_token(session: Session, token: LinkToken, clock: Clock) -> bool:
 class Followers:
     """The CRM side of follows and unfollows; without a database URL it only logs."""
 
-    def __init__(self, database_url: str | None, clock: Clock = utcnow) -> None:
+    def __init__(
+        self, database_url: str | None, clock: Clock = utcnow, forget_history: bool = False
+    ) -> None:
         self.database_url = database_url
         self.clock = clock
+        # CAREBOT_WECHAT_FORGET_ON_UNFOLLOW: an unfollow also erases the OpenID's conversation
+        # history in the CRM (crm_store.personal_data.forget_conversation); Rasa's transcript
+        # goes with the retention period or `carebot forget`.
+        self.forget_history = forget_history
         self._engine: Engine | None = None
         self._engine_lock = threading.Lock()
 
@@ -122,6 +129,8 @@ class Followers:
             return
         with session_scope(engine) as session:
             customer_id = unlink_follower(session, openid, self.clock)
+            if self.forget_history:
+                forget_conversation(session, conversation_id=openid, actor=ACTOR, clock=self.clock)
         logger.info("wechat %s unfollowed (customer %s)", openid, customer_id)
 
     def _link(self, openid: str, token: LinkToken) -> None:

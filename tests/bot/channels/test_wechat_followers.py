@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from bot.channels.wechat.linking import link_token
@@ -17,7 +18,9 @@ from crm_store.clock import utcnow
 from crm_store.customers import create_customer
 from crm_store.db import make_engine, session_scope
 from crm_store.identities import find_customer_by_identity, link_identity
+from crm_store.interactions import ensure_conversation, log_interaction
 from crm_store.migrate import upgrade
+from crm_store.models import Conversation, Interaction
 from tests.bot.channels.wechat_server import Rig, event, push
 
 SECRET = "link-secret"
@@ -148,6 +151,47 @@ async def test_an_unfollow_unlinks_the_openid_and_is_audited(rig: Rig, crm: Engi
     assert rig.bot.heard == []
     assert await rig.post(event("unsubscribe")) == (200, "success")  # WeChat's retry
     await rig.channel.idle()
+
+
+async def test_an_unfollow_erases_the_history_when_the_operator_asks(rig: Rig, crm: Engine) -> None:
+    """CAREBOT_WECHAT_FORGET_ON_UNFOLLOW (docs/personal-data.md): the OpenID's conversation
+    loses its id and its words; the member stays."""
+    customer_id = new_customer(crm)
+    with session_scope(crm) as session:
+        link_identity(session, customer_id=customer_id, kind="wechat_openid", value=OPENID)
+        ensure_conversation(session, conversation_id=OPENID, channel="wechat")
+        log_interaction(
+            session,
+            conversation_id=OPENID,
+            channel="wechat",
+            speaker="customer",
+            text="我的地址是幸福路88号",
+            customer_id=customer_id,
+        )
+    rig.channel.followers.forget_history = True
+    assert await rig.post(event("unsubscribe")) == (200, "success")
+    await rig.channel.idle()
+    with session_scope(crm) as session:
+        texts = session.scalars(select(Interaction.text)).all()
+        assert texts == [None]
+        assert session.get(Conversation, OPENID) is None
+        actions = [e.action for e in list_audit_entries(session, entity="conversation")]
+    assert actions == ["forget_conversation"]
+    assert customer_of(crm) is None and new_customer(crm) != customer_id
+
+
+def test_the_setting_reaches_the_channel() -> None:
+    from bot.channels.wechat.channel import WeChatConfig
+    from bot.runtime import wechat_credentials
+
+    env = {"CAREBOT_WECHAT_APP_ID": "wx1", "CAREBOT_WECHAT_FORGET_ON_UNFOLLOW": "1"}
+    section = wechat_credentials(env)
+    assert section is not None and section["forget_on_unfollow"] == "1"
+    plain = {"app_id": "a", "app_secret": "s", "token": "t", "api_base_url": "http://x"}
+    config = WeChatConfig.from_credentials(
+        {**plain, "allow_plain_mode": True, "forget_on_unfollow": "1"}
+    )
+    assert config.forget_on_unfollow
 
 
 @pytest.fixture
