@@ -150,3 +150,59 @@ def _insert_handoffs(connection: Connection, handoffs: list[tuple[str, str]]) ->
                 requested_at=now,
             )
         )
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0015_masks_the_phones_already_in_the_audit_log_and_starts_the_consent_history(
+    backend: str, new_database_url: Callable[[str], str]
+) -> None:
+    from crm_store.models import AuditEntry, ConsentChange
+    from crm_store.models import Consent as ConsentRow
+    from crm_store.models import Customer as CustomerRow
+
+    url = new_database_url(backend)
+    upgrade(url, "0014")
+    engine = make_engine(url)
+    at = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert(AuditEntry.__table__).values(
+                    actor="staff:1",
+                    action="update_customer",
+                    entity="customer",
+                    entity_id="1",
+                    changes={
+                        "phone": ["13800138000", "+86 139 0013 9000"],
+                        "tier": ["普通", "金卡"],
+                    },
+                    occurred_at=at,
+                )
+            )
+            customer = {
+                "name": "王小明",
+                "tier": "普通",
+                "points_balance": 0,
+                "preferred_channel": "web",
+                "timezone": "Asia/Shanghai",
+                "created_at": at,
+                "lunar_birth_leap": False,
+                "celebrates_lunar_birthday": False,
+            }
+            connection.execute(insert(CustomerRow.__table__).values(id=1, **customer))
+            connection.execute(
+                insert(ConsentRow.__table__).values(
+                    customer_id=1, category="offer", granted=False, source="chat", updated_at=at
+                )
+            )
+        upgrade(url, "0015")
+        with engine.connect() as connection:
+            changes = connection.execute(select(AuditEntry.__table__.c.changes)).scalar_one()
+            history = connection.execute(
+                select(ConsentChange.__table__.c.category, ConsentChange.__table__.c.granted)
+            ).all()
+        assert changes == {"phone": ["138****8000", "139****9000"], "tier": ["普通", "金卡"]}
+        assert [tuple(row) for row in history] == [("offer", False)]
+    finally:
+        engine.dispose()
+    downgrade(url, "base")
