@@ -19,8 +19,11 @@ Validator = Callable[[Any, Turn], dict[str, Any]]
 
 
 class CareFormValidation(CareAction):
-    """`validate_<form>`: calls `validate_<slot>(value, turn)` for each slot the form just
-    extracted, and `on_activation(turn)` when the form starts."""
+    """`validate_<form>`: calls `on_activation(turn)` when the form starts, then
+    `validate_<slot>(value, turn)` for each slot the form just extracted and for each slot
+    `on_activation` filled. A value is validated the same way however it got into the form:
+    an amount read from the message that started the form is checked against the balance
+    before the form asks to confirm it, exactly like an amount given when asked."""
 
     @property
     @abstractmethod
@@ -34,12 +37,15 @@ class CareFormValidation(CareAction):
         slots: dict[str, Any] = {}
         if turn.tracker.get_slot("requested_slot") is None:
             slots.update(self.on_activation(turn))
-        for slot, value in turn.tracker.slots_to_validate().items():
+        candidates = {**slots, **turn.tracker.slots_to_validate()}
+        for slot, value in candidates.items():
             validator: Validator | None = getattr(self, f"validate_{slot}", None)
             # None is a slot being cleared (e.g. by the action that started the form), not an
             # answer the customer gave.
             if validator is not None and value is not None:
                 slots.update(validator(value, turn))
+            if slots.get("requested_slot", "") is None:
+                break  # a validator ended the form: nothing else is asked or checked
         return [SlotSet(slot, value) for slot, value in slots.items()]
 
     def on_activation(self, turn: Turn) -> dict[str, Any]:

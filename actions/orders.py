@@ -9,10 +9,11 @@ from rasa_sdk.events import SlotSet
 
 from actions.base import CareAction, Events, Turn
 from actions.identity import is_external_trigger, owner_of_conversation
-from actions.rules.orders import expected_delivery
+from actions.rules.orders import arrived, expected_delivery, obvious_order
 from crm_store.orders import Order, find_order, list_orders
 
 RECENT_ORDERS = 5
+ORDERS_LOOKED_AT = 20  # how far back "my order" may reach for the one obvious order
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +41,9 @@ def tell_shipping(turn: Turn, order: Order) -> None:
         if order.status == "paid":
             turn.say("utter_order_no_shipping")
         return
+    if arrived(order):  # the delivery scan came before the order's status moved
+        turn.say("utter_order_delivered", when=turn.local(order.shipments[-1].occurred_at))
+        return
     eta = expected_delivery(order.carrier, order.shipments[0].occurred_at, turn.now.date())
     turn.say(
         "utter_order_shipping",
@@ -57,16 +61,20 @@ def tell_order(turn: Turn, order: Order) -> None:
 
 
 def offer_recent_orders(turn: Turn, customer_id: int) -> None:
-    orders = list_orders(turn.session, customer_id=customer_id, limit=RECENT_ORDERS)
+    orders = list_orders(turn.session, customer_id=customer_id, limit=ORDERS_LOOKED_AT)
     if not orders:
         turn.say("utter_no_orders")
+        return
+    obvious = obvious_order(orders)
+    if obvious is not None:
+        tell_order(turn, obvious)
         return
     buttons = [
         {
             "title": f"{order.id} {items_of(order)}",
             "payload": f'/order_status{{"order_id":"{order.id}"}}',
         }
-        for order in orders
+        for order in orders[:RECENT_ORDERS]
     ]
     turn.dispatcher.utter_message(response="utter_choose_order", buttons=buttons)
 

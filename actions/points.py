@@ -13,10 +13,31 @@ from actions.forms import CareFormValidation
 from actions.rules.points import next_tier_progress, parse_points_amount, redemption_check
 from crm_store.errors import Conflict
 from crm_store.orders import spend_since
-from crm_store.points import points_balance, points_expiring_by, redeem_points
+from crm_store.points import points_balance, points_expiry_schedule, redeem_points
 
 EXPIRY_NOTICE = timedelta(days=30)
 POINTS_PER_YUAN = 100
+# Ends redeem_form; action_redeem_points then says nothing (the validation said why).
+REDEEM_STOP: dict[str, Any] = {
+    "requested_slot": None,
+    "points_amount": None,
+    "redeem_confirmed": None,
+}
+
+
+def tell_expiring_points(turn: Turn, customer_id: int) -> None:
+    """What expires within EXPIRY_NOTICE, each on the day the ledger says (the customer's local
+    day), never a date of our own: points earned on several days expire on several days."""
+    schedule = points_expiry_schedule(
+        turn.session, customer_id=customer_id, until=turn.now + EXPIRY_NOTICE
+    )
+    by_day: dict[tuple[str, bool], int] = {}
+    for expiry in schedule:
+        key = (turn.local(expiry.expires_at, "%m月%d日"), expiry.expires_at <= turn.now)
+        by_day[key] = by_day.get(key, 0) + expiry.points
+    for (day, past), points in by_day.items():
+        response = "utter_points_expired_unsettled" if past else "utter_points_expiring"
+        turn.say(response, points=points, date=day)
 
 
 def answer_points_balance(turn: Turn) -> Events:
@@ -25,10 +46,7 @@ def answer_points_balance(turn: Turn) -> Events:
         return []
     balance = points_balance(turn.session, customer_id=customer.id)
     turn.say("utter_points_balance_personal", tier=customer.tier, balance=balance)
-    until = turn.now + EXPIRY_NOTICE
-    expiring = points_expiring_by(turn.session, customer_id=customer.id, until=until)
-    if expiring > 0:
-        turn.say("utter_points_expiring", points=expiring, date=turn.local(until, "%m月%d日"))
+    tell_expiring_points(turn, customer.id)
     spent = spend_since(turn.session, customer_id=customer.id, since=turn.now - timedelta(365))
     progress = next_tier_progress(customer.tier, spent)
     if progress is None:
@@ -51,16 +69,30 @@ class ValidateRedeemForm(CareFormValidation):
     form = "redeem_form"
 
     def on_activation(self, turn: Turn) -> dict[str, Any]:
-        """ "兑换500积分" already says how much."""
-        amount = parse_points_amount(turn.tracker.latest_message.get("text") or "")
-        return {"points_amount": str(amount)} if amount else {}
+        """With nothing to redeem the customer hears so at once, instead of being asked how
+        much. "兑换500积分" already says how much: the amount is validated like an answer."""
+        if turn.customer_id is None:  # the rules start this form for identified customers only
+            return dict(REDEEM_STOP)
+        if not self.has_points(turn, turn.customer_id):
+            return dict(REDEEM_STOP)
+        amount = parse_points_amount(redeem_request_text(turn))
+        return {"points_amount": str(amount)} if amount is not None else {}
+
+    def has_points(self, turn: Turn, customer_id: int) -> bool:
+        balance = points_balance(turn.session, customer_id=customer_id)
+        if balance <= 0:
+            turn.say("utter_points_none", balance=balance)
+        return balance > 0
 
     def validate_points_amount(self, value: Any, turn: Turn) -> dict[str, Any]:
+        customer_id = turn.customer_id
+        if customer_id is None or not self.has_points(turn, customer_id):
+            return dict(REDEEM_STOP)
         amount = parse_points_amount(str(value or ""))
         if amount is None:
             turn.say("utter_points_amount_invalid")
             return {"points_amount": None}
-        balance = points_balance(turn.session, customer_id=turn.customer_id or 0)
+        balance = points_balance(turn.session, customer_id=customer_id)
         decision = redemption_check(balance, amount)
         if decision.reason == "short":
             turn.say("utter_points_short", balance=balance, shortfall=decision.shortfall)
@@ -73,6 +105,19 @@ class ValidateRedeemForm(CareFormValidation):
         return {"points_amount": str(amount)}
 
 
+def redeem_request_text(turn: Turn) -> str:
+    """The words of the latest request to redeem: the message that started the form, or, when
+    the form starts after identification, the request made before it (the latest message is
+    then the one-time code, whose digits are no amount)."""
+    for event in reversed(turn.tracker.events):
+        if event.get("event") != "user":
+            continue
+        intent = ((event.get("parse_data") or {}).get("intent") or {}).get("name")
+        if intent == "redeem_points":
+            return str(event.get("text") or "")
+    return ""
+
+
 class ActionRedeemPoints(CareAction):
     """Runs once the form is complete: writes the redemption (or not) and clears the form."""
 
@@ -83,7 +128,9 @@ class ActionRedeemPoints(CareAction):
         reset = [SlotSet("points_amount", None), SlotSet("redeem_confirmed", None)]
         customer_id = turn.customer_id
         amount = parse_points_amount(turn.tracker.get_slot("points_amount") or "")
-        if not turn.tracker.get_slot("redeem_confirmed") or customer_id is None or not amount:
+        if customer_id is None or not amount:
+            return reset  # the validation ended the form and said why
+        if not turn.tracker.get_slot("redeem_confirmed"):
             turn.say("utter_redeem_cancelled")
             return reset
         try:

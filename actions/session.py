@@ -10,6 +10,7 @@ from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet
 from actions.base import CareAction, Events, Turn
 from actions.identity import attach_conversation, identified_slots, known_customer
 from actions.orders import describe_shipment
+from actions.rules.orders import in_transit
 from crm_store.customers import Customer
 from crm_store.orders import list_orders
 from crm_store.tickets import list_tickets
@@ -34,7 +35,7 @@ def greet_by_name(turn: Turn, customer: Customer) -> None:
             turn.say("utter_pending_ticket", ticket_id=ticket.id, subject=ticket.subject, due=due)
             break
     for order in list_orders(turn.session, customer_id=customer.id, limit=5):
-        if order.status == "shipped" and order.shipments:
+        if in_transit(order) and order.shipments:
             turn.say(
                 "utter_pending_parcel", order_id=order.id, event=describe_shipment(turn, order)
             )
@@ -55,22 +56,35 @@ class ActionSessionStart(CareAction):
         return [*events, ActionExecuted("action_listen")]
 
 
+def current_session(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events of the latest session, the session start's own messages included.
+
+    Rasa records a session start as `action_session_start` executed, then the messages the
+    action said (the welcome), then the `session_started` and slot events it returned, then
+    `action_listen`: the welcome comes *before* `session_started`, so the session begins at
+    the action that started it."""
+    starts = [i for i, event in enumerate(events) if event.get("event") == "session_started"]
+    if not starts:
+        return events
+    start = starts[-1]
+    while start > 0 and events[start - 1].get("event") == "bot":
+        start -= 1
+    if start > 0 and events[start - 1].get("name") == "action_session_start":
+        start -= 1
+    return events[start:]
+
+
 def welcomed_at_session_start(events: list[dict[str, Any]]) -> bool:
-    """Whether this session's start just welcomed the customer by name and this message (a
-    greeting, or a WeChat follow) is the first thing they said since."""
-    said = 0
-    for event in reversed(events):
-        kind = event.get("event")
-        if kind == "user":
-            said += 1
-            if said > 1:
-                return False
-        elif kind == "bot":
-            if (event.get("metadata") or {}).get("utter_action") == "utter_welcome_back":
-                return True
-        elif kind == "session_started":
-            return False
-    return False
+    """Whether this session's start welcomed the customer by name and this message (a greeting,
+    or a WeChat follow) is the first thing they said since."""
+    session = current_session(events)
+    said = sum(1 for event in session if event.get("event") == "user")
+    welcomed = any(
+        event.get("event") == "bot"
+        and (event.get("metadata") or {}).get("utter_action") == "utter_welcome_back"
+        for event in session
+    )
+    return welcomed and said <= 1
 
 
 class ActionGreet(CareAction):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import case, distinct, func, select, update
 from sqlalchemy.orm import Session
 
 from crm_store.audit import record_audit
@@ -42,6 +42,14 @@ def points_for_purchase(total_cents: int, tier: str) -> int:
     """One point per whole yuan, times the tier's multiplier, rounded down."""
     check_choice(tier, TIERS, "tier")
     return int(total_cents // 100 * TIER_MULTIPLIER[tier])
+
+
+@dataclass(frozen=True)
+class PointsExpiry:
+    """Points of the balance that expire at one moment (an earn row's `expires_at`)."""
+
+    expires_at: datetime
+    points: int
 
 
 def points_to_expire(expired_earned: int, consumed: int) -> int:
@@ -296,3 +304,29 @@ def points_expiring_by(session: Session, *, customer_id: int, until: datetime) -
     (spending uses the oldest points first, as for `expire_points`)."""
     expired_earned, consumed, balance = _expiry_inputs(session, customer_id, until)
     return min(points_to_expire(expired_earned, consumed), balance)
+
+
+def points_expiry_schedule(
+    session: Session, *, customer_id: int, until: datetime
+) -> list[PointsExpiry]:
+    """When the points of the balance expire, up to `until`, earliest first: each earn row's own
+    `expires_at` with what is left of it (spending and earlier expiries use the oldest points
+    first, as for `expire_points`). A moment already past is listed too when its expiry is due
+    but not written yet, so whoever tells the customer can say it as past."""
+    moments = session.scalars(
+        select(distinct(EntryRow.expires_at))
+        .where(
+            EntryRow.customer_id == customer_id,
+            EntryRow.kind == "earn",
+            EntryRow.expires_at <= until,
+        )
+        .order_by(EntryRow.expires_at)
+    )
+    schedule: list[PointsExpiry] = []
+    counted = 0
+    for moment in moments:
+        by_then = points_expiring_by(session, customer_id=customer_id, until=moment)
+        if by_then > counted:
+            schedule.append(PointsExpiry(moment, by_then - counted))
+            counted = by_then
+    return schedule

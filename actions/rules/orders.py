@@ -1,8 +1,12 @@
-"""When a parcel should arrive: the carrier's usual transit time after it left the warehouse."""
+"""When a parcel should arrive (the carrier's usual transit time after it left the warehouse),
+and which order "my order" means."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+
+from crm_store.orders import Order
 
 # Working days a carrier usually needs inside mainland China; unknown carriers get the slowest.
 TRANSIT_DAYS = {"顺丰速运": 2, "京东物流": 2, "中通快递": 3}
@@ -13,3 +17,23 @@ def expected_delivery(carrier: str | None, shipped_at: datetime, today: date) ->
     """The day the parcel should arrive; never in the past while it is still on its way."""
     days = TRANSIT_DAYS.get(carrier or "", DEFAULT_TRANSIT_DAYS)
     return max(shipped_at.date() + timedelta(days=days), today)
+
+
+def arrived(order: Order) -> bool:
+    """Whether the carrier's latest scan is the delivery, whatever the order's status says yet."""
+    return bool(order.shipments) and order.shipments[-1].status == "delivered"
+
+
+def in_transit(order: Order) -> bool:
+    return order.status == "shipped" and not arrived(order)
+
+
+def obvious_order(orders: Sequence[Order]) -> Order | None:
+    """The order "where is my order" can only mean: the one order on its way, or, with none on
+    its way, the customer's only order. None when the customer has to choose."""
+    moving = [order for order in orders if in_transit(order)]
+    if len(moving) == 1:
+        return moving[0]
+    if not moving and len(orders) == 1:
+        return orders[0]
+    return None

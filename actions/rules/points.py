@@ -47,12 +47,15 @@ def next_tier_progress(tier: str, annual_spend_cents: int) -> TierProgress | Non
 
 
 def redemption_check(balance: int, requested: int) -> RedemptionDecision:
+    """A short balance is named before the per-redemption cap: "you have 10 points" is what
+    the customer can act on, where "at most 100,000 at once" would only lead to a second
+    refusal."""
     if requested <= 0:
         return RedemptionDecision(False, "not_positive")
-    if requested > MAX_REDEMPTION:
-        return RedemptionDecision(False, "too_many")
     if requested > balance:
         return RedemptionDecision(False, "short", requested - max(balance, 0))
+    if requested > MAX_REDEMPTION:
+        return RedemptionDecision(False, "too_many")
     return RedemptionDecision(True)
 
 

@@ -230,6 +230,11 @@ def test_an_order_update_never_goes_to_another_conversation(
 
 
 def test_without_an_order_id_the_recent_orders_are_buttons(run: Run, crm) -> None:
+    with session_scope(crm) as session:  # a second parcel on its way: no obvious order
+        second = create_order(
+            session, customer_id=WANG, items=[NewItem("KT-090")], status="shipped", clock=fixed(NOW)
+        )
+        add_shipping_event(session, order_id=second.id, status="picked_up", clock=fixed(NOW))
     messages, _ = run(ActionOrderStatus(), tracker(slots=identified(WANG), intent="order_status"))
     assert responses(messages) == ["utter_choose_order"]
     with session_scope(crm) as session:
@@ -247,7 +252,8 @@ def test_points_balance_tier_and_progress(run: Run) -> None:
 
 @pytest.mark.parametrize(
     ("amount", "said"),
-    [("五十万", "utter_points_too_many"), ("abc", "utter_points_amount_invalid")],
+    # more than the balance is "short" before "too many" (tests/actions/test_never_drop_the_ball)
+    [("五十万", "utter_points_short"), ("abc", "utter_points_amount_invalid")],
 )
 def test_a_bad_redemption_amount_is_asked_again(run: Run, amount: str, said: str) -> None:
     state = tracker(

@@ -21,6 +21,7 @@ from crm_store.points import (
     list_points_entries,
     points_balance,
     points_expiring_by,
+    points_expiry_schedule,
     points_for_purchase,
     points_to_expire,
     reconcile_points,
@@ -185,3 +186,25 @@ def test_points_expiring_by_a_date_use_the_oldest_points_first(
     assert expiring(first_expiry - timedelta(days=1)) == 0
     assert expiring(first_expiry) == 300
     assert expiring(second_expiry) == 600
+
+
+def test_the_expiry_schedule_names_each_batchs_own_date_after_spending(
+    session: Session, clock: ManualClock
+) -> None:
+    customer = a_customer(session)
+    first = clock.now + timedelta(days=POINTS_VALID_DAYS)
+    earn_points(session, customer_id=customer.id, points=100, reason="order", clock=clock)
+    clock.advance(timedelta(days=10))
+    earn_points(session, customer_id=customer.id, points=250, reason="order", clock=clock)
+    redeem_points(session, customer_id=customer.id, points=150, reason="coupon", clock=clock)
+    second = first + timedelta(days=10)
+
+    def schedule(until: datetime) -> list[tuple[datetime, int]]:
+        entries = points_expiry_schedule(session, customer_id=customer.id, until=until)
+        return [(entry.expires_at, entry.points) for entry in entries]
+
+    assert schedule(first + timedelta(days=5)) == []  # the first 100 are spent
+    assert schedule(second) == [(second, 200)]
+    clock.advance(timedelta(days=POINTS_VALID_DAYS))  # past both: nothing written off yet
+    expire_points(session, customer_id=customer.id, clock=clock)
+    assert schedule(second) == []

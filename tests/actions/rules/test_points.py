@@ -60,7 +60,7 @@ def test_unknown_tier_is_a_bug() -> None:
         (12_990, -500, RedemptionDecision(False, "not_positive")),
         (500_000, MAX_REDEMPTION, RedemptionDecision(True)),
         (500_000, MAX_REDEMPTION + 1, RedemptionDecision(False, "too_many")),
-        (10, 200_000, RedemptionDecision(False, "too_many")),
+        (10, 200_000, RedemptionDecision(False, "short", 199_990)),
     ],
 )
 def test_redemption_check(balance: int, requested: int, decision: RedemptionDecision) -> None:
