@@ -4,15 +4,17 @@ their recent orders. Only the customer's own orders are ever described."""
 from __future__ import annotations
 
 import logging
+from zoneinfo import ZoneInfo
 
 from rasa_sdk.events import SlotSet
 
 from actions.base import CareAction, Events, Turn
 from actions.identity import is_external_trigger, owner_of_conversation
-from actions.rules.orders import arrived, expected_delivery, obvious_order
+from actions.rules.orders import arrived, obvious_order, running_late, usual_arrival
 from crm_store.orders import Order, find_order, list_orders
 
 RECENT_ORDERS = 5
+SHOP_ZONE = ZoneInfo("Asia/Shanghai")  # the warehouse's and carriers' calendar
 ORDERS_LOOKED_AT = 20  # how far back "my order" may reach for the one obvious order
 log = logging.getLogger(__name__)
 
@@ -44,9 +46,12 @@ def tell_shipping(turn: Turn, order: Order) -> None:
     if arrived(order):  # the delivery scan came before the order's status moved
         turn.say("utter_order_delivered", when=turn.local(order.shipments[-1].occurred_at))
         return
-    eta = expected_delivery(order.carrier, order.shipments[0].occurred_at, turn.now.date())
+    shipped_on = order.shipments[0].occurred_at.astimezone(SHOP_ZONE).date()
+    today = turn.now.astimezone(SHOP_ZONE).date()
+    eta = usual_arrival(order.carrier, shipped_on)
+    late = running_late(order.carrier, shipped_on, today)
     turn.say(
-        "utter_order_shipping",
+        "utter_order_shipping_late" if late else "utter_order_shipping",
         carrier=order.carrier or status_label(turn, "unknown_carrier"),
         event=describe_shipment(turn, order),
         when=turn.local(order.shipments[-1].occurred_at),

@@ -32,7 +32,9 @@ def greet_by_name(turn: Turn, customer: Customer) -> None:
     for ticket in tickets:
         if ticket.status in PENDING_TICKET_STATUSES:
             due = turn.local(ticket.sla_due_at)
-            turn.say("utter_pending_ticket", ticket_id=ticket.id, subject=ticket.subject, due=due)
+            late = ticket.sla_due_at <= turn.now  # "before" a time gone by is no promise
+            response = "utter_pending_ticket_overdue" if late else "utter_pending_ticket"
+            turn.say(response, ticket_id=ticket.id, subject=ticket.subject, due=due)
             break
     for order in list_orders(turn.session, customer_id=customer.id, limit=5):
         if in_transit(order) and order.shipments:

@@ -13,10 +13,20 @@ TRANSIT_DAYS = {"顺丰速运": 2, "京东物流": 2, "中通快递": 3}
 DEFAULT_TRANSIT_DAYS = 4
 
 
+def usual_arrival(carrier: str | None, shipped_on: date) -> date:
+    """The day the carrier usually delivers a parcel that left the warehouse on `shipped_on`."""
+    return shipped_on + timedelta(days=TRANSIT_DAYS.get(carrier or "", DEFAULT_TRANSIT_DAYS))
+
+
 def expected_delivery(carrier: str | None, shipped_at: datetime, today: date) -> date:
     """The day the parcel should arrive; never in the past while it is still on its way."""
-    days = TRANSIT_DAYS.get(carrier or "", DEFAULT_TRANSIT_DAYS)
-    return max(shipped_at.date() + timedelta(days=days), today)
+    return max(usual_arrival(carrier, shipped_at.date()), today)
+
+
+def running_late(carrier: str | None, shipped_on: date, today: date) -> bool:
+    """Past the carrier's usual day and not delivered: the customer is told so, with that day,
+    instead of an "expected today" that no record says."""
+    return usual_arrival(carrier, shipped_on) < today
 
 
 def arrived(order: Order) -> bool:

@@ -26,6 +26,7 @@ from crm_store.points import (
     points_balance,
     redeem_points,
 )
+from crm_store.tickets import list_tickets, open_ticket, set_ticket_status
 from tests.actions.helpers import (
     DOMAIN,
     NOW,
@@ -373,3 +374,54 @@ def test_no_anonymous_greeting_says_welcome_back(run: Run) -> None:
         assert said == [] and "customer_id" not in slots_set(events)
         greeted, _ = run(ActionGreet(), tracker(sender=sender, channel=channel, intent="greet"))
         assert responses(greeted) == ["utter_greet"]
+
+
+# --- 2. (continued) promises in the past are not made again -----------------------------------
+
+
+def test_a_parcel_past_its_usual_day_is_late_with_that_day_not_expected_today(
+    run: Run, crm: Engine
+) -> None:
+    member = a_member(crm)
+    with session_scope(crm) as session:
+        order = create_order(
+            session,
+            customer_id=member,
+            items=[NewItem("KT-090")],
+            status="shipped",
+            clock=fixed(NOW - timedelta(days=1)),
+        )
+        add_shipping_event(
+            session, order_id=order.id, status="picked_up", carrier="中通快递", clock=fixed(NOW)
+        )
+    ask = tracker(slots=identified(member), intent="order_status")  # the obvious order
+
+    on_time, _ = run(ActionOrderStatus(), ask, NOW + timedelta(days=1))
+    late, _ = run(ActionOrderStatus(), ask, NOW + timedelta(days=5))
+
+    assert responses(on_time)[1:] == ["utter_order_shipping"] and on_time[1]["eta"] == "11月23日"
+    assert responses(late)[1:] == ["utter_order_shipping_late"] and late[1]["eta"] == "11月23日"
+
+
+def test_a_ticket_past_its_answer_time_is_told_as_overdue(run: Run, crm: Engine) -> None:
+    with session_scope(crm) as session:
+        for ticket in list_tickets(session, customer_id=WANG):
+            set_ticket_status(
+                session, ticket_id=ticket.id, status="resolved", actor="test", clock=fixed(NOW)
+            )
+        ticket = open_ticket(
+            session,
+            customer_id=WANG,
+            kind="message",
+            subject="发票",
+            description="发票还没收到",
+            clock=fixed(NOW),
+        )
+    before, _ = run(ActionSessionStart(), tracker(sender="demo"), NOW + timedelta(hours=1))
+    after, _ = run(ActionSessionStart(), tracker(sender="demo"), ticket.sla_due_at)
+
+    [promise] = [m for m in before if m["response"].startswith("utter_pending_ticket")]
+    [overdue] = [m for m in after if m["response"].startswith("utter_pending_ticket")]
+    assert promise["response"] == "utter_pending_ticket" and overdue["ticket_id"] == ticket.id
+    assert overdue["response"] == "utter_pending_ticket_overdue"
+    assert overdue["due"] == promise["due"]  # the ticket's own SLA time, in both

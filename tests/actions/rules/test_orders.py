@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 import pytest
 
-from actions.rules.orders import arrived, in_transit, obvious_order
+from actions.rules.orders import arrived, in_transit, obvious_order, running_late, usual_arrival
 from crm_store.orders import Order, Shipment
 
 AT = datetime(2026, 11, 20, 2, 0, tzinfo=timezone.utc)
@@ -39,3 +39,13 @@ def test_a_delivery_scan_means_arrived_whatever_the_status() -> None:
 )
 def test_the_obvious_order(orders: list[Order], obvious: Order | None) -> None:
     assert obvious_order(orders) == obvious
+
+
+@pytest.mark.parametrize(
+    ("carrier", "today", "late"),
+    [("中通快递", 23, False), ("中通快递", 24, True), ("顺丰速运", 22, False), (None, 25, True)],
+)
+def test_late_is_after_the_carriers_usual_day(carrier: str | None, today: int, late: bool) -> None:
+    shipped = date(2026, 11, 20)
+    assert running_late(carrier, shipped, date(2026, 11, today)) is late
+    assert usual_arrival(carrier, shipped) >= shipped
