@@ -128,6 +128,32 @@ class ActionRequestHuman(CareAction):
         return hand_over(turn, reason)
 
 
+# The bot's questions whose "yes" means "a person, please" (their 转人工 buttons say the same).
+OFFERS_OF_A_PERSON = ("utter_offer_human", "utter_complaint_ticket")
+
+
+def last_bot_response(turn: Turn) -> str | None:
+    """The response the bot said last, before the customer's latest message."""
+    for event in reversed(turn.tracker.events):
+        if event.get("event") == "bot":
+            return (event.get("metadata") or {}).get("utter_action")
+    return None
+
+
+class ActionAnswerYes(CareAction):
+    """ "好的" outside a form: a yes to "需要为您转接人工客服吗？" hands over, as the button would,
+    instead of "好的，收到"; any other yes is acknowledged."""
+
+    def name(self) -> str:
+        return "action_answer_yes"
+
+    def act(self, turn: Turn) -> Events:
+        if last_bot_response(turn) in OFFERS_OF_A_PERSON:
+            return ActionRequestHuman().act(turn)
+        turn.say("utter_acknowledge")
+        return []
+
+
 class ActionHandoffTopTier(CareAction):
     """After a complaint is filed: the top tier goes straight to a person, ahead of the queue."""
 

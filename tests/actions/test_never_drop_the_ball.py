@@ -11,12 +11,14 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from actions.fallback import ActionRephrase
+from actions.handoff import ActionAnswerYes
 from actions.orders import ActionOrderStatus
 from actions.points import ActionPointsBalance, ActionRedeemPoints, ValidateRedeemForm
 from actions.session import ActionGreet, ActionSessionStart
 from crm_store.clock import fixed
 from crm_store.customers import create_customer
 from crm_store.db import session_scope
+from crm_store.handoffs import find_open_handoff
 from crm_store.orders import NewItem, add_shipping_event, create_order, list_orders
 from crm_store.points import (
     POINTS_VALID_DAYS,
@@ -425,3 +427,53 @@ def test_a_ticket_past_its_answer_time_is_told_as_overdue(run: Run, crm: Engine)
     assert promise["response"] == "utter_pending_ticket" and overdue["ticket_id"] == ticket.id
     assert overdue["response"] == "utter_pending_ticket_overdue"
     assert overdue["due"] == promise["due"]  # the ticket's own SLA time, in both
+
+
+# --- 4. (continued) a yes to the offer of a person --------------------------------------------
+
+
+def after_the_bot_said(response: str, *intents: str) -> list[dict[str, Any]]:
+    said = [
+        {"event": "user", "text": "…", "parse_data": {"intent": {"name": intent}}}
+        for intent in intents
+    ]
+    return [*said, {"event": "bot", "text": "…", "metadata": {"utter_action": response}}]
+
+
+@pytest.mark.parametrize(
+    ("offer", "intents", "reason"),
+    [
+        ("utter_offer_human", ("nlu_fallback", "nlu_fallback"), "fallback"),
+        ("utter_complaint_ticket", ("complaint",), "complaint"),
+    ],
+)
+def test_a_yes_to_the_offer_of_a_person_hands_over(
+    run: Run, crm: Engine, offer: str, intents: tuple[str, ...], reason: str
+) -> None:
+    state = tracker(
+        sender="web-yes",
+        slots=identified(WANG),
+        text="好的",
+        intent="affirm",
+        events=after_the_bot_said(offer, *intents),
+    )
+    messages, events = run(ActionAnswerYes(), state)
+
+    assert responses(messages) == ["utter_handoff_queued"]
+    assert [e["event"] for e in events] == ["pause"]
+    with session_scope(crm) as session:
+        handoff = find_open_handoff(session, conversation_id="web-yes")
+    assert handoff is not None and handoff.reason == reason and handoff.customer_id == WANG
+
+
+def test_any_other_yes_is_acknowledged(run: Run, crm: Engine) -> None:
+    state = tracker(
+        sender="web-ok",
+        text="好的",
+        intent="affirm",
+        events=after_the_bot_said("utter_order_delivered", "order_status"),
+    )
+    messages, events = run(ActionAnswerYes(), state)
+    assert responses(messages) == ["utter_acknowledge"] and events == []
+    with session_scope(crm) as session:
+        assert find_open_handoff(session, conversation_id="web-ok") is None
