@@ -47,12 +47,12 @@ def next_tier_progress(tier: str, annual_spend_cents: int) -> TierProgress | Non
 
 
 def redemption_check(balance: int, requested: int) -> RedemptionDecision:
-    """A short balance is named before the per-redemption cap: "you have 10 points" is what
-    the customer can act on, where "at most 100,000 at once" would only lead to a second
-    refusal."""
+    """The refusal names the limit the customer can act on: a balance below the cap is named
+    first ("you have 10 points", and so "at most 10"), where "at most 100,000 at once" would
+    only lead to a second refusal; from a balance at the cap on, the cap is the limit."""
     if requested <= 0:
         return RedemptionDecision(False, "not_positive")
-    if requested > balance:
+    if requested > balance and balance < MAX_REDEMPTION:
         return RedemptionDecision(False, "short", requested - max(balance, 0))
     if requested > MAX_REDEMPTION:
         return RedemptionDecision(False, "too_many")

@@ -61,6 +61,9 @@ def test_unknown_tier_is_a_bug() -> None:
         (500_000, MAX_REDEMPTION, RedemptionDecision(True)),
         (500_000, MAX_REDEMPTION + 1, RedemptionDecision(False, "too_many")),
         (10, 200_000, RedemptionDecision(False, "short", 199_990)),
+        (150_000, 200_000, RedemptionDecision(False, "too_many")),
+        (150_000, 120_000, RedemptionDecision(False, "too_many")),
+        (MAX_REDEMPTION - 1, MAX_REDEMPTION, RedemptionDecision(False, "short", 1)),
     ],
 )
 def test_redemption_check(balance: int, requested: int, decision: RedemptionDecision) -> None:
