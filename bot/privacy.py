@@ -39,6 +39,9 @@ from crm_store.personal_data import (
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 10
+# Rasa's `<conversation_id:path>` route does not percent-decode: `rest%3Ax` would name another
+# conversation than `rest:x`. So the characters a URL path may carry are sent as they are.
+SAFE_IN_PATH = ":/@!$&'()*+,;=~"
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,7 @@ def _erase_through_rasa(rasa_url: str, token: str, sender_ids: Iterable[str]) ->
     """Empty each tracker through the running server; how many conversations."""
     erased = 0
     for sender in sorted(set(sender_ids)):
-        path = urllib.parse.quote(sender, safe="")
+        path = urllib.parse.quote(sender, safe=SAFE_IN_PATH)
         query = urllib.parse.urlencode({"token": token})
         request = urllib.request.Request(
             f"{rasa_url}/conversations/{path}/tracker/events?{query}",

@@ -109,3 +109,40 @@ async def test_forget_export_and_retention_from_the_command_line(
     assert cli.main(["retention", "run"]) == 0
     assert "interaction_texts" in capsys.readouterr().out
     engine.dispose()
+
+
+def test_rasa_is_asked_to_empty_each_conversation_by_its_raw_id(tmp_path: Path) -> None:
+    """Rasa's route does not percent-decode: `rest%3Ax` would be another conversation."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from bot.privacy import Places, erase_conversations
+
+    seen: list[tuple[str, str, bytes]] = []
+
+    class Rasa(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append((self.command, self.path, body))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Rasa)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        places = Places(tmp_path / "t.db", rasa_url=url, api_token="tok")
+        assert erase_conversations(places, ["rest:u1", "o_openid", "web user"]) == 3
+    finally:
+        server.shutdown()
+    paths = sorted(path for _, path, _ in seen)
+    assert paths == [
+        "/conversations/o_openid/tracker/events?token=tok",
+        "/conversations/rest:u1/tracker/events?token=tok",
+        "/conversations/web%20user/tracker/events?token=tok",
+    ]
+    assert {body for _, _, body in seen} == {b"[]"}
