@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
     bench.add_argument("--fresh", action="store_true", help="re-measure cached NLU results")
     bench.add_argument(
+        "--pipelines",
+        default="stock-default,stock-zh,carebot,carebot-no-encoder",
+        help="comma-separated NLU pipelines to compare (the stock ones take the longest)",
+    )
+    bench.add_argument(
         "--crm-customers",
         type=int,
         default=1_000_000,
@@ -346,6 +351,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         conversations=args.conversations,
         output=args.output,
         fresh=args.fresh,
+        pipelines=[name for name in args.pipelines.split(",") if name],
         crm_customers=args.crm_customers,
         crm_url=args.crm_url,
         care_dispatch=args.care_dispatch,
