@@ -272,6 +272,7 @@ class LinearModel:
         self.encoder = encoder
         self.dense_weight = dense_weight
         self.responses = responses or {}
+        self._term_rows = np.ascontiguousarray(coef[:, : len(vocabulary)].T)
 
     @classmethod
     def fit(
@@ -307,11 +308,19 @@ class LinearModel:
         )
 
     def margins(self, terms: Sequence[str], dense: np.ndarray | None = None) -> np.ndarray:
-        ngrams = _weigh(_count([terms], self.vocabulary), self.idf)
-        margins = np.asarray(ngrams @ self.coef[:, : len(self.vocabulary)].T).ravel()
+        """One message's margins, computed directly on the rows of its terms: a sparse matrix
+        product costs milliseconds of overhead per message, this costs microseconds."""
+        counts = Counter(t for t in terms if t in self.vocabulary)
+        margins = self.intercept.astype(np.float64)
+        if counts:
+            columns = np.fromiter((self.vocabulary[t] for t in counts), dtype=np.int64)
+            weights = np.log1p(np.fromiter(counts.values(), dtype=np.float64))
+            weights *= self.idf[columns]
+            weights /= np.linalg.norm(weights)
+            margins = margins + self._term_rows[columns].T @ weights
         if self.coef.shape[1] > len(self.vocabulary) and dense is not None:
-            margins += self.coef[:, len(self.vocabulary) :] @ (dense * self.dense_weight)
-        return margins + self.intercept
+            margins = margins + self.coef[:, len(self.vocabulary) :] @ (dense * self.dense_weight)
+        return margins
 
     def probabilities(
         self,
