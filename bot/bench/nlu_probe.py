@@ -2,7 +2,8 @@
 
 Run as `python -m bot.bench.nlu_probe MODEL TEXTS_JSON OUT_JSON` by `bot.bench.nlu`: a process per
 model, so its peak resident memory is that model's alone, and latency is measured per message
-(one `parse_message` call each) the way the server parses a turn.
+(one `parse_message` call each) the way the server parses a turn: wall time, and the CPU time
+the process spent, which other jobs on a shared machine do not inflate.
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ async def probe(model: Path, texts: list[str]) -> dict[str, Any]:
     agent = Agent.load(str(model))
     for text in texts[:WARM_UP_MESSAGES]:
         await agent.parse_message(text)
-    predicted, latencies = [], []
+    predicted, latencies, cpu = [], [], []
     for text in texts:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         parse = await agent.parse_message(text)
         latencies.append((time.perf_counter() - started) * 1000)
+        cpu.append((time.process_time() - started_cpu) * 1000)
         predicted.append(predicted_intent(parse))
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"predicted": predicted, "latencies_ms": latencies, "peak_mib": peak_mib}
+    return {"predicted": predicted, "latencies_ms": latencies, "cpu_ms": cpu, "peak_mib": peak_mib}
 
 
 def main(argv: list[str]) -> int:
