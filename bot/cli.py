@@ -79,6 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", type=Path, default=Path("docs/benchmarks.md"))
     bench.add_argument("--fresh", action="store_true", help="re-measure cached NLU results")
     bench.add_argument(
+        "--pipelines",
+        default="stock-default,stock-zh,carebot,carebot-no-encoder",
+        help="comma-separated NLU pipelines to compare (the stock ones take the longest)",
+    )
+    bench.add_argument(
         "--crm-customers",
         type=int,
         default=1_000_000,
@@ -121,8 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     gate = commands.add_parser("nlu-gate", help="evaluate the model on the held-out NLU set")
     gate.add_argument("--data", type=Path, default=Path("tests/nlu/holdout.yml"))
-    gate.add_argument("--min-accuracy", type=float, default=0.90)
-    gate.add_argument("--min-macro-f1", type=float, default=0.90)
+    # The model reaches 0.974 / 0.979 (deterministic training); the gate is the target,
+    # four messages below that (docs/architecture.md).
+    gate.add_argument("--min-accuracy", type=float, default=0.96)
+    gate.add_argument("--min-macro-f1", type=float, default=0.96)
     gate.set_defaults(handler=cmd_nlu_gate)
     add_report_parser(commands)
     add_care_parsers(commands)
@@ -350,6 +357,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         conversations=args.conversations,
         output=args.output,
         fresh=args.fresh,
+        pipelines=[name for name in args.pipelines.split(",") if name],
         crm_customers=args.crm_customers,
         crm_url=args.crm_url,
         care_dispatch=args.care_dispatch,

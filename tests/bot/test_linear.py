@@ -2,9 +2,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from bot.nlu.linear import LinearModel, blend, message_terms
+from bot.nlu.linear import (
+    LinearModel,
+    base_intents,
+    best_temperature,
+    blend,
+    message_terms,
+    response_selector_output,
+)
 
 TRAIN = [
     (["你好", "你好啊", "在吗", "hello"], "greet"),
@@ -64,3 +72,69 @@ def test_blend_averages_by_weight_and_sorts() -> None:
 
 def test_blend_without_an_earlier_ranking_is_the_linear_model() -> None:
     assert blend({"a": 0.7, "b": 0.3}, {}, weight=0.5) == [("a", 0.7), ("b", 0.3)]
+
+
+def _dense(texts: list[str]) -> np.ndarray:
+    """A stand-in sentence encoder: one axis per intent's key character, unit length."""
+    axes = {"你": 0, "谢": 1, "拜": 2}
+    vectors = np.zeros((len(texts), 3), dtype=np.float32)
+    for row, text in enumerate(texts):
+        for char, axis in axes.items():
+            vectors[row, axis] += text.count(char)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms == 0, 1, norms)
+
+
+def test_sentence_vectors_are_stacked_beside_the_ngrams_and_saved(tmp_path: Path) -> None:
+    texts = [text for texts, _ in TRAIN for text in texts]
+    labels = [label for texts, label in TRAIN for _ in texts]
+    terms = [message_terms(text, [text]) for text in texts]
+    model = LinearModel.fit(terms, labels, c=1.0, dense=_dense(texts), dense_weight=1.0)
+    assert model.coef.shape[1] == len(model.vocabulary) + 3
+    model.save(tmp_path)
+    loaded = LinearModel.load(tmp_path)
+    vector = _dense(["拜"])[0]
+    assert loaded.dense_weight == 1.0
+    probabilities = loaded.probabilities(message_terms("🙂", ["🙂"]), dense=vector)
+    assert max(probabilities, key=probabilities.__getitem__) == "goodbye"
+
+
+def test_without_vectors_a_model_trained_with_them_still_answers() -> None:
+    texts = [text for texts, _ in TRAIN for text in texts]
+    labels = [label for texts, label in TRAIN for _ in texts]
+    terms = [message_terms(text, [text]) for text in texts]
+    model = LinearModel.fit(terms, labels, c=1.0, dense=_dense(texts), dense_weight=1.0)
+    assert sum(model.probabilities(message_terms("谢谢", ["谢谢"])).values()) == pytest.approx(1.0)
+
+
+def test_the_fitted_temperature_minimises_log_loss() -> None:
+    margins = np.array([[1.0, -1.0], [1.0, -1.0], [-1.0, 1.0], [0.3, -0.3]])
+    truth = np.array([0, 0, 1, 1])  # right 3 times out of 4: a moderate temperature
+    temperature = best_temperature(margins, truth)
+    assert 0.5 < temperature < 5.0
+    assert best_temperature(margins, np.array([0, 0, 1, 0])) > 20  # always right: sharper
+
+
+def test_calibration_folds_fit_a_temperature() -> None:
+    intents = [(texts * 2, label) for texts, label in TRAIN]
+    terms = [message_terms(text, [text]) for texts, _ in intents for text in texts]
+    labels = [label for texts, label in intents for _ in texts]
+    model = LinearModel.fit(terms, labels, c=1.0, folds=2, temperature=123.0)
+    assert model.temperature != 123.0
+
+
+def test_sub_intents_sum_into_their_retrieval_intent() -> None:
+    probabilities = {"faq/a": 0.3, "faq/b": 0.3, "greet": 0.4}
+    assert base_intents(probabilities) == pytest.approx({"faq": 0.6, "greet": 0.4})
+
+
+def test_the_response_selector_output_names_the_best_sub_intent() -> None:
+    responses = {"utter_faq/b": [{"text": "B"}]}
+    output = response_selector_output({"faq/a": 0.1, "faq/b": 0.3, "greet": 0.6}, responses)
+    selected = output["faq"]["response"]
+    assert output["all_retrieval_intents"] == ["faq"]
+    assert selected["intent_response_key"] == "faq/b"
+    assert selected["utter_action"] == "utter_faq/b"
+    assert selected["confidence"] == pytest.approx(0.75)
+    assert selected["responses"] == [{"text": "B"}]
+    assert response_selector_output({"greet": 1.0}, {}) == {}

