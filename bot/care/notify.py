@@ -53,7 +53,7 @@ def trigger(
     rasa_url: str, token: str, route: Route, intent: str, entities: Mapping[str, Any]
 ) -> dict[str, Any]:
     """POST /conversations/{id}/trigger_intent with the route's output channel."""
-    conversation = urllib.parse.quote(route.conversation_id, safe="")
+    conversation = urllib.parse.quote(route.conversation_id, safe=":")  # Rasa does not decode
     query = urllib.parse.urlencode({"output_channel": route.output_channel, "token": token})
     url = f"{rasa_url}/conversations/{conversation}/trigger_intent?{query}"
     body = json.dumps({"name": intent, "entities": dict(entities)}).encode()

@@ -50,7 +50,8 @@ class RasaApi:
         self.token = token
 
     def _url(self, sender: str, tail: str) -> str:
-        return f"{self.base_url}/conversations/{quote(sender, safe='')}/{tail}"
+        # Rasa's route does not percent-decode: a REST conversation (rest:x) keeps its colon
+        return f"{self.base_url}/conversations/{quote(sender, safe=':')}/{tail}"
 
     def _params(self, channel: str | None, **extra: str) -> dict[str, str]:
         params = {"token": self.token, **extra}

@@ -66,3 +66,10 @@ async def test_refusals_and_silence_are_rasa_errors(rasa: Any) -> None:
         await RasaApi(url, "t").append("broken", [], None)
     with pytest.raises(RasaError, match="unreachable"):
         await RasaApi(f"http://127.0.0.1:{free_port()}", "t").events("web-1")
+
+
+async def test_a_rest_conversation_keeps_its_colon(rasa: Any) -> None:
+    """Rasa's conversation route does not percent-decode: `rest%3Au1` would be another one."""
+    url, seen = rasa
+    await RasaApi(url, "secret-token").events("rest:u1")
+    assert seen[-1]["path"] == "/conversations/rest:u1/tracker"
