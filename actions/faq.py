@@ -1,5 +1,5 @@
-"""faq/*: the ResponseSelector's answer, then what the CRM adds for this customer (when their
-warranty ends; the benefits of their own tier)."""
+"""faq/*: the answer of the sub-intent the intent model picked, then what the CRM adds for this
+customer (when their warranty ends; the benefits of their own tier)."""
 
 from __future__ import annotations
 
