@@ -20,6 +20,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import engineio
 import socketio
 from rasa.core.channels.channel import InputChannel, OutputChannel, UserMessage
 from sanic import Blueprint, Sanic, response
@@ -96,6 +97,28 @@ class SocketBlueprint(Blueprint):
         super().register(app, options)
 
 
+class OriginCheckedServer(socketio.AsyncServer):
+    """socket.io that admits the page's own origin and the brand's listed sites, no other.
+
+    python-engineio 4.7 takes either "same origin" (None) or a list that replaces it (and an
+    empty list turns the check off), so the demo page at the server's own origin and the
+    brand's sites could not both connect; this keeps engine.io's same-origin list and adds ours.
+    """
+
+    def __init__(self, allowed_origins: tuple[str, ...], **kwargs: Any) -> None:
+        self.listed_origins = allowed_origins
+        super().__init__(cors_allowed_origins=None, **kwargs)
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        listed = self.listed_origins
+
+        class SameOriginOrListed(engineio.AsyncServer):
+            def _cors_allowed_origins(self, environ: dict[str, Any]) -> list[str]:
+                return [*super()._cors_allowed_origins(environ), *listed]
+
+        return SameOriginOrListed
+
+
 class WebChatOutput(OutputChannel):
     """Stores each bot message in the mailbox, then emits it to the session's room."""
 
@@ -145,11 +168,8 @@ class WebChatInput(InputChannel):
             if config.redis_url
             else None
         )
-        self.sio = socketio.AsyncServer(
-            async_mode="sanic",
-            # None is engine.io's same-origin check; an empty list would turn the check off
-            cors_allowed_origins=list(config.allowed_origins) or None,
-            client_manager=manager,
+        self.sio = OriginCheckedServer(
+            config.allowed_origins, async_mode="sanic", client_manager=manager
         )
         self._sessions: dict[str, str] = {}  # socket id -> session id, in this process
         self._renewal: asyncio.Task[None] | None = None

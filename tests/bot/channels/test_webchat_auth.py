@@ -98,3 +98,13 @@ def test_a_stored_message_keeps_rasas_shape_for_rasa_webchat() -> None:
     assert {k: v for k, v in wire.items() if k != "metadata"} == payload
     assert set(payload) == {"text", "quick_replies"}
     assert wire["metadata"] == {"message_id": 7, "sender": "bot", "created_at": at.isoformat()}
+
+
+def test_the_page_s_own_origin_and_the_listed_sites_may_connect_no_other() -> None:
+    from bot.channels.webchat.channel import OriginCheckedServer
+
+    sio = OriginCheckedServer(("https://shop.example.com",), async_mode="sanic")
+    environ = {"wsgi.url_scheme": "http", "HTTP_HOST": "127.0.0.1:5005"}
+    allowed = sio.eio._cors_allowed_origins(environ)
+    assert set(allowed) == {"http://127.0.0.1:5005", "https://shop.example.com"}
+    assert "https://evil.example" not in allowed and sio.eio.cors_allowed_origins is None
