@@ -13,6 +13,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 from bot.console.texts import response_text
 from bot.settings import PROJECT_DIR
 from crm_store.handoffs import close_handoff, find_open_handoff
+from crm_store.masking import mask_name
 from tests.browser.conftest import SCREENSHOTS
 from tests.browser.widget import bot_bubbles, log_in, send, visit
 from tests.integration.system import System
@@ -69,7 +70,9 @@ def test_an_agent_serves_a_web_chat_customer(system: System, new_context: NewCon
     agent.goto(url + "/login")
     shots["console-login.png"] = agent.screenshot()
     console_login(agent, url, "agent")
-    row = agent.locator("tr", has_text="李娜").filter(has=agent.get_by_role("button", name="接入"))
+    row = agent.locator("tr", has_text=mask_name("李娜")).filter(
+        has=agent.get_by_role("button", name="接入")
+    )
     expect(row).to_be_visible()
     expect(row).to_contain_text("客户要求")
     shots["console-queue.png"] = agent.screenshot()
@@ -116,7 +119,7 @@ def test_a_supervisor_takes_over_from_an_agent(system: System, new_context: NewC
 
     agent = new_context().new_page()
     console_login(agent, url, "agent2")
-    waiting = agent.locator("tr", has_text="王小明").filter(
+    waiting = agent.locator("tr", has_text=mask_name("王小明")).filter(
         has=agent.get_by_role("button", name="接入")
     )
     waiting.get_by_role("button", name="接入").click()
@@ -124,7 +127,7 @@ def test_a_supervisor_takes_over_from_an_agent(system: System, new_context: NewC
 
     supervisor = new_context().new_page()
     console_login(supervisor, url, "supervisor")
-    live = supervisor.locator("tr", has_text="王小明").filter(has_text="客服小李")
+    live = supervisor.locator("tr", has_text=mask_name("王小明")).filter(has_text="客服小李")
     expect(live).to_be_visible()
     image = supervisor.screenshot()
     live.get_by_role("button", name="接管").click()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -13,7 +14,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 from playwright.sync_api import BrowserContext, expect
 
-from crm_store.customers import get_customer
+from crm_store.customers import create_customer, get_customer
+from crm_store.identities import link_identity
 from crm_store.webchat import undelivered
 from tests.browser.conftest import keep_screenshot
 from tests.browser.widget import (
@@ -64,13 +66,27 @@ def test_a_member_logs_in_and_reads_his_points_again_after_a_reload(
     keep_screenshot(page, "webchat-desktop.png")
 
 
+def a_member_behind(system: System, session: str) -> str:
+    """Makes the anonymous session a new member's, as a one-time code would (surveys go to
+    members only), and returns it."""
+    with crm(system) as db:
+        member = create_customer(db, name="孙丽", phone=f"134{uuid.uuid4().int % 10**8:08d}")
+        link_identity(db, customer_id=member.id, kind="web_session", value=session)
+    return session
+
+
 def test_a_proactive_survey_reaches_an_open_page_and_is_answered_with_a_button(
     system: System, webchat_url: str, new_context: NewContext
 ) -> None:
     page = visit(new_context(), webchat_url)
     connected(page)
 
-    trigger(system, session_id(page), "EXTERNAL_survey", {"product": "电热水壶"})
+    trigger(
+        system,
+        a_member_behind(system, session_id(page)),
+        "EXTERNAL_survey",
+        {"product": "电热水壶"},
+    )
 
     expect(page.locator(".cw-badge")).to_have_text("1")
     open_chat(page)
@@ -87,7 +103,7 @@ def test_a_message_sent_while_the_page_is_closed_arrives_once_when_it_opens_agai
     context = new_context()
     page = visit(context, webchat_url)
     connected(page)
-    session = session_id(page)
+    session = a_member_behind(system, session_id(page))
     page.close()
 
     trigger(system, session, "EXTERNAL_survey", {"product": "空气炸锅"})

@@ -21,6 +21,7 @@ from bot.settings import PROJECT_DIR
 from crm_store.db import make_engine, session_scope
 from crm_store.handoffs import find_open_handoff, get_handoff
 from crm_store.interactions import list_interactions
+from crm_store.masking import alias, mask_name
 from crm_store.tickets import get_ticket
 from tests.bot.console.client import Browser
 from tests.integration.system import TOKEN, System
@@ -51,14 +52,19 @@ def filled(response: str, **values: Any) -> str:
     return response_text(PROJECT_DIR / "domain.yml", response, **values)
 
 
+ANONYMOUS = "匿名访客"
+
+
 async def waiting_handoff(agent: Browser, conversation: str, customer: str) -> int:
-    """The queue entry of the conversation, showing the customer's name."""
+    """The queue entry of the conversation, as an agent sees it: the conversation by its alias
+    and the customer's name masked (docs/personal-data.md)."""
+    shown = customer if customer == ANONYMOUS else mask_name(customer)
     for _ in range(50):
         queue = await agent.api("/api/queue")
         found = [
             e["id"]
             for e in queue["waiting"]
-            if e["conversation"] == conversation and e["customer"] == customer
+            if e["conversation"] == alias(conversation) and e["customer"] == shown
         ]
         if found:
             return int(found[0])
@@ -166,7 +172,7 @@ def test_wechat_customer_and_agent(system: System) -> None:
             assert any("正在为您转接人工客服" in r["content"] for r in told), told
 
             assert await agent.login("agent2") == 303
-            handoff_id = await waiting_handoff(agent, openid, "匿名访客")
+            handoff_id = await waiting_handoff(agent, openid, ANONYMOUS)
             since = last_id(system)
             assert (await agent.post(f"/handoffs/{handoff_id}/claim"))[0] == 303
             await agent.post(f"/handoffs/{handoff_id}/reply", {"text": "您好，我来帮您看看"})

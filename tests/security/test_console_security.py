@@ -28,6 +28,7 @@ from bot.console.sessions import COOKIE
 from crm_store.audit import AuditEntry, list_audit_entries
 from crm_store.customers import list_customers, update_customer
 from crm_store.db import session_scope
+from crm_store.masking import mask_name
 from crm_store.models import StaffUser
 from crm_store.staff import (
     MAX_FAILED_LOGINS,
@@ -430,12 +431,13 @@ async def test_a_customer_name_is_escaped_in_the_queue_and_the_card(
     customer_id = a_customer_named(console, NAME)
     handoff = console.waiting("web-xss", customer_id=customer_id)
     supervisor = await browsers("supervisor")
+    shown = mask_name(NAME)  # staff see names masked (docs/personal-data.md)
     _, queue = await supervisor.get("/queue")
-    assert_escaped(queue, NAME)
+    assert_escaped(queue, shown)
     _, conversation = await supervisor.get(f"/handoffs/{handoff.id}")
-    assert_escaped(conversation, NAME)
+    assert_escaped(conversation, shown)
     state = await supervisor.api("/api/queue")
-    assert state["waiting"][0]["customer"] == NAME  # data as JSON, for textContent only
+    assert state["waiting"][0]["customer"] == shown  # data as JSON, for textContent only
 
 
 async def test_a_message_in_the_transcript_is_data_for_text_content(

@@ -103,6 +103,7 @@ class OriginCheckedServer(socketio.AsyncServer):
     python-engineio 4.7 takes either "same origin" (None) or a list that replaces it (and an
     empty list turns the check off), so the demo page at the server's own origin and the
     brand's sites could not both connect; this keeps engine.io's same-origin list and adds ours.
+    engine.io only checks the origin here; the CORS headers are Rasa's.
     """
 
     def __init__(self, allowed_origins: tuple[str, ...], **kwargs: Any) -> None:
@@ -115,6 +116,11 @@ class OriginCheckedServer(socketio.AsyncServer):
         class SameOriginOrListed(engineio.AsyncServer):
             def _cors_allowed_origins(self, environ: dict[str, Any]) -> list[str]:
                 return [*super()._cors_allowed_origins(environ), *listed]
+
+            def _cors_headers(self, environ: dict[str, Any]) -> list[tuple[str, str]]:
+                """None: Rasa's CORS, given the same allow-list (bot/runtime.py), writes them
+                for every route; a second Access-Control-Allow-Origin makes browsers refuse."""
+                return []
 
         return SameOriginOrListed
 
