@@ -596,6 +596,7 @@ def add_fixed_customers(batch: Batch, gen: Generator) -> None:
     _demo_gold_member(batch, gen)
     _demo_drifting_lunar(batch, gen)
     _demo_newcomer(batch, gen.now)
+    _rest_users(batch, gen.now)
 
 
 def _demo_gold_member(batch: Batch, gen: Generator) -> None:
@@ -606,7 +607,6 @@ def _demo_gold_member(batch: Batch, gen: Generator) -> None:
         1,
         now,
         web_user="demo",
-        rest_user="demo",  # the REST channel's sender "demo" (a back end's user id)
         wechat_openid="o_demo_openid",
         wechat_unionid="u_demo_unionid",
     )
@@ -636,9 +636,7 @@ def _demo_gold_member(batch: Batch, gen: Generator) -> None:
 def _demo_drifting_lunar(batch: Batch, gen: Generator) -> None:
     """2 李娜: a lunar birthday, no order for 260 days, an unhappy survey: a win-back case."""
     now = gen.now
-    _identities(
-        batch, 2, now, web_user="demo_lunar", rest_user="demo_lunar", wechat_openid="o_demo_lunar"
-    )
+    _identities(batch, 2, now, web_user="demo_lunar", wechat_openid="o_demo_lunar")
     _consents(batch, 2, now, offer=True)
     for days, skus in ((260, ["BL-500"]), (320, ["RC-300"]), (400, ["AP-800"])):
         placed = now - timedelta(days=days)
@@ -710,6 +708,16 @@ def _fixed_profile(
         created_at=created_at,
         last_active_at=last_active,
     )
+
+
+# The REST channel's senders "demo" and "demo_lunar": user ids of the brand's back end (rest_user
+# identities, migration 0014). Empty for a schema from before 0014 (the migration tests).
+DEMO_REST_USERS: dict[int, str] = {1: "demo", 2: "demo_lunar"}
+
+
+def _rest_users(batch: Batch, now: datetime) -> None:
+    for customer_id, user in DEMO_REST_USERS.items():
+        _identities(batch, customer_id, now, rest_user=user)
 
 
 def _identities(batch: Batch, customer_id: int, now: datetime, **kinds: str) -> None:

@@ -67,10 +67,11 @@ def test_the_benchmark_refuses_sqlite(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_0012_fills_the_summary_from_the_metrics_there_are_and_downgrades(
-    backend: str, new_database_url: Callable[[str], str]
+    backend: str, new_database_url: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = new_database_url(backend)
     upgrade(url, "0011")
+    monkeypatch.setattr(demo, "DEMO_REST_USERS", {})  # rest_user identities came with 0014
     engine = make_engine(url)
     try:
         demo.seed(engine, customers=50, clock=fixed(SEEDED_AT))
