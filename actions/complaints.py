@@ -9,6 +9,8 @@ from actions.rules.complaints import (
     complaint_sentiment,
     mentions_external_threat,
 )
+from actions.rules.orders import order_ids_in
+from crm_store.orders import find_order
 from crm_store.tickets import open_ticket
 
 SUBJECT_LENGTH = 30
@@ -21,6 +23,15 @@ def complaint_text(turn: Turn) -> str:
     if turn.tracker.get_slot("pending_intent") == "complaint" and pending:
         return str(pending)
     return str(turn.tracker.latest_message.get("text") or "")
+
+
+def named_order(turn: Turn, customer_id: int, text: str) -> str | None:
+    """The customer's own order the complaint names, if it names one: the ticket keeps it."""
+    for order_id in order_ids_in(text):
+        order = find_order(turn.session, order_id=order_id)
+        if order is not None and order.customer_id == customer_id:
+            return order.id
+    return None
 
 
 def answer_complaint(turn: Turn) -> Events:
@@ -39,7 +50,7 @@ def answer_complaint(turn: Turn) -> Events:
         subject=text[:SUBJECT_LENGTH] or "complaint",
         description=text or "-",
         priority=priority,
-        order_id=None,
+        order_id=named_order(turn, customer.id, text),
         conversation_id=None,
     )
     turn.say("utter_complaint_ticket", ticket_id=ticket.id, due=turn.local(ticket.sla_due_at))

@@ -29,6 +29,7 @@ def answer_consent_change(turn: Turn) -> Events:
     if not changes:
         turn.say("utter_consent_ask_which")
         return []
+    before = get_consents(turn.session, customer_id=customer.id)
     for category, granted in changes.items():
         set_consent(
             turn.session,
@@ -41,10 +42,28 @@ def answer_consent_change(turn: Turn) -> Events:
             actor=f"customer:{customer.id}",
         )
     consents = get_consents(turn.session, customer_id=customer.id)
-    on = [category for category in CATEGORIES if consents.get(category)]
-    off = [category for category in CATEGORIES if not consents.get(category)]
-    turn.say("utter_consent_updated", on=category_names(turn, on), off=category_names(turn, off))
+    on = category_names(turn, [c for c in CATEGORIES if consents.get(c)])
+    off = category_names(turn, [c for c in CATEGORIES if not consents.get(c)])
+    changed = {c: g for c, g in changes.items() if bool(before.get(c)) != g}
+    if not changed:
+        turn.say("utter_consent_unchanged", on=on, off=off)
+        return []
+    turn.say("utter_consent_updated", changes=describe_changes(turn, changed), on=on, off=off)
     return []
+
+
+def describe_changes(turn: Turn, changed: dict[str, bool]) -> str:
+    """What this request changed, in the customer's words: "恢复接收优惠活动，退订回访"."""
+    turned_on = [c for c in CATEGORIES if changed.get(c) is True]
+    turned_off = [c for c in CATEGORIES if changed.get(c) is False]
+    parts = []
+    if turned_on:
+        names = category_names(turn, turned_on)
+        parts.append(turn.text_of("utter_consent_change_on").format(categories=names))
+    if turned_off:
+        names = category_names(turn, turned_off)
+        parts.append(turn.text_of("utter_consent_change_off").format(categories=names))
+    return "，".join(parts)
 
 
 class ActionChangeConsent(CareAction):

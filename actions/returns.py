@@ -50,7 +50,6 @@ class ValidateReturnForm(CareFormValidation):
             return {"order_id": None}
         if len(order.items) == 1:
             return {"order_id": order.id, "return_item": order.items[0].name}
-        turn.say("utter_ask_return_item", items=items_of(order))
         return {"order_id": order.id}
 
     def validate_return_item(self, value: Any, turn: Turn) -> dict[str, Any]:
@@ -61,8 +60,22 @@ class ValidateReturnForm(CareFormValidation):
         for item in order.items:
             if item.name in text or text in item.name:
                 return {"return_item": item.name}
-        turn.say("utter_return_item_unknown", item=text, items=items_of(order))
+        turn.say("utter_return_item_unknown", item=text)
         return {"return_item": None}
+
+
+class ActionAskReturnItem(CareAction):
+    """The form's question for the item names the order's items (Rasa prefers
+    `action_ask_<slot>` to `utter_ask_<slot>`, which could not fill them in)."""
+
+    def name(self) -> str:
+        return "action_ask_return_item"
+
+    def act(self, turn: Turn) -> Events:
+        order = customers_order(turn, turn.tracker.get_slot("order_id") or "")
+        if order is not None:
+            turn.say("utter_ask_return_item", items=items_of(order))
+        return []
 
 
 class ActionOpenReturn(CareAction):

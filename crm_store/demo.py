@@ -44,6 +44,7 @@ from crm_store.models import (
     SurveyResponse,
     UtcDateTime,
 )
+from crm_store.offers import create_offer
 from crm_store.orders import add_months
 from crm_store.points import POINTS_VALID_DAYS, points_for_purchase
 from crm_store.staff import hash_password
@@ -910,6 +911,7 @@ def _seed_empty(
         _load_sqlite(engine, chunks)
     _refresh_statistics(engine)
     _ensure_campaigns(engine, clock)
+    _add_public_offers(engine, clock)
     _report(progress, total, total)
     return total
 
@@ -918,6 +920,30 @@ def _ensure_campaigns(engine: Engine, clock: Clock) -> None:
     """The campaign rows (and win-back offers) the care scheduler plans for."""
     with Session(engine, future=True) as session, session.begin():
         ensure_campaigns(session, clock=clock)
+
+
+# Offers any member may claim in the dialogue ("有什么优惠"): key, name, kind, value, minimum
+# spend (cents), days a coupon stays valid.
+DEMO_OFFERS = (
+    ("demo_new_year_20", "新年满100减20券", "amount_off", 2000, 10000, 30),
+    ("demo_member_day_95", "会员日95折券", "percent_off", 5, 0, 14),
+    ("demo_winter_50", "冬季满300减50券", "amount_off", 5000, 30000, 30),
+)
+
+
+def _add_public_offers(engine: Engine, clock: Clock) -> None:
+    with Session(engine, future=True) as session, session.begin():
+        for key, name, kind, value, min_spend, days in DEMO_OFFERS:
+            create_offer(
+                session,
+                key=key,
+                name=name,
+                kind=kind,
+                value=value,
+                min_spend_cents=min_spend,
+                valid_days=days,
+                clock=clock,
+            )
 
 
 def _reporting(

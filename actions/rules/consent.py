@@ -29,6 +29,10 @@ How a message is read:
      "别再给我发消息了"); with categories elsewhere it is a repetition and ignored.
    - nothing recognisable at all: the intent decides for all four (unsubscribe / subscribe),
      any other intent changes nothing.
+4. A clause that recounts the past ("我之前退订了优惠", "I unsubscribed last month") is history,
+   not a request: its categories wait for the request that follows ("…，现在想恢复") or, with
+   none, take the intent's polarity. Only what the customer asks for now changes anything.
+   现在/如今/now also start a new clause, so "之前退订了优惠现在想恢复" is read as two.
 """
 
 from __future__ import annotations
@@ -72,8 +76,10 @@ _OFF = re.compile(
     + _words("td", "stop", "unsubscribe", "no more", "don't", "dont", "opt out", "opt-out", "no")
 )
 _ON = re.compile(
-    "订阅|开通|开启|打开|恢复|保留|继续|接收|可以|都行|也行|要|愿意|留着|照发|没问题|欢迎|"
+    "订阅|开通|开启|打开|恢复|保留|继续|接收|可以|都行|也行|要|愿意|留着|照发|没问题|欢迎|重新|再发|发给我|"
     + _words("subscribe", "keep", "yes", "ok", "fine", "resume", "opt in", "opt-in", "want")
+    + "|"
+    + _words("send", "receive", "again", "turn on", "back on")
 )
 _UNCHANGED = re.compile("不变|照旧|维持原样|保持原样")
 _REST = re.compile("其他|其它|其余|剩下|剩余|别的|" + _words("others", "other", "the rest", "else"))
@@ -82,8 +88,17 @@ _ONLY = re.compile("只|仅|" + _words("only", "just"))
 _EXCEPT = re.compile("除了|除去|" + _words("except", "other than"))
 _SPLIT = re.compile(
     r"[,;.!?。\n]+|(?=但是|但|不过|可是|只|仅|(?<![不别没只仅])保留|其他|其它|其余|剩下|除了|"
-    + _words("but", "except", "only", "keep")
+    + r"(?<!到)现在|如今|"
+    + _words("but", "except", "only", "keep", "now")
     + ")"
+)
+# A clause about the past: a time before now, without a word that asks for something now.
+_PAST = re.compile(
+    "之前|以前|上次|上回|上个月|上月|上周|上星期|前几天|前阵子|前段时间|曾经|原来|当时|当初|去年|先前|早前|"
+    + _words("before", "previously", "earlier", "last month", "last week", "last time", "ago")
+)
+_ASKS_NOW = re.compile(
+    "现在|如今|想|请|麻烦|帮我|希望|能不能|能否|可不可以|" + _words("now", "please")
 )
 _INTENT_DEFAULT = {"unsubscribe": False, "subscribe": True}
 
@@ -117,9 +132,10 @@ def _read(clause: str) -> _Clause | None:
     """What one clause says; None when it says nothing (empty, or 其他不变)."""
     if not clause.strip() or _UNCHANGED.search(clause):
         return None
+    recounts_the_past = bool(_PAST.search(clause)) and not _ASKS_NOW.search(clause)
     return _Clause(
         categories=_categories(clause),
-        polarity=_polarity(clause),
+        polarity=None if recounts_the_past else _polarity(clause),
         rest=bool(_REST.search(clause)),
         all=bool(_ALL.search(clause)),
         only=bool(_ONLY.search(clause)),

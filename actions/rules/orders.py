@@ -3,6 +3,8 @@ and which order "my order" means."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 
@@ -47,3 +49,13 @@ def obvious_order(orders: Sequence[Order]) -> Order | None:
     if not moving and len(orders) == 1:
         return orders[0]
     return None
+
+
+_ORDER_ID = re.compile(r"(?<![A-Za-z0-9])DD\d{12}(?!\d)", re.IGNORECASE)
+
+
+def order_ids_in(text: str) -> list[str]:
+    """The order ids a message names (DD + 12 digits, full-width digits and lower case too), in
+    the order they appear, each once."""
+    found = [m.group(0).upper() for m in _ORDER_ID.finditer(unicodedata.normalize("NFKC", text))]
+    return list(dict.fromkeys(found))

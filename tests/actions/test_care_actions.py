@@ -24,7 +24,7 @@ from actions.offers import ActionListOffers
 from actions.orders import ActionNotifyOrderUpdate, ActionOrderStatus
 from actions.points import ActionPointsBalance, ActionRedeemPoints, ValidateRedeemForm
 from actions.resume import ActionResumeAfterIdentify
-from actions.returns import ActionOpenReturn, ValidateReturnForm
+from actions.returns import ActionAskReturnItem, ActionOpenReturn, ValidateReturnForm
 from actions.session import ActionGreet, ActionSessionStart
 from crm_store.clock import fixed
 from crm_store.customers import get_consents, get_customer
@@ -528,7 +528,9 @@ def test_an_item_not_in_the_order_is_asked_again(run: Run) -> None:
     )
     messages, events = run(ValidateReturnForm(), state)
     assert responses(messages) == ["utter_return_item_unknown"]
-    assert slots_set(events)["return_item"] is None and "空气炸锅" in messages[0]["items"]
+    assert slots_set(events)["return_item"] is None and messages[0]["item"] == "洗衣机"
+    asked, _ = run(ActionAskReturnItem(), state)  # the form asks again, naming the order's items
+    assert responses(asked) == ["utter_ask_return_item"] and "空气炸锅" in asked[0]["items"]
 
 
 def test_an_unknown_offer_cannot_be_claimed(run: Run) -> None:

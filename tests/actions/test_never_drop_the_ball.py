@@ -10,15 +10,21 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from actions.choices import ActionAskWhichChoice
+from actions.complaints import ActionOpenComplaint
+from actions.consent import ActionChangeConsent
 from actions.fallback import ActionRephrase
 from actions.handoff import ActionAnswerYes
+from actions.offers import ActionListOffers
 from actions.orders import ActionOrderStatus
 from actions.points import ActionPointsBalance, ActionRedeemPoints, ValidateRedeemForm
+from actions.returns import ActionAskReturnItem, ValidateReturnForm
 from actions.session import ActionGreet, ActionSessionStart
 from crm_store.clock import fixed
-from crm_store.customers import create_customer
+from crm_store.customers import create_customer, get_consents
 from crm_store.db import session_scope
 from crm_store.handoffs import find_open_handoff
+from crm_store.offers import list_coupons, list_offers
 from crm_store.orders import NewItem, add_shipping_event, create_order, list_orders
 from crm_store.points import (
     POINTS_VALID_DAYS,
@@ -31,6 +37,7 @@ from crm_store.points import (
 from crm_store.tickets import list_tickets, open_ticket, set_ticket_status
 from tests.actions.helpers import (
     DOMAIN,
+    LI,
     NOW,
     WANG,
     Run,
@@ -477,3 +484,118 @@ def test_any_other_yes_is_acknowledged(run: Run, crm: Engine) -> None:
     assert responses(messages) == ["utter_acknowledge"] and events == []
     with session_scope(crm) as session:
         assert find_open_handoff(session, conversation_id="web-ok") is None
+
+
+# --- claiming a choice the bot has just offered (the NLU side: tests/bot/test_choices.py) -----
+
+
+def test_a_choice_taken_without_saying_which_is_asked_back_with_the_same_buttons(
+    run: Run,
+) -> None:
+    offered = [
+        {"title": "冬季满300减50券", "payload": '/ask_offers{"offer_key":"demo_winter_50"}'},
+        {"title": "会员日95折券", "payload": '/ask_offers{"offer_key":"demo_member_day_95"}'},
+    ]
+    earlier = [
+        {"event": "user", "text": "有什么优惠"},
+        {"event": "bot", "text": "这些是您现在可以领取的优惠", "data": {"buttons": offered}},
+    ]
+    state = tracker(slots=identified(WANG), text="这个", intent="choose_option", events=earlier)
+    messages, _ = run(ActionAskWhichChoice(), state)
+    assert responses(messages) == ["utter_ask_which_choice"]
+    assert messages[0]["buttons"] == offered
+
+
+def test_a_choice_with_nothing_offered_asks_what_they_would_like(run: Run) -> None:
+    earlier = [{"event": "user", "text": "你好"}, {"event": "bot", "text": "您好"}]
+    state = tracker(text="就这个吧", intent="choose_option", events=earlier)
+    messages, _ = run(ActionAskWhichChoice(), state)
+    assert responses(messages) == ["utter_ask_what_choice"]
+
+
+def test_every_listed_offer_is_claimed_once_per_member(run: Run, crm: Engine) -> None:
+    """The demo's public offers, claimed as a click or a resolved answer sends them."""
+    for key in ("demo_winter_50", "demo_winter_50", "demo_member_day_95"):
+        slots = {**identified(WANG), "offer_key": key}
+        run(ActionListOffers(), tracker(slots=slots, text="第一个", intent="ask_offers"))
+    with session_scope(crm) as session:
+        offers = {o.id: o.key for o in list_offers(session)}
+        claimed = [offers[c.offer_id] for c in list_coupons(session, customer_id=WANG)]
+    assert sorted(k for k in claimed if k.startswith("demo_")) == [
+        "demo_member_day_95",
+        "demo_winter_50",
+    ]
+
+
+# --- two requests in one message: what the customer wants done wins, with the order named -----
+
+
+def wangs_orders(crm: Engine) -> list[Any]:
+    with session_scope(crm) as session:
+        return list_orders(session, customer_id=WANG)
+
+
+def test_a_complaint_that_names_an_order_keeps_it_on_the_ticket(run: Run, crm: Engine) -> None:
+    order = wangs_orders(crm)[0]
+    text = f"{order.id.lower()}买的东西有质量问题，我要投诉"
+    run(ActionOpenComplaint(), tracker(slots=identified(WANG), text=text, intent="complaint"))
+    with session_scope(crm) as session:
+        [ticket] = [t for t in list_tickets(session, customer_id=WANG) if t.kind == "complaint"]
+    assert ticket.order_id == order.id
+
+
+def test_a_complaint_naming_someone_elses_order_does_not_attach_it(run: Run, crm: Engine) -> None:
+    with session_scope(crm) as session:
+        other = list_orders(session, customer_id=LI)[0]
+    text = f"订单{other.id}太慢了，投诉"
+    run(ActionOpenComplaint(), tracker(slots=identified(WANG), text=text, intent="complaint"))
+    with session_scope(crm) as session:
+        [ticket] = [t for t in list_tickets(session, customer_id=WANG) if t.kind == "complaint"]
+    assert ticket.order_id is None
+
+
+def test_a_return_for_a_named_order_with_several_items_asks_which_item_once(
+    run: Run, crm: Engine
+) -> None:
+    order = next(o for o in wangs_orders(crm) if len(o.items) > 1 and o.status == "completed")
+    activation = tracker(
+        slots=identified(WANG),
+        text=f"{order.id}这个订单我想退货",
+        intent="return_refund",
+        active_loop="return_form",
+        extracted={"order_id": order.id},
+    )
+    messages, events = run(ValidateReturnForm(), activation)
+    assert slots_set(events)["order_id"] == order.id and messages == []
+    asked, _ = run(ActionAskReturnItem(), tracker(slots={**identified(WANG), "order_id": order.id}))
+    assert responses(asked) == ["utter_ask_return_item"]
+    assert asked[0]["items"] == "、".join(item.name for item in order.items)
+
+
+# --- consent: the request decides, not the history it recounts --------------------------------
+
+
+def consents_after(run: Run, crm: Engine, text: str, intent: str) -> tuple[dict[str, bool], Any]:
+    messages, _ = run(
+        ActionChangeConsent(), tracker(slots=identified(WANG), text=text, intent=intent)
+    )
+    with session_scope(crm) as session:
+        return get_consents(session, customer_id=WANG), messages
+
+
+def test_recounting_an_opt_out_while_asking_back_in_opts_in(run: Run, crm: Engine) -> None:
+    consents_after(run, crm, "退订优惠", "unsubscribe")
+    consents, messages = consents_after(
+        run, crm, "我上个月退订了优惠消息，现在想重新接收", "unsubscribe"
+    )
+    assert consents["offer"] is True
+    assert responses(messages) == ["utter_consent_updated"]
+    assert messages[0]["changes"] == "恢复接收优惠活动"
+
+
+def test_the_reply_names_only_what_changed(run: Run, crm: Engine) -> None:
+    consents, messages = consents_after(run, crm, "退订优惠和回访", "unsubscribe")
+    assert not consents["offer"] and not consents["follow_up"]
+    assert messages[0]["changes"] == "退订回访、优惠活动"
+    _, again = consents_after(run, crm, "退订优惠", "unsubscribe")
+    assert responses(again) == ["utter_consent_unchanged"]
