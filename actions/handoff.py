@@ -27,7 +27,7 @@ from crm_store.handoff_queue import (
 from crm_store.handoffs import Handoff, Route, find_open_handoff, request_handoff
 from crm_store.interactions import ensure_conversation
 from crm_store.models import TIERS
-from crm_store.surveys import ask_survey, find_survey_response
+from crm_store.surveys import RESPONDED, ask_survey, find_survey_response
 from crm_store.tickets import Ticket, open_ticket
 
 HANDOFF_ENDED = "utter_handoff_ended"
@@ -183,7 +183,7 @@ class ActionHandoffDetractor(CareAction):
         )
         if response is None or turn.customer_id is None:
             return []
-        if response.status == "answered" and is_detractor(response.csat, response.nps):
+        if response.status in RESPONDED and is_detractor(response.csat, response.nps):
             queue(turn, "detractor")
         return []
 

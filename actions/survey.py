@@ -1,7 +1,8 @@
 """Satisfaction surveys inside the dialogue: CSAT, NPS (when due) and an optional comment,
 asked at the end of a service conversation or on a post-purchase follow-up (EXTERNAL_survey),
-never more often than the fatigue rules allow; stored exactly once; a detractor or a strongly
-negative comment starts a follow-up on its own."""
+never more often than the fatigue rules allow; each answer stored as it is given (a survey left
+midway keeps its CSAT); a detractor or a strongly negative comment starts a follow-up on its
+own, once per survey."""
 
 from __future__ import annotations
 
@@ -17,18 +18,20 @@ from actions.forms import CareFormValidation
 from actions.identity import channel_of
 from actions.rules.survey import is_detractor, parse_comment, parse_csat, parse_nps
 from actions.rules.survey_policy import FatigueWindows, PastSurvey, SurveyDecision, survey_decision
-from crm_store.audit import record_audit
+from crm_store.audit import list_audit_entries, record_audit
 from crm_store.customers import get_consents
 from crm_store.feedback import record_feedback
 from crm_store.segments import tag_customer
 from crm_store.surveys import (
+    SurveyResponse,
     ask_survey,
+    complete_survey,
     decline_survey,
     find_survey_response,
     list_survey_responses,
-    record_survey_response,
+    record_survey_answer,
 )
-from crm_store.tickets import list_tickets, open_ticket
+from crm_store.tickets import Ticket, get_ticket, list_tickets, open_ticket
 
 
 def warm_up_feedback_analysis() -> None:
@@ -58,6 +61,7 @@ MAX_RETRIES = 2  # an unclear answer is asked again at most twice
 STRONGLY_NEGATIVE = -0.6
 FORM_SLOTS = ("survey_csat", "survey_nps", "survey_comment")
 HINTS = {"survey_csat": "utter_survey_csat_hint", "survey_nps": "utter_survey_nps_hint"}
+DETRACTOR_ALERT = "detractor_alert"  # the audit entry that links a survey to its follow-up
 
 
 def fatigue_windows() -> FatigueWindows:
@@ -76,8 +80,8 @@ def decide(turn: Turn, trigger: str) -> SurveyDecision:
     customer_id = turn.customer_id
     if customer_id is None:  # an anonymous sender could stuff the results (docs/security.md)
         return SurveyDecision(False, refusal="anonymous")
-    past = [
-        PastSurvey(s.asked_at, s.nps is not None or s.status == "asked")
+    past = [  # an unfinished survey may have asked NPS without an answer: count it as asked
+        PastSurvey(s.asked_at, s.nps is not None or s.status in ("asked", "partial"))
         for s in list_survey_responses(turn.session, customer_id=customer_id, limit=20)
     ]
     open_complaints = [
@@ -135,31 +139,54 @@ def ended_early(outcome: str) -> dict[str, Any]:
     return {"survey_outcome": outcome, **{slot: NOT_ASKED for slot in FORM_SLOTS}}
 
 
+def survey_where(turn: Turn) -> dict[str, Any]:
+    """Which survey row a turn of the survey form writes: its conversation and trigger."""
+    return {
+        "conversation_id": turn.crm_conversation_id,
+        "trigger": turn.tracker.get_slot("survey_trigger") or "end_of_chat",
+        "channel": channel_of(turn),
+        "customer_id": turn.customer_id,
+    }
+
+
 class ValidateSurveyForm(CareFormValidation):
+    """Each answer is stored the moment it is read (the row turns `partial`), so a survey left
+    midway keeps what was answered; an unhappy answer opens the follow-up at once."""
+
     form = "survey_form"
 
     def on_activation(self, turn: Turn) -> dict[str, Any]:
-        ask_survey(
-            turn.session,
-            clock=turn.clock,
-            conversation_id=turn.crm_conversation_id,
-            trigger=turn.tracker.get_slot("survey_trigger") or "end_of_chat",
-            channel=channel_of(turn),
-            customer_id=turn.customer_id,
-        )
+        ask_survey(turn.session, clock=turn.clock, **survey_where(turn))
         return {}
 
     def validate_survey_csat(self, value: Any, turn: Turn) -> dict[str, Any]:
-        return self.score("survey_csat", parse_csat(str(value or "")), turn)
+        reading = parse_csat(str(value or ""))
+        if reading.kind == "score":
+            store_answer(turn, csat=reading.score)
+        return self.score("survey_csat", reading, turn)
 
     def validate_survey_nps(self, value: Any, turn: Turn) -> dict[str, Any]:
         if value == NOT_ASKED:
             return {"survey_nps": NOT_ASKED}
-        return self.score("survey_nps", parse_nps(str(value or "")), turn)
+        reading = parse_nps(str(value or ""))
+        if reading.kind == "score":
+            store_answer(turn, nps=reading.score)
+        return self.score("survey_nps", reading, turn)
 
     def validate_survey_comment(self, value: Any, turn: Turn) -> dict[str, Any]:
         comment = None if value == NOT_ASKED else parse_comment(str(value or ""))
-        return {"survey_comment": comment[:1000] if comment else NOT_ASKED}
+        if not comment:
+            return {"survey_comment": NOT_ASKED}
+        comment = comment[:1000]
+        analysis = analyse(comment)
+        store_answer(
+            turn,
+            negative=analysis.score <= STRONGLY_NEGATIVE,
+            comment=comment,
+            themes=analysis.themes,
+            polarity=analysis.polarity,
+        )
+        return {"survey_comment": comment}
 
     def score(self, slot: str, reading: Any, turn: Turn) -> dict[str, Any]:
         if reading.kind == "score":
@@ -173,61 +200,70 @@ class ValidateSurveyForm(CareFormValidation):
         return {slot: None, "survey_retries": float(retries)}
 
 
+def store_answer(turn: Turn, *, negative: bool = False, **answer: Any) -> None:
+    """Store one answer; the first answer that makes the survey unhappy (CSAT 1-2, NPS 0-6, a
+    strongly negative comment) opens its follow-up, once per survey."""
+    response = record_survey_answer(turn.session, clock=turn.clock, **answer, **survey_where(turn))
+    if response.status != "partial" or turn.customer_id is None:
+        return  # a finished survey is not changed by a late answer
+    unhappy = is_detractor(response.csat, response.nps) or negative
+    if unhappy and follow_up_of(turn, response.id) is None:
+        follow_up_detractor(turn, turn.customer_id, response.id, response.comment)
+
+
 def score_of(turn: Turn, slot: str) -> int | None:
     value = turn.tracker.get_slot(slot)
     return int(value) if value not in (None, NOT_ASKED) else None
 
 
 class ActionSubmitSurvey(CareAction):
-    """Stores the survey once (declined, incomplete or answered) and closes the detractor loop."""
+    """The survey's end: its answers are stored already (answered when it ran to the end,
+    partial when it ended after some, declined or no reply without any). Says goodbye, or
+    when the answers opened a follow-up, when the customer will be called back."""
 
     def name(self) -> str:
         return "action_submit_survey"
 
     def act(self, turn: Turn) -> Events:
-        trigger = turn.tracker.get_slot("survey_trigger") or "end_of_chat"
         outcome = turn.tracker.get_slot("survey_outcome")
-        where: dict[str, Any] = {
-            "conversation_id": turn.crm_conversation_id,
-            "trigger": trigger,
-            "channel": channel_of(turn),
-            "customer_id": turn.customer_id,
-        }
+        where = survey_where(turn)
+        response: SurveyResponse | None
         if outcome == "declined":
-            decline_survey(turn.session, clock=turn.clock, **where)
-            turn.say("utter_survey_declined")
-        elif outcome == "incomplete":
-            turn.say("utter_survey_incomplete")  # the row stays "asked": counted, not answered
+            response = decline_survey(turn.session, clock=turn.clock, **where)
+            closing = "utter_survey_declined"
+        elif outcome == "incomplete":  # no reply, or partial when something was answered
+            response = find_survey_response(
+                turn.session, conversation_id=where["conversation_id"], trigger=where["trigger"]
+            )
+            closing = "utter_survey_incomplete"
         else:
-            self.store_answers(turn, where)
+            csat, nps = score_of(turn, "survey_csat"), score_of(turn, "survey_nps")
+            if csat is not None or nps is not None:  # stored when validated: no change then
+                store_answer(turn, csat=csat, nps=nps)
+            response = complete_survey(turn.session, clock=turn.clock, **where)
+            closing = "utter_survey_thanks"
+        ticket = follow_up_of(turn, response.id) if response else None
+        if ticket is not None:
+            turn.say("utter_survey_detractor", due=turn.local(ticket.sla_due_at))
+        else:
+            turn.say(closing)
         return [SlotSet(slot, None) for slot in (*FORM_SLOTS, "survey_due", "survey_outcome")]
 
-    def store_answers(self, turn: Turn, where: dict[str, Any]) -> None:
-        comment = turn.tracker.get_slot("survey_comment")
-        comment = None if comment in (None, NOT_ASKED) else str(comment)
-        analysis = analyse(comment) if comment else None
-        csat, nps = score_of(turn, "survey_csat"), score_of(turn, "survey_nps")
-        response = record_survey_response(
-            turn.session,
-            clock=turn.clock,
-            csat=csat,
-            nps=nps,
-            comment=comment,
-            themes=analysis.themes if analysis else (),
-            polarity=analysis.polarity if analysis else None,
-            **where,
-        )
-        negative = analysis is not None and analysis.score <= STRONGLY_NEGATIVE
-        if (is_detractor(csat, nps) or negative) and turn.customer_id is not None:
-            follow_up_detractor(turn, turn.customer_id, response.id, comment)
-        else:
-            turn.say("utter_survey_thanks")
+
+def follow_up_of(turn: Turn, response_id: int) -> Ticket | None:
+    """The follow-up ticket of a survey, found by its detractor alert (as the dashboard finds
+    it), or None."""
+    for entry in list_audit_entries(turn.session, entity="survey_response", entity_id=response_id):
+        if entry.action == DETRACTOR_ALERT:
+            return get_ticket(turn.session, ticket_id=int(entry.changes["ticket_id"]))
+    return None
 
 
 def follow_up_detractor(
     turn: Turn, customer_id: int, response_id: int, comment: str | None
 ) -> None:
-    """A follow-up ticket with an SLA, a call-back mark, an alert for managers, one sentence."""
+    """A follow-up ticket with an SLA, a call-back mark and an alert for managers; the
+    customer hears of it when the survey ends."""
     ticket = open_ticket(
         turn.session,
         clock=turn.clock,
@@ -242,12 +278,11 @@ def follow_up_detractor(
         turn.session,
         clock=turn.clock,
         actor="survey",
-        action="detractor_alert",
+        action=DETRACTOR_ALERT,
         entity="survey_response",
         entity_id=response_id,
         changes={"ticket_id": ticket.id, "customer_id": customer_id},
     )
-    turn.say("utter_survey_detractor", due=turn.local(ticket.sla_due_at))
 
 
 class ActionRecordFeedback(CareAction):

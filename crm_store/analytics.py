@@ -33,6 +33,7 @@ from crm_store.models import (
 )
 from crm_store.models import Segment as SegmentRow
 from crm_store.orders import VOID_STATUSES
+from crm_store.surveys import RESPONDED
 
 # (segment, lowest R, highest R, lowest F, highest F); the first match wins.
 RFM_RULES = (
@@ -147,7 +148,7 @@ def _negative_feedback(now: datetime) -> Any:
     return (
         select(SurveyResponse.customer_id, literal(1).label("negative"))
         .where(
-            SurveyResponse.status == "answered",
+            SurveyResponse.status.in_(RESPONDED),  # a low CSAT of a survey left midway too
             SurveyResponse.asked_at >= since,
             SurveyResponse.asked_at <= now,
             SurveyResponse.customer_id.is_not(None),

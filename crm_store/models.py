@@ -62,7 +62,9 @@ TICKET_KINDS = ("complaint", "return", "refund", "message")
 TICKET_STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
 SURVEY_TRIGGERS = ("end_of_chat", "after_handoff", "post_purchase")
-SURVEY_STATUSES = ("asked", "answered", "declined")
+# asked: no answer yet (no reply); partial: some questions answered, the survey unfinished or
+# left (migration 0016); answered: finished; declined: said no before answering anything.
+SURVEY_STATUSES = ("asked", "partial", "answered", "declined")
 POLARITIES = ("positive", "negative", "neutral")
 STAFF_ROLES = ("agent", "supervisor", "manager", "admin")
 CAMPAIGN_KINDS = ("birthday", "holiday", "follow_up", "care_tip", "win_back", "survey")

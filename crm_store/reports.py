@@ -29,7 +29,7 @@ from crm_store.errors import InvalidInput
 from crm_store.masking import spreadsheet_safe
 from crm_store.models import Customer, CustomerMetrics, StaffUser
 from crm_store.models import SurveyResponse as ResponseRow
-from crm_store.surveys import nps_score
+from crm_store.surveys import RESPONDED, nps_score, status_counts
 from crm_store.validation import check_choice, check_positive
 
 GROUPINGS = ("channel", "tier", "segment", "agent")
@@ -45,10 +45,12 @@ class SurveyFigures:
     """One group's figures; shares are fractions (0-1), NPS runs from -100 to 100."""
 
     group: str | None  # None: every survey in the range
-    asked: int  # surveys asked in the range, whatever became of them
-    answered: int
-    declined: int
-    response_rate: float | None  # answered / asked
+    asked: int  # surveys asked in the range: answered + partial + declined + no_reply
+    answered: int  # every question answered
+    partial: int  # some answered, the survey not finished or left midway
+    declined: int  # said no before answering anything
+    no_reply: int  # asked, nothing answered
+    response_rate: float | None  # (answered + partial) / asked
     csat_answers: int
     csat_average: float | None
     csat_satisfied_share: float | None  # CSAT 4-5 among the CSAT answers
@@ -94,8 +96,7 @@ def _figure_columns() -> list[Any]:
     r = ResponseRow
     return [
         func.count().label("asked"),
-        _count_if(r.status == "answered").label("answered"),
-        _count_if(r.status == "declined").label("declined"),
+        *status_counts(r.status),
         func.count(r.csat).label("csat_answers"),
         func.avg(r.csat).label("csat_average"),
         _count_if(r.csat >= SATISFIED_CSAT).label("satisfied"),
@@ -152,7 +153,8 @@ def _share(part: int, whole: int) -> float | None:
 
 
 def _figures(group: str | None, row: Any) -> SurveyFigures:
-    asked, answered, csat_answers = int(row.asked), int(row.answered), int(row.csat_answers)
+    asked, answered, partial = int(row.asked), int(row.answered), int(row.partial)
+    csat_answers = int(row.csat_answers)
     nps_answers, promoters, detractors = (
         int(row.nps_answers),
         int(row.promoters),
@@ -163,8 +165,10 @@ def _figures(group: str | None, row: Any) -> SurveyFigures:
         group=group,
         asked=asked,
         answered=answered,
+        partial=partial,
         declined=int(row.declined),
-        response_rate=_share(answered, asked),
+        no_reply=int(row.no_reply),
+        response_rate=_share(answered + partial, asked),
         csat_answers=csat_answers,
         csat_average=None if average is None else round(float(average), 2),
         csat_satisfied_share=_share(int(row.satisfied), csat_answers),
@@ -209,7 +213,8 @@ def _bytewise(column: Any, dialect: str) -> Any:
 def top_themes(
     session: Session, *, since: datetime, until: datetime, limit: int = 10
 ) -> list[tuple[str, int]]:
-    """The most mentioned themes of answers to surveys asked in [since, until), with counts."""
+    """The most mentioned themes of the comments of surveys asked in [since, until) (answered
+    or partial), with counts."""
     dialect = session.get_bind().dialect.name
     theme, is_array = _themes_source(dialect)
     mentions = func.count().label("mentions")
@@ -217,7 +222,7 @@ def top_themes(
         select(theme.c.value, mentions)
         .select_from(ResponseRow)
         .join(theme, true())
-        .where(_in_window(since, until), ResponseRow.status == "answered", is_array)
+        .where(_in_window(since, until), ResponseRow.status.in_(RESPONDED), is_array)
         .group_by(theme.c.value)
         .order_by(mentions.desc(), _bytewise(theme.c.value, dialect))
         .limit(check_positive(limit, "limit"))
@@ -240,7 +245,9 @@ COLUMNS = [
     "group",
     "asked",
     "answered",
+    "partial",
     "declined",
+    "no_reply",
     "response_rate",
     "csat_answers",
     "csat_average",
@@ -254,7 +261,9 @@ COLUMNS = [
 TABLE_HEADINGS = [
     "asked",
     "answered",
+    "partial",
     "declined",
+    "no reply",
     "response",
     "CSAT n",
     "CSAT avg",
@@ -317,7 +326,7 @@ def _number(value: float | None, digits: int) -> str:
 def _table_row(f: SurveyFigures) -> list[str]:
     return [
         ALL if f.group is None else f.group,
-        *(str(n) for n in (f.asked, f.answered, f.declined)),
+        *(str(n) for n in (f.asked, f.answered, f.partial, f.declined, f.no_reply)),
         _percent(f.response_rate),
         str(f.csat_answers),
         _number(f.csat_average, 2),

@@ -1,4 +1,8 @@
-"""Survey responses: one row per survey asked (answered, declined, or still only asked)."""
+"""Survey responses: one row per survey asked, each answer stored as it is given.
+
+Status: `asked` (no answer: no reply), `partial` (some questions answered, the survey not
+finished or left midway), `answered` (finished), `declined` (said no before any answer).
+"""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from crm_store.models import SurveyResponse as ResponseRow
 from crm_store.validation import check_choice, check_range, check_text
 
 COMMENT_MAX = 2000
+OPEN_STATUSES = ("asked", "partial")  # not finished: answers may still come
+RESPONDED = ("partial", "answered")  # at least one question answered: counts as a response
 
 
 @dataclass(frozen=True)
@@ -40,9 +46,11 @@ class SurveyResponse:
 
 @dataclass(frozen=True)
 class SurveySummary:
-    asked: int
+    asked: int  # every survey asked: answered + partial + declined + no_reply
     answered: int
+    partial: int
     declined: int
+    no_reply: int
     csat_average: float | None
     nps: float | None  # promoters % minus detractors %, from -100 to 100
 
@@ -133,6 +141,78 @@ def _asked_row(
     return winner
 
 
+def record_survey_answer(
+    session: Session,
+    *,
+    conversation_id: str,
+    trigger: str,
+    channel: str,
+    csat: int | None = None,
+    nps: int | None = None,
+    comment: str | None = None,
+    themes: Sequence[str] = (),
+    polarity: str | None = None,
+    customer_id: int | None = None,
+    agent_id: int | None = None,
+    clock: Clock = utcnow,
+) -> SurveyResponse:
+    """Store the answers given so far, each as soon as the customer gives it: an asked survey
+    becomes `partial`, keeping them even if the survey is never finished. Only the answers
+    passed are written (None leaves a stored answer alone); `themes` and `polarity` go with the
+    comment. While the survey is unfinished a new answer replaces the stored one (a
+    correction); the same answer again changes nothing. A finished survey (answered or
+    declined) is returned unchanged."""
+    if csat is None and nps is None and not (comment and comment.strip()):
+        raise InvalidInput("a survey answer needs a CSAT or an NPS score or a comment")
+    checked = _checked_answers(csat, nps, comment, themes)
+    if polarity is not None:
+        check_choice(polarity, POLARITIES, "polarity")
+    row = _asked_row(session, conversation_id, trigger, channel, customer_id, agent_id, clock)
+    if row.status in OPEN_STATUSES:
+        _store(row, checked, polarity, clock)
+        session.flush()
+    return _record(row)
+
+
+def _store(
+    row: ResponseRow,
+    checked: tuple[int | None, int | None, str | None, list[str]],
+    polarity: str | None,
+    clock: Clock,
+) -> None:
+    csat, nps, comment, themes = checked
+    before = (row.csat, row.nps, row.comment, list(row.themes or ()), row.polarity)
+    if csat is not None:
+        row.csat = csat
+    if nps is not None:
+        row.nps = nps
+    if comment is not None:
+        row.comment, row.themes, row.polarity = comment, themes, polarity
+    after = (row.csat, row.nps, row.comment, list(row.themes or ()), row.polarity)
+    if row.status == "asked" or after != before:
+        row.status, row.answered_at = "partial", clock()
+
+
+def complete_survey(
+    session: Session,
+    *,
+    conversation_id: str,
+    trigger: str,
+    channel: str,
+    customer_id: int | None = None,
+    agent_id: int | None = None,
+    clock: Clock = utcnow,
+) -> SurveyResponse:
+    """The survey reached its end: a partial survey becomes `answered` (its answers as they
+    were stored). A survey with no answer stays `asked` (no reply), and a finished one is
+    returned unchanged."""
+    row = _asked_row(session, conversation_id, trigger, channel, customer_id, agent_id, clock)
+    if row.status == "partial":
+        row.status, row.answered_at = "answered", clock()
+        session.flush()
+    return _record(row)
+
+
 def record_survey_response(
     session: Session,
     *,
@@ -148,20 +228,22 @@ def record_survey_response(
     agent_id: int | None = None,
     clock: Clock = utcnow,
 ) -> SurveyResponse:
-    """Store the answers. A repeated submission (already answered or declined) returns the
-    existing row unchanged."""
+    """Store a whole survey at once (`record_survey_answer`, then `complete_survey`). A repeated
+    submission (already answered or declined) returns the existing row unchanged."""
     if csat is None and nps is None:
         raise InvalidInput("a survey answer needs a CSAT or an NPS score")
-    checked = _checked_answers(csat, nps, comment, themes)
-    if polarity is not None:
-        check_choice(polarity, POLARITIES, "polarity")
-    row = _asked_row(session, conversation_id, trigger, channel, customer_id, agent_id, clock)
-    if row.status == "asked":
-        row.csat, row.nps, row.comment, row.themes = checked
-        row.polarity = polarity if checked[2] is not None else None
-        row.status, row.answered_at = "answered", clock()
-        session.flush()
-    return _record(row)
+    where: dict[str, Any] = {
+        "conversation_id": conversation_id,
+        "trigger": trigger,
+        "channel": channel,
+        "customer_id": customer_id,
+        "agent_id": agent_id,
+        "clock": clock,
+    }
+    record_survey_answer(
+        session, csat=csat, nps=nps, comment=comment, themes=themes, polarity=polarity, **where
+    )
+    return complete_survey(session, **where)
 
 
 def _checked_answers(
@@ -185,7 +267,9 @@ def decline_survey(
     agent_id: int | None = None,
     clock: Clock = utcnow,
 ) -> SurveyResponse:
-    """The customer said no; an already answered survey stays answered."""
+    """The customer said no. A survey with no answer becomes `declined`; one with answers
+    keeps them and stays `partial` (a CSAT given before "跳过" still counts); an answered
+    survey stays answered."""
     row = _asked_row(session, conversation_id, trigger, channel, customer_id, agent_id, clock)
     if row.status == "asked":
         row.status, row.answered_at = "declined", clock()
@@ -222,6 +306,18 @@ def _count_where(condition: Any) -> Any:
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
+def status_counts(status: Any = ResponseRow.status) -> list[Any]:
+    """The four outcomes, as labelled count columns: answered, partial, declined and no_reply
+    (still `asked`). They add up to the surveys asked. The reports and the dashboard count
+    with these columns, so they cannot disagree."""
+    return [
+        _count_where(status == "answered").label("answered"),
+        _count_where(status == "partial").label("partial"),
+        _count_where(status == "declined").label("declined"),
+        _count_where(status == "asked").label("no_reply"),
+    ]
+
+
 def survey_summary(
     session: Session,
     *,
@@ -230,11 +326,11 @@ def survey_summary(
     trigger: str | None = None,
     agent_id: int | None = None,
 ) -> SurveySummary:
-    """Counts, average CSAT and NPS over surveys asked in [since, until), in one query."""
+    """Counts, average CSAT and NPS over surveys asked in [since, until), in one query. The
+    averages take every stored answer, of partial surveys too."""
     query = select(
         func.count(ResponseRow.id),
-        _count_where(ResponseRow.status == "answered"),
-        _count_where(ResponseRow.status == "declined"),
+        *status_counts(),
         func.avg(ResponseRow.csat),
         _count_where(ResponseRow.nps >= 9),
         _count_where(ResponseRow.nps <= 6),
@@ -246,13 +342,14 @@ def survey_summary(
         )
     if agent_id is not None:
         query = query.where(ResponseRow.agent_id == agent_id)
-    asked, answered, declined, csat, promoters, detractors, nps_answers = session.execute(
-        query
-    ).one()
+    row = session.execute(query).one()
+    asked, answered, partial, declined, no_reply, csat, promoters, detractors, nps_answers = row
     return SurveySummary(
         asked=int(asked),
         answered=int(answered),
+        partial=int(partial),
         declined=int(declined),
+        no_reply=int(no_reply),
         csat_average=None if csat is None else round(float(csat), 2),
         nps=nps_score(int(promoters), int(detractors), int(nps_answers)),
     )

@@ -319,8 +319,10 @@ TITLES = {
 LABELS = {
     "group": "分组",
     "asked": "发出",
-    "answered": "回答",
+    "answered": "完整回答",
+    "partial": "部分回答",
     "declined": "拒答",
+    "no_reply": "未回复",
     "response_rate": "回复率",
     "csat_answers": "CSAT 答卷",
     "csat_average": "CSAT 均分",

@@ -42,7 +42,7 @@ from crm_store.models import AuditEntry, Customer, CustomerMetrics, StaffUser, T
 from crm_store.models import Feedback as FeedbackRow
 from crm_store.models import SurveyResponse as ResponseRow
 from crm_store.reports import PASSIVE_NPS, PROMOTER_NPS, SATISFIED_CSAT, SurveyFigures
-from crm_store.surveys import nps_score
+from crm_store.surveys import RESPONDED, nps_score, status_counts
 from crm_store.tickets import OPEN_STATUSES
 from crm_store.validation import check_choice, check_positive, check_range
 
@@ -64,8 +64,7 @@ def _count_columns() -> list[Any]:
     r = ResponseRow
     return [
         func.count().label("asked"),
-        _count_if(r.status == "answered").label("answered"),
-        _count_if(r.status == "declined").label("declined"),
+        *status_counts(r.status),
         func.count(r.csat).label("csat_answers"),
         func.coalesce(func.sum(r.csat), 0).label("csat_sum"),
         _count_if(r.csat >= SATISFIED_CSAT).label("satisfied"),
@@ -79,7 +78,9 @@ def _count_columns() -> list[Any]:
 COUNTS = (
     "asked",
     "answered",
+    "partial",
     "declined",
+    "no_reply",
     "csat_answers",
     "csat_sum",
     "satisfied",
@@ -97,8 +98,10 @@ def _figures(group: str | None, counts: dict[str, int]) -> SurveyFigures:
         group=group,
         asked=c["asked"],
         answered=c["answered"],
+        partial=c["partial"],
         declined=c["declined"],
-        response_rate=share(c["answered"], c["asked"]),
+        no_reply=c["no_reply"],
+        response_rate=share(c["answered"] + c["partial"], c["asked"]),
         csat_answers=c["csat_answers"],
         csat_average=average,
         csat_satisfied_share=share(c["satisfied"], c["csat_answers"]),
@@ -391,7 +394,7 @@ def _comment(row: Any) -> Comment:
 @dataclass(frozen=True)
 class ThemeMovement:
     theme: str
-    mentions: int  # in answered surveys of the range
+    mentions: int  # in the comments of the range's surveys (answered or partial)
     previous_mentions: int  # in the range of equal length just before
     change: int
     change_share: float | None  # change / previous_mentions
@@ -408,7 +411,7 @@ def _theme_counts(session: Session, f: DashboardFilter) -> dict[str, tuple[int, 
         select(theme.c.value, _count_if(in_range), _count_if(~in_range))
         .select_from(ResponseRow)
         .join(theme, true())
-        .where(ResponseRow.status == "answered", is_array, *_where(before))
+        .where(ResponseRow.status.in_(RESPONDED), is_array, *_where(before))
         .group_by(theme.c.value)
     )
     return {str(name): (int(now), int(then)) for name, now, then in session.execute(query)}

@@ -24,7 +24,7 @@ from crm_store.handoff_queue import claim_handoff, close_by_agent
 from crm_store.handoffs import find_open_handoff, get_handoff
 from crm_store.models import Customer as CustomerRow
 from crm_store.staff import create_staff_user
-from crm_store.surveys import find_survey_response, record_survey_response
+from crm_store.surveys import find_survey_response, record_survey_answer, record_survey_response
 from crm_store.tickets import list_tickets
 from tests.actions.helpers import (
     NOW,
@@ -139,9 +139,13 @@ def test_a_top_tier_complaint_goes_to_a_person(run: Run, crm: Engine) -> None:
 
 
 def test_a_detractor_is_queued_without_pausing(run: Run, crm: Engine) -> None:
-    for sender, csat in (("happy", 5), ("unhappy", 1)):
+    for sender, csat, store in (
+        ("happy", 5, record_survey_response),
+        ("unhappy", 1, record_survey_response),
+        ("left", 2, record_survey_answer),  # a CSAT, then "跳过": partial, still unhappy
+    ):
         with session_scope(crm) as session:
-            record_survey_response(
+            store(
                 session,
                 conversation_id=sender,
                 trigger="end_of_chat",
@@ -154,7 +158,9 @@ def test_a_detractor_is_queued_without_pausing(run: Run, crm: Engine) -> None:
     with session_scope(crm) as session:
         assert find_open_handoff(session, conversation_id="happy") is None
         handoff = find_open_handoff(session, conversation_id="unhappy")
+        left = find_open_handoff(session, conversation_id="left")
     assert handoff is not None and handoff.reason == "detractor"
+    assert left is not None and left.reason == "detractor"
 
 
 def test_timeout_offers_the_choices_unless_an_agent_was_faster(run: Run, crm: Engine) -> None:

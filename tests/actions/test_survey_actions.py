@@ -20,7 +20,7 @@ from crm_store.db import session_scope
 from crm_store.feedback import list_feedback
 from crm_store.models import AuditEntry
 from crm_store.segments import list_tags
-from crm_store.surveys import find_survey_response, list_survey_responses
+from crm_store.surveys import SurveyResponse, find_survey_response, list_survey_responses
 from crm_store.tickets import list_tickets, open_ticket
 from tests.actions.helpers import NOW, WANG, ZHANG, Run, identified, responses, slots_set, tracker
 
@@ -60,15 +60,35 @@ def test_no_survey_for_a_customer_who_opted_out_or_has_an_open_complaint(
     assert slots_set(run(ActionCheckSurveyAtGoodbye(), goodbye("web-s4"))[1])["survey_due"] is False
 
 
-def _answer(run: Run, slot: str, value: str, retries: float = 0) -> tuple[list, dict[str, Any]]:
+def _answer(
+    run: Run,
+    slot: str,
+    value: str,
+    retries: float = 0,
+    sender: str = "web-s5",
+    customer: int = ZHANG,
+) -> tuple[list, dict[str, Any]]:
     state = tracker(
-        sender="web-s5",
-        slots={**identified(ZHANG), "requested_slot": slot, "survey_retries": retries},
+        sender=sender,
+        slots={**identified(customer), "requested_slot": slot, "survey_retries": retries},
         extracted={slot: value},
         active_loop="survey_form",
     )
     messages, events = run(ValidateSurveyForm(), state)
     return responses(messages), slots_set(events)
+
+
+def _row(crm: Engine, sender: str) -> SurveyResponse:
+    with session_scope(crm) as session:
+        row = find_survey_response(session, conversation_id=sender, trigger="end_of_chat")
+    assert row is not None, f"no survey row for {sender}"
+    return row
+
+
+def _alerts(crm: Engine) -> int:
+    with session_scope(crm) as session:
+        query = select(AuditEntry).where(AuditEntry.action == "detractor_alert")
+        return len(list(session.scalars(query)))
 
 
 def test_free_text_scores_are_read(run: Run) -> None:
@@ -90,17 +110,33 @@ def test_skipping_declines(run: Run) -> None:
     assert _answer(run, "survey_csat", "不想答")[1]["survey_outcome"] == "declined"
 
 
-def _submit(run: Run, sender: str, customer: int, **answers: Any) -> list[str]:
-    slots = {**identified(customer), "survey_trigger": "end_of_chat", **answers}
-    messages, events = run(ActionSubmitSurvey(), tracker(sender=sender, slots=slots))
+def _submit(run: Run, sender: str, customer: int, **slots: Any) -> list[str]:
+    state = {**identified(customer), "survey_trigger": "end_of_chat", **slots}
+    messages, events = run(ActionSubmitSurvey(), tracker(sender=sender, slots=state))
     assert slots_set(events)["survey_csat"] is None
     return responses(messages)
 
 
+def _survey(run: Run, sender: str, customer: int, *answers: tuple[str, str]) -> list[str]:
+    """The form's turns: each (slot, what the customer said) validated, then the survey's end
+    with the slots the validations set; what the bot said, in order."""
+    said: list[str] = []
+    slots: dict[str, Any] = {}
+    for slot, text in answers:
+        replies, changed = _answer(run, slot, text, sender=sender, customer=customer)
+        said += replies
+        slots.update(changed)
+    return said + _submit(run, sender, customer, **slots)
+
+
 def test_a_happy_answer_is_stored_once_with_the_comment_themes(run: Run, crm: Engine) -> None:
-    answers = {"survey_csat": "5", "survey_nps": "9", "survey_comment": "快递很快，包装也好"}
-    assert _submit(run, "web-s6", WANG, **answers) == ["utter_survey_thanks"]
-    assert _submit(run, "web-s6", WANG, **answers) == ["utter_survey_thanks"]
+    answers = (
+        ("survey_csat", "5"),
+        ("survey_nps", "9"),
+        ("survey_comment", "快递很快，包装也好"),
+    )
+    assert _survey(run, "web-s6", WANG, *answers) == ["utter_survey_thanks"]
+    assert _survey(run, "web-s6", WANG, *answers) == ["utter_survey_thanks"]
 
     with session_scope(crm) as session:
         rows = [
@@ -113,31 +149,111 @@ def test_a_happy_answer_is_stored_once_with_the_comment_themes(run: Run, crm: En
     assert rows[0].polarity == "positive"  # the comment's analysed polarity, for the dashboard
 
 
+def test_each_answer_is_in_the_crm_as_soon_as_it_is_given(run: Run, crm: Engine) -> None:
+    """Issue 16: the CSAT is stored when it is read, not when the survey ends."""
+    _answer(run, "survey_csat", "4分", sender="web-p1", customer=WANG)
+    row = _row(crm, "web-p1")
+    assert (row.status, row.csat, row.nps, row.customer_id) == ("partial", 4, None, WANG)
+    _answer(run, "survey_nps", "打九分", sender="web-p1", customer=WANG)
+    assert (_row(crm, "web-p1").csat, _row(crm, "web-p1").nps) == (4, 9)
+    _answer(run, "survey_comment", "物流很快", sender="web-p1", customer=WANG)
+    row = _row(crm, "web-p1")
+    assert (row.status, row.comment, row.themes) == ("partial", "物流很快", ("物流",))
+    assert _submit(run, "web-p1", WANG, survey_csat="4", survey_nps="9") == ["utter_survey_thanks"]
+    assert _row(crm, "web-p1").status == "answered"
+
+
+def test_an_unclear_or_repeated_answer_keeps_the_stored_one(run: Run, crm: Engine) -> None:
+    _answer(run, "survey_csat", "5", sender="web-p2", customer=WANG)
+    stored = _row(crm, "web-p2")
+    _answer(run, "survey_csat", "5", sender="web-p2", customer=WANG)  # validated again
+    _answer(run, "survey_csat", "4.5", sender="web-p2", customer=WANG)  # unclear: asked again
+    assert _row(crm, "web-p2") == stored
+    _answer(run, "survey_csat", "不对，是4分", sender="web-p2", customer=WANG)  # a correction
+    assert _row(crm, "web-p2").csat == 4
+
+
+def test_a_survey_left_after_a_low_csat_keeps_it_and_is_followed_up_once(
+    run: Run, crm: Engine
+) -> None:
+    said, _ = _answer(run, "survey_csat", "1", sender="web-p3")
+    assert said == []  # the survey goes on: NPS and the comment are still to come
+    row = _row(crm, "web-p3")
+    assert (row.status, row.csat) == ("partial", 1)
+    with session_scope(crm) as session:
+        tickets = [t for t in list_tickets(session, customer_id=ZHANG) if "survey" in t.subject]
+        assert [t.subject for t in tickets] == [f"survey #{row.id}: unhappy customer"]
+        assert "callback" in list_tags(session, customer_id=ZHANG)
+    _answer(run, "survey_csat", "1", sender="web-p3")  # validated again: no second follow-up
+    _answer(run, "survey_nps", "0", sender="web-p3")  # another unhappy answer: still one
+    assert _alerts(crm) == 1
+
+
 def test_a_detractor_gets_a_follow_up_ticket_a_call_back_and_an_alert(
     run: Run, crm: Engine
 ) -> None:
-    answers = {"survey_csat": "1", "survey_nps": NOT_ASKED, "survey_comment": "用了一周就坏了"}
-    assert _submit(run, "web-s7", ZHANG, **answers) == ["utter_survey_detractor"]
+    answers = (("survey_csat", "1"), ("survey_comment", "用了一周就坏了"))
+    assert _survey(run, "web-s7", ZHANG, *answers) == ["utter_survey_detractor"]
+    assert _submit(run, "web-s7", ZHANG) == ["utter_survey_detractor"]  # a repeated end
 
     with session_scope(crm) as session:
         tickets = list_tickets(session, customer_id=ZHANG)
         assert any(t.priority == "high" and "survey" in t.subject for t in tickets)
         assert "callback" in list_tags(session, customer_id=ZHANG)
-        alerts = session.scalars(select(AuditEntry).where(AuditEntry.action == "detractor_alert"))
-        assert len(list(alerts)) == 1
+    assert _alerts(crm) == 1
+    assert _row(crm, "web-s7").status == "answered"
+
+
+def test_a_strongly_negative_comment_is_followed_up_once(run: Run, crm: Engine) -> None:
+    answers = (
+        ("survey_csat", "4"),
+        ("survey_nps", "8"),
+        ("survey_comment", "客服态度非常差，太失望了"),
+    )
+    assert _survey(run, "web-p4", WANG, *answers) == ["utter_survey_detractor"]
+    assert _alerts(crm) == 1
+    with session_scope(crm) as session:
+        [ticket] = [t for t in list_tickets(session, customer_id=WANG) if "survey" in t.subject]
+    assert ticket.description == "客服态度非常差，太失望了"
+
+
+def test_the_end_stores_scores_the_form_holds_that_the_crm_has_not(run: Run, crm: Engine) -> None:
+    """A survey begun before the upgrade (its CSAT validated by the older action, which did not
+    store it) still ends with the scores, and an unhappy one is followed up."""
+    slots = {"survey_csat": "2", "survey_nps": "7", "survey_comment": NOT_ASKED}
+    assert _submit(run, "web-p8", ZHANG, **slots) == ["utter_survey_detractor"]
+    row = _row(crm, "web-p8")
+    assert (row.status, row.csat, row.nps) == ("answered", 2, 7)
+    assert _alerts(crm) == 1
 
 
 def test_a_declined_survey_is_stored_as_declined(run: Run, crm: Engine) -> None:
     declined = {"survey_outcome": "declined", "survey_csat": NOT_ASKED}
     assert _submit(run, "web-s8", ZHANG, **declined) == ["utter_survey_declined"]
-    with session_scope(crm) as session:
-        row = find_survey_response(session, conversation_id="web-s8", trigger="end_of_chat")
-    assert row is not None and row.status == "declined"
+    assert _row(crm, "web-s8").status == "declined"
+
+
+def test_declining_after_the_csat_keeps_it(run: Run, crm: Engine) -> None:
+    """Decided (docs/care_dialogues.md): "跳过" after a CSAT ends the survey as partial."""
+    answers = (("survey_csat", "4"), ("survey_nps", "跳过"))
+    assert _survey(run, "web-p5", WANG, *answers) == ["utter_survey_declined"]
+    row = _row(crm, "web-p5")
+    assert (row.status, row.csat, row.nps) == ("partial", 4, None)
+    unhappy = (("survey_csat", "2"), ("survey_nps", "不想答"))
+    assert _survey(run, "web-p6", ZHANG, *unhappy) == ["utter_survey_detractor"]
+    assert (_row(crm, "web-p6").status, _alerts(crm)) == ("partial", 1)
+
+
+def test_an_incomplete_survey_keeps_what_was_answered(run: Run, crm: Engine) -> None:
+    _answer(run, "survey_csat", "5", sender="web-p7", customer=WANG)
+    _, slots = _answer(run, "survey_nps", "abc", retries=2, sender="web-p7", customer=WANG)
+    assert _submit(run, "web-p7", WANG, **slots) == ["utter_survey_incomplete"]
+    row = _row(crm, "web-p7")
+    assert (row.status, row.csat) == ("partial", 5)
 
 
 def test_a_survey_is_not_asked_twice_in_one_conversation(run: Run) -> None:
-    answers = {"survey_csat": "4", "survey_nps": "8", "survey_comment": NOT_ASKED}
-    _submit(run, "web-s9", WANG, **answers)
+    _survey(run, "web-s9", WANG, ("survey_csat", "4"), ("survey_nps", "8"))
     later = tracker(
         sender="web-s9", slots=identified(WANG), intent="goodbye", events=[SERVICE_TURN]
     )
@@ -145,8 +261,7 @@ def test_a_survey_is_not_asked_twice_in_one_conversation(run: Run) -> None:
 
 
 def test_the_fatigue_window_counts_surveys_on_any_channel(run: Run) -> None:
-    answers = {"survey_csat": "4", "survey_nps": "8", "survey_comment": NOT_ASKED}
-    _submit(run, "web-earlier", ZHANG, **answers)
+    _survey(run, "web-earlier", ZHANG, ("survey_csat", "4"), ("survey_nps", "8"))
     assert (
         slots_set(run(ActionCheckSurveyAtGoodbye(), goodbye("web-s10"))[1])["survey_due"] is False
     )

@@ -88,7 +88,8 @@ def test_the_table_is_aligned_and_shows_the_totals(
     header, totals = figures_block.splitlines()
     total = expected(crm_db, None).groups[0]
     assert header.split()[:2] == ["surveys", "asked"]
-    assert totals.split()[:4] == ["all", str(total.asked), str(total.answered), str(total.declined)]
+    outcomes = (total.asked, total.answered, total.partial, total.declined, total.no_reply)
+    assert totals.split()[:6] == ["all", *(str(n) for n in outcomes)]
     assert totals.split()[-1] == f"{total.nps:.1f}"
     assert len({reports.display_width(line) for line in themes_block.splitlines()}) == 1
 

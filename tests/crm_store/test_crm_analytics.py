@@ -24,7 +24,7 @@ from crm_store.errors import NotFound
 from crm_store.interactions import log_interaction
 from crm_store.orders import NewItem, create_order
 from crm_store.segments import create_segment, list_segment_members
-from crm_store.surveys import record_survey_response
+from crm_store.surveys import record_survey_answer, record_survey_response
 
 
 def days_ago(days: int) -> datetime:
@@ -70,7 +70,7 @@ def book(session: Session) -> dict[str, int]:
             customer_id=ids["B"],
             clock=fixed(days_ago(day)),
         )
-    record_survey_response(
+    record_survey_answer(  # a survey left after a CSAT of 2 is negative feedback too
         session,
         conversation_id="b4",
         trigger="end_of_chat",

@@ -61,13 +61,13 @@ def figures(group: str | None, *counts: object) -> SurveyFigures:
 def test_october_overall_counts_six_surveys_four_answered(session: Session, ids: Ids) -> None:
     [overall] = survey_breakdown(session, october())
     # CSAT 5, 2, 4, 3: average 3.5, two of four 4+; NPS 10, 3, 8: one of each kind.
-    assert overall == figures(None, 6, 4, 1, 0.6667, 4, 3.5, 0.5, 3, 1, 1, 1, 0.0)
+    assert overall == figures(None, 6, 4, 0, 1, 1, 0.6667, 4, 3.5, 0.5, 3, 1, 1, 1, 0.0)
 
 
 def test_breakdown_by_channel_largest_first_ties_by_name(session: Session, ids: Ids) -> None:
     assert survey_breakdown(session, october(), by="channel") == [
-        figures("web", 3, 2, 1, 0.6667, 2, 4.0, 0.5, 1, 1, 0, 0, 100.0),
-        figures("wechat", 3, 2, 0, 0.6667, 2, 3.0, 0.5, 2, 0, 1, 1, -50.0),
+        figures("web", 3, 2, 0, 1, 0, 0.6667, 2, 4.0, 0.5, 1, 1, 0, 0, 100.0),
+        figures("wechat", 3, 2, 0, 0, 1, 0.6667, 2, 3.0, 0.5, 2, 0, 1, 1, -50.0),
     ]
 
 
@@ -90,7 +90,7 @@ def test_breakdowns_count_each_survey_once(
 
 def test_filters_narrow_through_the_customer_and_the_agent(session: Session, ids: Ids) -> None:
     [plain] = survey_breakdown(session, october(tier="普通"))
-    assert plain == figures(None, 3, 3, 0, 1.0, 3, 3.0, 0.3333, 2, 0, 1, 1, -50.0)
+    assert plain == figures(None, 3, 3, 0, 0, 0, 1.0, 3, 3.0, 0.3333, 2, 0, 1, 1, -50.0)
     [bot] = survey_breakdown(session, october(agent="bot"))
     assert (bot.asked, bot.answered, bot.declined) == (4, 2, 1)
     [champions] = survey_breakdown(session, october(segment="champions", channel="web"))
@@ -100,9 +100,9 @@ def test_filters_narrow_through_the_customer_and_the_agent(session: Session, ids
 def test_trend_by_week_in_utc_and_in_shanghai(session: Session, ids: Ids) -> None:
     utc = survey_trend(session, october(), period="week", tz="UTC")
     assert utc == [
-        figures("2026-09-28", 3, 3, 0, 1.0, 3, 3.67, 0.6667, 3, 1, 1, 1, 0.0),
-        figures("2026-10-05", 1, 0, 1, 0.0, 0, None, None, 0, 0, 0, 0, None),
-        figures("2026-10-19", 2, 1, 0, 0.5, 1, 3.0, 0.0, 0, 0, 0, 0, None),
+        figures("2026-09-28", 3, 3, 0, 0, 0, 1.0, 3, 3.67, 0.6667, 3, 1, 1, 1, 0.0),
+        figures("2026-10-05", 1, 0, 0, 1, 0, 0.0, 0, None, None, 0, 0, 0, 0, None),
+        figures("2026-10-19", 2, 1, 0, 0, 1, 0.5, 1, 3.0, 0.0, 0, 0, 0, 0, None),
     ]
     # s3 was asked on Sunday 17:00 UTC, Monday 01:00 in Shanghai: the next week.
     shanghai = survey_trend(session, october(), period="week")
@@ -117,6 +117,62 @@ def test_trend_by_month_sums_to_the_overall_figures(session: Session, ids: Ids) 
     [month] = survey_trend(session, october(), period="month", tz="UTC")
     [overall] = survey_breakdown(session, october())
     assert month == figures("2026-10-01", *list(overall.__dict__.values())[1:])
+
+
+def _left_midway(session: Session, ids: Ids) -> None:
+    """Two surveys left midway (issue 16): one after a CSAT of 1 (web, week of 5 October), one
+    after a CSAT of 4, an NPS of 9 and a comment (WeChat, week of 19 October)."""
+    for key, asked, channel, csat, nps, comment, themes in (
+        ("m1", at(10, 6), "web", 1, None, None, []),
+        ("m2", at(10, 22), "wechat", 4, 9, "售后挺好", ["售后"]),
+    ):
+        session.add(
+            SurveyResponse(
+                conversation_id=f"survey-{key}",
+                trigger="end_of_chat",
+                channel=channel,
+                status="partial",
+                customer_id=ids.c1,
+                csat=csat,
+                nps=nps,
+                comment=comment,
+                themes=themes,
+                asked_at=asked,
+                answered_at=asked,
+            )
+        )
+    session.flush()
+
+
+def test_partial_answers_are_their_own_count_and_count_as_responses(
+    session: Session, ids: Ids
+) -> None:
+    _left_midway(session, ids)
+    [overall] = survey_breakdown(session, october())
+    # CSAT 5, 2, 4, 3, 1, 4: 19 / 6, three of six 4+; NPS 10, 3, 8, 9: two promoters of four.
+    assert overall == figures(None, 8, 4, 2, 1, 1, 0.75, 6, 3.17, 0.5, 4, 2, 1, 1, 25.0)
+    outcomes = (overall.answered, overall.partial, overall.declined, overall.no_reply)
+    assert sum(outcomes) == overall.asked
+    by_channel = {row.group: row for row in survey_breakdown(session, october(), by="channel")}
+    assert (by_channel["web"].partial, by_channel["web"].response_rate) == (1, 0.75)
+    weeks = survey_trend(session, october(), period="week", tz="UTC")
+    assert [(row.group, row.partial, row.response_rate) for row in weeks] == [
+        ("2026-09-28", 0, 1.0),
+        ("2026-10-05", 1, 0.5),  # s4 declined, m1 left after its CSAT
+        ("2026-10-19", 1, 0.6667),
+    ]
+    [month] = survey_trend(session, october(), period="month", tz="UTC")
+    assert month == figures("2026-10-01", *list(overall.__dict__.values())[1:])
+    scores = score_distribution(session, october())
+    assert [(r.score, r.answers) for r in scores if r.question == "csat"] == [
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (4, 2),
+        (5, 1),
+    ]
+    themes = {row.theme: row.mentions for row in theme_movement(session, october())}
+    assert themes["售后"] == 1  # the comment of a survey left midway is a mention too
 
 
 def test_score_distribution_lists_every_score(session: Session, ids: Ids) -> None:

@@ -94,7 +94,7 @@ def test_dashboard_csv_neutralises_a_comment_that_is_a_formula() -> None:
 
 
 def test_survey_report_csv_neutralises_group_and_theme_cells() -> None:
-    figures = SurveyFigures("=cmd", 1, 1, 0, 1.0, 1, 5.0, 1.0, 0, 0, 0, 0, None)
+    figures = SurveyFigures("=cmd", 1, 1, 0, 0, 0, 1.0, 1, 5.0, 1.0, 0, 0, 0, 0, None)
     report = SurveyReport(AT, AT, "agent", [figures], [("-bad theme", 1)])
     text = render_survey_report(report, "csv")
     assert "\n'=cmd," in text and "'-bad theme,1" in text

@@ -8,7 +8,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from crm_helpers import BACKENDS
 from sqlalchemy import insert, inspect, select
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
 from crm_store.db import make_engine
 from crm_store.migrate import downgrade, upgrade
@@ -206,3 +207,73 @@ def test_0015_masks_the_phones_already_in_the_audit_log_and_starts_the_consent_h
     finally:
         engine.dispose()
     downgrade(url, "base")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0016_marks_asked_surveys_with_answers_partial_and_keeps_the_others(
+    backend: str, new_database_url: Callable[[str], str]
+) -> None:
+    from crm_store.models import SurveyResponse as ResponseRow
+
+    table = ResponseRow.__table__
+    url = new_database_url(backend)
+    upgrade(url, "0015")
+    engine = make_engine(url)
+    at = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    rows = {  # conversation: (status, CSAT, NPS, comment)
+        "answered": ("answered", 4, 9, "很好"),
+        "declined": ("declined", None, None, None),
+        "no-reply": ("asked", None, None, None),
+        "asked-with-csat": ("asked", 2, None, None),
+        "asked-with-comment": ("asked", None, None, "太慢了"),
+    }
+    try:
+        with engine.begin() as connection:
+            for conversation, (status, csat, nps, comment) in rows.items():
+                connection.execute(
+                    insert(table).values(
+                        conversation_id=conversation,
+                        trigger="end_of_chat",
+                        channel="web",
+                        status=status,
+                        csat=csat,
+                        nps=nps,
+                        comment=comment,
+                        themes=[],
+                        asked_at=at,
+                    )
+                )
+        upgrade(url, "0016")
+        assert _statuses(engine) == {
+            "answered": "answered",
+            "declined": "declined",
+            "no-reply": "asked",
+            "asked-with-csat": "partial",
+            "asked-with-comment": "partial",
+        }
+        downgrade(url, "0015")
+        assert _statuses(engine) == {conversation: row[0] for conversation, row in rows.items()}
+        with engine.connect() as connection:
+            csat = connection.execute(
+                select(table.c.csat).where(table.c.conversation_id == "asked-with-csat")
+            ).scalar_one()
+        assert csat == 2  # the answer outlives the downgrade
+        partial = table.update().where(table.c.conversation_id == "no-reply")
+        with pytest.raises(IntegrityError), engine.begin() as connection:
+            connection.execute(partial.values(status="partial"))  # before 0016: not a status
+        upgrade(url, "0016")
+        with engine.begin() as connection:
+            connection.execute(partial.values(status="partial"))
+        assert _statuses(engine)["no-reply"] == "partial"
+    finally:
+        engine.dispose()
+    downgrade(url, "base")
+
+
+def _statuses(engine: Engine) -> dict[str, str]:
+    from crm_store.models import SurveyResponse as ResponseRow
+
+    table = ResponseRow.__table__
+    with engine.connect() as connection:
+        rows = connection.execute(select(table.c.conversation_id, table.c.status))
+        return {row.conversation_id: row.status for row in rows}

@@ -36,28 +36,29 @@ def figures(group: str | None, *values: Any) -> SurveyFigures:
     return SurveyFigures(group, *values)
 
 
-# asked, answered, declined, rate, CSAT n, CSAT avg, satisfied, NPS n, prom., pass., detr., NPS
+# asked, answered, partial, declined, no reply, rate, CSAT n, CSAT avg, satisfied, NPS n,
+# promoters, passives, detractors, NPS
 EXPECTED: dict[str | None, list[SurveyFigures]] = {
-    None: [figures(None, 8, 5, 1, 0.625, 4, 3.5, 0.5, 4, 2, 1, 1, 25.0)],
+    None: [figures(None, 8, 5, 0, 1, 2, 0.625, 4, 3.5, 0.5, 4, 2, 1, 1, 25.0)],
     "channel": [
-        figures("wechat", 5, 3, 0, 0.6, 2, 2.5, 0.0, 2, 1, 0, 1, 0.0),
-        figures("web", 3, 2, 1, 0.6667, 2, 4.5, 1.0, 2, 1, 1, 0, 50.0),
+        figures("wechat", 5, 3, 0, 0, 2, 0.6, 2, 2.5, 0.0, 2, 1, 0, 1, 0.0),
+        figures("web", 3, 2, 0, 1, 0, 0.6667, 2, 4.5, 1.0, 2, 1, 1, 0, 50.0),
     ],
     "tier": [  # equal sizes: in code point order, "unknown" (anonymous) first
-        figures("unknown", 2, 1, 0, 0.5, 1, 3.0, 0.0, 0, 0, 0, 0, None),
-        figures("普通", 2, 1, 1, 0.5, 1, 2.0, 0.0, 1, 0, 0, 1, -100.0),
-        figures("金卡", 2, 2, 0, 1.0, 2, 4.5, 1.0, 2, 1, 1, 0, 50.0),
-        figures("银卡", 2, 1, 0, 0.5, 0, None, None, 1, 1, 0, 0, 100.0),
+        figures("unknown", 2, 1, 0, 0, 1, 0.5, 1, 3.0, 0.0, 0, 0, 0, 0, None),
+        figures("普通", 2, 1, 0, 1, 0, 0.5, 1, 2.0, 0.0, 1, 0, 0, 1, -100.0),
+        figures("金卡", 2, 2, 0, 0, 0, 1.0, 2, 4.5, 1.0, 2, 1, 1, 0, 50.0),
+        figures("银卡", 2, 1, 0, 0, 1, 0.5, 0, None, None, 1, 1, 0, 0, 100.0),
     ],
     "segment": [  # the customer without metrics and the anonymous surveys are both "unknown"
-        figures("unknown", 4, 2, 0, 0.5, 1, 3.0, 0.0, 1, 1, 0, 0, 100.0),
-        figures("at_risk", 2, 1, 1, 0.5, 1, 2.0, 0.0, 1, 0, 0, 1, -100.0),
-        figures("champions", 2, 2, 0, 1.0, 2, 4.5, 1.0, 2, 1, 1, 0, 50.0),
+        figures("unknown", 4, 2, 0, 0, 2, 0.5, 1, 3.0, 0.0, 1, 1, 0, 0, 100.0),
+        figures("at_risk", 2, 1, 0, 1, 0, 0.5, 1, 2.0, 0.0, 1, 0, 0, 1, -100.0),
+        figures("champions", 2, 2, 0, 0, 0, 1.0, 2, 4.5, 1.0, 2, 1, 1, 0, 50.0),
     ],
     "agent": [
-        figures("bot", 4, 2, 1, 0.5, 2, 4.0, 0.5, 1, 1, 0, 0, 100.0),
-        figures("agent", 2, 2, 0, 1.0, 2, 3.0, 0.5, 2, 0, 1, 1, -50.0),
-        figures("agent2", 2, 1, 0, 0.5, 0, None, None, 1, 1, 0, 0, 100.0),
+        figures("bot", 4, 2, 0, 1, 1, 0.5, 2, 4.0, 0.5, 1, 1, 0, 0, 100.0),
+        figures("agent", 2, 2, 0, 0, 0, 1.0, 2, 3.0, 0.5, 2, 0, 1, 1, -50.0),
+        figures("agent2", 2, 1, 0, 0, 1, 0.5, 0, None, None, 1, 1, 0, 0, 100.0),
     ],
 }
 THEMES = [("物流", 3), ("价格", 2), ("售后", 1), ("客服态度", 1)]  # ties in code point order
@@ -143,10 +144,31 @@ def test_top_themes_count_the_answers_in_the_range(session: Session) -> None:
 @pytest.mark.usefixtures("surveys")
 def test_an_empty_range_has_zero_counts_and_no_averages(session: Session) -> None:
     since, until = datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 2, 1)
-    empty = figures(None, 0, 0, 0, None, 0, None, None, 0, 0, 0, 0, None)
+    empty = figures(None, 0, 0, 0, 0, 0, None, 0, None, None, 0, 0, 0, 0, None)
     assert survey_report(session, since=since, until=until) == [empty]
     assert survey_report(session, since=since, until=until, by="agent") == []
     assert top_themes(session, since=since, until=until) == []
+
+
+@pytest.mark.usefixtures("surveys")
+def test_partial_answers_count_as_responses_and_in_the_averages(session: Session) -> None:
+    """Issue 16: two surveys left midway, one after a CSAT, one after a CSAT, an NPS and a
+    comment; the four outcomes add up to the surveys asked."""
+    day = timedelta(days=1)
+    left = [
+        (SINCE + 7 * day, "web", None, None, "partial", 1, None, []),
+        (SINCE + 8 * day, "web", None, None, "partial", 4, 9, ["售后"]),
+    ]
+    session.add_all(_survey(number, *row) for number, row in enumerate(left, 20))
+    session.flush()
+    [overall] = survey_report(session, since=SINCE, until=UNTIL)
+    # CSAT 5, 4, 2, 3, 1, 4: 19 / 6; NPS 10, 8, 3, 9, 9: 3 promoters, 1 detractor of 5.
+    assert overall == figures(None, 10, 5, 2, 1, 2, 0.7, 6, 3.17, 0.5, 5, 3, 1, 1, 40.0)
+    outcomes = (overall.answered, overall.partial, overall.declined, overall.no_reply)
+    assert sum(outcomes) == overall.asked
+    web = next(f for f in survey_report(session, since=SINCE, until=UNTIL, by="channel"))
+    assert (web.group, web.asked, web.partial, web.response_rate) == ("web", 5, 2, 0.8)
+    assert top_themes(session, since=SINCE, until=UNTIL)[2] == ("售后", 2)
 
 
 def test_an_empty_database_reports_zeros(session: Session) -> None:
@@ -210,9 +232,10 @@ def test_the_table_lines_up_chinese_labels() -> None:
     lines = figures_block.splitlines()
     assert lines[0].split()[:3] == ["tier", "asked", "answered"]
     assert lines[2].split() == (
-        ["普通", "2", "1", "1", "50.0%", "1", "2.00", "0.0%", "1", "0", "0", "1", "-100.0"]
+        ["普通", "2", "1", "0", "1", "0", "50.0%", "1", "2.00", "0.0%", "1", "0", "0", "1"]
+        + ["-100.0"]
     )
-    assert lines[4].split()[5:9] == ["0", "-", "-", "1"]  # no CSAT answers: no average
+    assert lines[4].split()[7:11] == ["0", "-", "-", "1"]  # no CSAT answers: no average
     assert len({display_width(line) for line in lines}) == 1
     assert themes_block.splitlines()[1].split() == ["物流", "3"]
 
@@ -229,7 +252,12 @@ def test_csv_has_a_bom_for_excel_and_the_raw_figures() -> None:
     assert text.startswith("\ufeff")
     rows = list(csv.reader(io.StringIO(text[1:])))
     assert rows[0][:2] == ["tier", "asked"] and rows[0][-1] == "nps"
-    assert rows[4] == ["银卡", "2", "1", "0", "0.5", "0", "", "", "1", "1", "0", "0", "100.0"]
+    assert rows[0][:7] == ["tier", "asked", "answered", "partial", "declined", "no_reply"] + [
+        "response_rate"
+    ]
+    assert rows[4] == (
+        ["银卡", "2", "1", "0", "0", "1", "0.5", "0", "", "", "1", "1", "0", "0", "100.0"]
+    )
     assert rows[5] == [] and rows[6] == ["theme", "count"] and rows[7] == ["物流", "3"]
 
 

@@ -56,6 +56,10 @@ def test_a_member_completes_a_survey_as_a_detractor_and_gets_a_follow_up(system:
     system.say(sender, "帮我查下积分")
     assert said(system.say(sender, "好的，再见"), "utter_ask_survey_csat")
     assert said(system.say(sender, "2分吧"), "utter_ask_survey_comment")
+    [row] = survey_rows(system, sender)  # stored and followed up before the survey ends
+    assert (row.status, row.csat) == ("partial", 2)
+    with crm(system) as session:
+        assert any("survey" in t.subject for t in list_tickets(session, customer_id=member_id))
     replies = system.say(sender, "快递太慢了，等了一个星期")
 
     assert said(replies, "utter_survey_detractor")
@@ -65,6 +69,19 @@ def test_a_member_completes_a_survey_as_a_detractor_and_gets_a_follow_up(system:
     with crm(system) as session:
         assert any("survey" in t.subject for t in list_tickets(session, customer_id=member_id))
         assert "callback" in list_tags(session, customer_id=member_id)
+
+
+def test_a_csat_is_kept_when_the_survey_is_left_or_skipped_after_it(system: System) -> None:
+    """Issue 16: the CSAT is in the CRM as soon as it is given; "跳过" afterwards keeps it."""
+    sender, _ = a_member(system)  # never surveyed: CSAT and NPS are due
+    system.say(sender, "帮我查下积分")
+    assert said(system.say(sender, "再见"), "utter_ask_survey_csat")
+    assert said(system.say(sender, "4分"), "utter_ask_survey_nps")
+    [row] = survey_rows(system, sender)  # a customer who walks away now leaves this row
+    assert (row.status, row.csat, row.nps) == ("partial", 4, None)
+    assert said(system.say(sender, "跳过"), "utter_survey_declined")
+    [row] = survey_rows(system, sender)
+    assert (row.status, row.csat, row.nps) == ("partial", 4, None)
 
 
 def test_an_anonymous_sender_is_not_surveyed(system: System) -> None:

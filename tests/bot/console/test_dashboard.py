@@ -16,11 +16,12 @@ from bot.console.dashboard import (
     misunderstood_chart,
     named,
     script_json,
+    table,
 )
 from crm_store.dashboard import FIGURES, DashboardFilter, read_figure, to_csv
 from crm_store.dashboard.bot import Misunderstood
 from crm_store.db import session_scope
-from crm_store.reports import day_window
+from crm_store.reports import SurveyFigures, day_window
 from tests.bot.console.conftest import Console
 
 CHART_DATA = re.compile(r'<script type="application/json" id="chart-data">(.*?)</script>', re.S)
@@ -47,6 +48,32 @@ async def test_every_view_shows_its_charts_and_tables(browsers: Any, view: str) 
         assert f'href="/dashboard/export/{figure}?' in page, figure
     assert 'src="/dashboard/assets/echarts.min.js"' in page
     assert 'value="2026-08-23"' in page and 'value="2026-11-21"' in page
+
+
+async def test_the_survey_tables_show_the_four_outcomes(browsers: Any) -> None:
+    """Issue 16: answered, partial, declined and no reply, each a column, next to the total."""
+    manager = await browsers("manager")
+    status, page = await manager.get(f"/dashboard/surveys?{RANGE}")
+    assert status == 200
+    headings = (
+        "<th>发出</th><th>完整回答</th><th>部分回答</th><th>拒答</th><th>未回复</th><th>回复率</th>"
+    )
+    assert page.count(headings) == 2  # the trend's table and the breakdown's
+
+
+def test_a_survey_row_reads_its_outcomes_in_chinese() -> None:
+    row = SurveyFigures(None, 10, 5, 2, 1, 2, 0.7, 6, 3.17, 0.5, 5, 3, 1, 1, 40.0)
+    shown = table("survey-breakdown", [row])
+    assert shown["headings"][:7] == [
+        "分组",
+        "发出",
+        "完整回答",
+        "部分回答",
+        "拒答",
+        "未回复",
+        "回复率",
+    ]
+    assert shown["rows"][0][:7] == ["—", "10", "5", "2", "1", "2", "70.00%"]
 
 
 async def test_the_default_range_is_the_last_90_days(browsers: Any) -> None:
