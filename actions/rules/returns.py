@@ -22,6 +22,7 @@ parcel delivered on the 1st can be returned without a reason up to and including
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, tzinfo
@@ -164,3 +165,77 @@ def return_window(
         window_days=window,
         days_over=elapsed - window,
     )
+
+
+_CN_NUMBERS = {
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_POSITION = re.compile(
+    r"^(?:我要|要|就|选|退|换|退换)?第?(\d{1,2}|[一二两三四五六七八九])(?:个|件|样|项|款)?(?:吧|的|了)?$"
+)
+_LAST = re.compile(r"^(?:我要|要|就|选|退|换|退换)?最后(?:一|那)?(?:个|件|样|项|款)?(?:吧|的|了)?$")
+
+
+def _shared_run(a: str, b: str) -> int:
+    """The length of the longest run of characters `a` and `b` share."""
+    return max(
+        (
+            end - start
+            for start in range(len(a))
+            for end in range(start + 1, len(a) + 1)
+            if a[start:end] in b
+        ),
+        default=0,
+    )
+
+
+def _named_in(text: str, names: Sequence[str]) -> str | None:
+    """The one item the answer names: whole, or by the longest shared run of 2+ characters."""
+    scores = sorted(
+        (
+            (len(name) + 100 if fold(name) in text else _shared_run(text, fold(name)), name)
+            for name in names
+        ),
+        reverse=True,
+    )
+    if not scores or scores[0][0] < 2 or (len(scores) > 1 and scores[1][0] == scores[0][0]):
+        return None
+    return scores[0][1]
+
+
+def item_named(answer: str, names: Sequence[str]) -> str | None:
+    """Which of the order's items (listed to the customer in this order, numbered on WeChat) an
+    answer picks: its name or part of it, its position ("2", "第二个", "最后一件")."""
+    text = re.sub(r"[\s,.!?，。！？、]+", "", fold(answer))
+    if not text:
+        return None
+    by_name = _named_in(text, names)
+    if by_name is not None:
+        return by_name
+    position = _POSITION.match(text)
+    if position:
+        token = position.group(1)
+        number = int(token) if token.isdigit() else _CN_NUMBERS[token]
+        return names[number - 1] if 1 <= number <= len(names) else None
+    return names[-1] if names and _LAST.match(text) else None
+
+
+_STOP = re.compile(
+    r"^(?:那|那就|还是)?(?:算了|不退了|不退|不换了|不用了|不办了|先不退了?|取消(?:退货|退换|申请)?|不要退了)"
+    r"(?:吧|了|啊|呀)?(?:不退了|谢谢)?$"
+)
+
+
+def stops_the_return(answer: str) -> bool:
+    """Whether an answer to "why return it?" calls the return off ("算了，不退了") rather than
+    giving a reason ("不想要了" is a reason)."""
+    return bool(_STOP.match(re.sub(r"[\s,.!?，。！？、]+", "", fold(answer))))

@@ -18,7 +18,7 @@ from actions.handoff import ActionAnswerYes
 from actions.offers import ActionListOffers
 from actions.orders import ActionOrderStatus
 from actions.points import ActionPointsBalance, ActionRedeemPoints, ValidateRedeemForm
-from actions.returns import ActionAskReturnItem, ValidateReturnForm
+from actions.returns import ActionAskReturnItem, ActionStopReturnForm, ValidateReturnForm
 from actions.session import ActionGreet, ActionSessionStart
 from crm_store.clock import fixed
 from crm_store.customers import create_customer, get_consents
@@ -599,3 +599,45 @@ def test_the_reply_names_only_what_changed(run: Run, crm: Engine) -> None:
     assert messages[0]["changes"] == "退订回访、优惠活动"
     _, again = consents_after(run, crm, "退订优惠", "unsubscribe")
     assert responses(again) == ["utter_consent_unchanged"]
+
+
+def reason_answer(text: str, order_id: str) -> Any:
+    """A "no" while return_form asks why (the NLU reads "不想要了" as deny)."""
+    slots = {**identified(WANG), "order_id": order_id, "return_item": "咖啡机"}
+    return tracker(
+        slots={**slots, "requested_slot": "return_reason"},
+        text=text,
+        intent="deny",
+        active_loop="return_form",
+    )
+
+
+def returns_of_wang(crm: Engine) -> list[Any]:
+    with session_scope(crm) as session:
+        return [t for t in list_tickets(session, customer_id=WANG) if t.kind == "return"]
+
+
+def test_no_longer_wanted_is_a_reason_and_the_return_is_opened(run: Run, crm: Engine) -> None:
+    with session_scope(crm) as session:
+        items = [NewItem("AF-200"), NewItem("KT-090")]
+        order = create_order(session, customer_id=WANG, items=items, status="delivered")
+        add_shipping_event(session, order_id=order.id, status="delivered", clock=fixed(NOW))
+    messages, events = run(ActionStopReturnForm(), reason_answer("不想要了", order.id))
+    assert responses(messages) == ["utter_return_ticket"]
+    [ticket] = returns_of_wang(crm)
+    assert ticket.order_id == order.id and ticket.description == "不想要了"
+    assert any(e["event"] == "active_loop" and e["name"] is None for e in events)
+
+
+@pytest.mark.parametrize(
+    ("text", "slot"), [("算了，不退了", "return_reason"), ("不想要了", "return_item")]
+)
+def test_other_nos_in_the_return_form_stop_it_without_a_ticket(
+    run: Run, crm: Engine, text: str, slot: str
+) -> None:
+    order = wangs_orders(crm)[0]
+    state = reason_answer(text, order.id)
+    state.slots["requested_slot"] = slot
+    messages, events = run(ActionStopReturnForm(), state)
+    assert responses(messages) == ["utter_form_stopped"]
+    assert slots_set(events)["order_id"] is None and returns_of_wang(crm) == []

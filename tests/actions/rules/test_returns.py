@@ -11,7 +11,9 @@ from actions.rules.returns import (
     ReturnDecision,
     classify_return_reason,
     delivery_date,
+    item_named,
     return_window,
+    stops_the_return,
 )
 from crm_store.orders import Shipment
 
@@ -163,3 +165,35 @@ def _scan(status: str, when: datetime) -> Shipment:
 )
 def test_delivery_date(shipments: tuple[Shipment, ...], delivered_on: date | None) -> None:
     assert delivery_date(shipments, SHANGHAI) == delivered_on
+
+
+ITEMS = ["空气炸锅", "电热水壶", "咖啡机"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "item"),
+    [
+        ("咖啡机", "咖啡机"),
+        ("那个水壶", "电热水壶"),
+        ("第一个", "空气炸锅"),
+        ("2", "电热水壶"),
+        ("２", "电热水壶"),
+        ("退第二件吧", "电热水壶"),
+        ("最后一件", "咖啡机"),
+        ("第5个", None),
+        ("不知道", None),
+        ("", None),
+    ],
+)
+def test_an_item_is_picked_by_name_or_position(answer: str, item: str | None) -> None:
+    assert item_named(answer, ITEMS) == item
+
+
+@pytest.mark.parametrize("answer", ["算了，不退了", "不退了", "取消退货", "还是不退了吧", "算了吧"])
+def test_calling_the_return_off_is_told_apart_from_a_reason(answer: str) -> None:
+    assert stops_the_return(answer)
+
+
+@pytest.mark.parametrize("answer", ["不想要了", "不喜欢", "质量问题", "不太合适", "买错了"])
+def test_a_reason_that_sounds_like_no_is_a_reason(answer: str) -> None:
+    assert not stops_the_return(answer)
