@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     console = commands.add_parser("console", help="the staff console (started by `run`)")
     console.set_defaults(handler=cmd_console)
 
+    consumer = commands.add_parser(
+        "log-consumer",
+        help="write the turns Rasa publishes to RabbitMQ into the CRM (CAREBOT_EVENT_BROKER_URL)",
+    )
+    consumer.set_defaults(handler=cmd_log_consumer)
+
     add_users_parser(commands)
 
     db = commands.add_parser("db-upgrade", help="apply the CRM database migrations")
@@ -273,6 +279,27 @@ def cmd_console(args: argparse.Namespace) -> int:
     settings = load_settings()
     serve(console_config(settings), settings.console_host, settings.console_port)
     return 0
+
+
+def cmd_log_consumer(args: argparse.Namespace) -> int:
+    import logging
+
+    from bot.log_consumer import ConsumerConfig, run_consumer
+
+    settings = load_settings()
+    if not settings.event_broker_url:
+        print("carebot: set CAREBOT_EVENT_BROKER_URL (amqp://...) to run the log consumer")
+        return 2
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    config = ConsumerConfig(
+        amqp_url=settings.event_broker_url,
+        database_url=settings.database_url,
+        queue=settings.event_queue,
+        exchange=settings.event_exchange,
+    )
+    return run_consumer(config)
 
 
 def cmd_users_add(args: argparse.Namespace) -> int:

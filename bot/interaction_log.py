@@ -218,6 +218,33 @@ class PausedSenders:
             return sender_id in self._paused
 
 
+class TurnReader:
+    """Rasa's tracker events, in the order one conversation produced them, as the turns to log.
+
+    It remembers what later events need: each sender's channel (a bot event does not say it)
+    and whether a person has the conversation (between Rasa's pause and resume events).
+    """
+
+    def __init__(self) -> None:
+        self._channels = SenderChannels()
+        self._paused = PausedSenders()
+
+    def read(self, event: dict[str, Any]) -> Turn | None:
+        sender_id = str(event.get("sender_id"))
+        kind = event.get("event")
+        if kind in ("pause", "resume"):  # a handoff to a person starts or ends
+            self._paused.set(sender_id, kind == "pause")
+            return None
+        if kind == "user":
+            handled_by = "agent" if self._paused.get(sender_id) else "bot"
+            turn = customer_turn(event, handled_by)
+            self._channels.remember(sender_id, turn.channel or DEFAULT_CHANNEL)
+            return turn
+        if kind == "bot":
+            return bot_turn(event, self._channels.get(sender_id))
+        return None
+
+
 class TurnQueue:
     """A bounded FIFO between Rasa's event loop (`put`) and the writer thread (`take`, `done`).
 
@@ -293,8 +320,7 @@ class CrmInteractionLog(EventBroker):
         make_url(url)  # a malformed URL fails Rasa's start-up, not every write
         self.url = url
         self._queue = TurnQueue(max_queued)
-        self._channels = SenderChannels()
-        self._paused = PausedSenders()
+        self._reader = TurnReader()
         self._retry_s = (first_retry_s, max_retry_s)
         self._engine: Engine | None = None
         self._down_since: float | None = None
@@ -316,26 +342,11 @@ class CrmInteractionLog(EventBroker):
     def publish(self, event: dict[str, Any]) -> None:
         """Queues a user or bot event; never blocks and never raises."""
         try:
-            turn = self._turn(event)
+            turn = self._reader.read(event)
             if turn is not None:
                 self._enqueue(turn)
         except Exception:  # a malformed event must not break Rasa's turn
             logger.exception("could not queue an event for the CRM interaction log")
-
-    def _turn(self, event: dict[str, Any]) -> Turn | None:
-        sender_id = str(event.get("sender_id"))
-        kind = event.get("event")
-        if kind in ("pause", "resume"):  # a handoff to a person starts or ends
-            self._paused.set(sender_id, kind == "pause")
-            return None
-        if kind == "user":
-            handled_by = "agent" if self._paused.get(sender_id) else "bot"
-            turn = customer_turn(event, handled_by)
-            self._channels.remember(sender_id, turn.channel or DEFAULT_CHANNEL)
-            return turn
-        if kind == "bot":
-            return bot_turn(event, self._channels.get(sender_id))
-        return None
 
     def _enqueue(self, turn: Turn) -> None:
         if self._closed:
@@ -404,33 +415,10 @@ class CrmInteractionLog(EventBroker):
         return False
 
     def _store(self, pending: list[Turn]) -> None:
-        """One transaction for the batch; if the database refuses a turn, one per turn."""
-        try:
-            self._write(pending)
-        except Exception as error:
-            if is_transient(error):
-                raise
-            self._store_one_by_one(pending)
-        pending.clear()
-
-    def _store_one_by_one(self, pending: list[Turn]) -> None:
-        while pending:
-            try:
-                self._write(pending[:1])
-            except Exception as error:
-                if is_transient(error):
-                    raise
-                logger.exception(
-                    "the CRM refused a turn of %s: dropped", pending[0].conversation_id
-                )
-            pending.pop(0)
-
-    def _write(self, turns: list[Turn]) -> None:
         if self._engine is None:
             self._engine = make_engine(self.url)
-        with session_scope(self._engine) as session:
-            for turn in turns:
-                _log_turn(session, turn)
+        write_turns(self._engine, pending)
+        pending.clear()
 
     def _went_down(self, error: BaseException) -> None:
         if self._down_since is None:
@@ -448,6 +436,35 @@ class CrmInteractionLog(EventBroker):
                 time.monotonic() - self._down_since,
             )
             self._down_since = None
+
+
+def write_turns(engine: Engine, turns: list[Turn]) -> None:
+    """Stores `turns` in one transaction; if the database refuses a turn (not a transient
+    error), one transaction per turn, dropping (and logging) only the refused ones. A transient
+    error (the database down) is raised with nothing dropped. Stored turns are idempotent by
+    their event key, so writing a batch again stores nothing twice."""
+    try:
+        _write(engine, turns)
+    except Exception as error:
+        if is_transient(error):
+            raise
+        for turn in turns:
+            _write_refusing_one(engine, turn)
+
+
+def _write_refusing_one(engine: Engine, turn: Turn) -> None:
+    try:
+        _write(engine, [turn])
+    except Exception as error:
+        if is_transient(error):
+            raise
+        logger.exception("the CRM refused a turn of %s: dropped", turn.conversation_id)
+
+
+def _write(engine: Engine, turns: list[Turn]) -> None:
+    with session_scope(engine) as session:
+        for turn in turns:
+            _log_turn(session, turn)
 
 
 def _log_turn(session: Session, turn: Turn) -> None:

@@ -19,12 +19,11 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from bot.tracker_store import erase_trackers, purge_idle_trackers
+from bot.tracker_store import TrackerPlace, erase_trackers, purge_idle_trackers
 from crm_store.audit import record_audit
 from crm_store.clock import Clock, utcnow
 from crm_store.db import session_scope
@@ -48,7 +47,7 @@ SAFE_IN_PATH = ":/@!$&'()*+,;=~"
 class Places:
     """Where the running system keeps conversations outside the CRM."""
 
-    tracker_db: Path
+    tracker_db: TrackerPlace  # the tracker store's URL (or the embedded SQLite file)
     rasa_url: str | None = None  # None: Rasa is not running, edit the tracker file
     api_token: str = ""
     wechat_sim_url: str | None = None  # the demo's WeChat simulator
@@ -154,7 +153,11 @@ def export(engine: Engine, *, customer_id: int, actor: str, clock: Clock = utcno
 
 
 def run_retention(
-    engine: Engine, tracker_db: Path | None, policy: RetentionPolicy, *, clock: Clock = utcnow
+    engine: Engine,
+    tracker_db: TrackerPlace | None,
+    policy: RetentionPolicy,
+    *,
+    clock: Clock = utcnow,
 ) -> dict[str, int]:
     """`carebot retention run` and the scheduler's daily job: the CRM's periods, then Rasa's
     transcripts of conversations idle for longer than `transcript_days` (in `tracker_db`)."""
@@ -170,7 +173,7 @@ def places_from(settings: Any, env: Mapping[str, str], *, rasa_running: bool = T
     """The places of the system these settings describe."""
     sim = None if env.get("CAREBOT_WECHAT_APP_ID") else settings.wechat_sim_url
     return Places(
-        tracker_db=settings.tracker_db,
+        tracker_db=settings.tracker_store_url,
         rasa_url=settings.rasa_url if rasa_running else None,
         api_token=settings.api_token,
         wechat_sim_url=sim,

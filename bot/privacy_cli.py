@@ -106,7 +106,7 @@ def cmd_retention_run(args: argparse.Namespace) -> int:
     policy = RetentionPolicy.from_env(os.environ)
     engine = make_engine(settings.database_url)
     try:
-        counts = run_retention(engine, settings.tracker_db, policy)
+        counts = run_retention(engine, settings.tracker_store_url, policy)
     finally:
         engine.dispose()
     print("retention: " + ", ".join(f"{name} {count}" for name, count in counts.items()))

@@ -20,8 +20,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import unquote, urlparse
 
 import yaml
+from sqlalchemy.engine import make_url
 
 from bot.settings import Settings, demo_wechat_credentials, webchat_secret
 from bot.training import rasa_env
@@ -102,22 +104,52 @@ def endpoints_config(settings: Settings) -> dict[str, Any]:
             "url": settings.action_url,
             "headers": {"Authorization": "Bearer ${CAREBOT_ACTION_SECRET}"},
         },
-        "tracker_store": {
-            "type": "bot.tracker_store.CareSQLTrackerStore",
-            "dialect": "sqlite",
-            "db": str(settings.tracker_db),
-        },
-        # every customer and bot turn goes to the CRM's interactions (bot/interaction_log.py)
-        "event_broker": {"type": INTERACTION_LOG, "url": settings.database_url},
+        "tracker_store": tracker_store_endpoint(settings.tracker_store_url),
+        "event_broker": event_broker_endpoint(settings),
     }
     if settings.redis_url:
         config["lock_store"] = {"type": "redis", **_redis_endpoint(settings.redis_url)}
     return config
 
 
-def _redis_endpoint(url: str) -> dict[str, Any]:
-    from urllib.parse import urlparse
+def tracker_store_endpoint(url: str) -> dict[str, Any]:
+    """Rasa's SQL tracker store keyword arguments for a SQLAlchemy URL."""
+    parsed = make_url(url)
+    endpoint: dict[str, Any] = {
+        "type": "bot.tracker_store.CareSQLTrackerStore",
+        "dialect": parsed.get_backend_name(),
+        "db": parsed.database or "",
+    }
+    if parsed.host:
+        endpoint["url"] = parsed.host
+    if parsed.port:
+        endpoint["port"] = parsed.port
+    if parsed.username:
+        endpoint["username"] = parsed.username
+    if parsed.password:
+        endpoint["password"] = str(parsed.password)
+    return endpoint
 
+
+def event_broker_endpoint(settings: Settings) -> dict[str, Any]:
+    """Every customer and bot turn goes to the CRM's interactions: written by the Rasa server
+    itself (bot/interaction_log.py, the embedded default), or published to RabbitMQ through
+    Rasa's own pika broker for `carebot log-consumer` (bot/log_consumer.py)."""
+    if not settings.event_broker_url:
+        return {"type": INTERACTION_LOG, "url": settings.database_url}
+    amqp = urlparse(settings.event_broker_url)
+    return {
+        "type": "pika",
+        "url": amqp.hostname or "127.0.0.1",
+        "port": amqp.port or 5672,
+        "username": unquote(amqp.username or "guest"),
+        "password": unquote(amqp.password or "guest"),
+        "queues": [settings.event_queue],
+        "exchange_name": settings.event_exchange,
+    }
+
+
+def _redis_endpoint(url: str) -> dict[str, Any]:
     parsed = urlparse(url)
     return {
         "url": parsed.hostname or "127.0.0.1",
@@ -364,6 +396,24 @@ def care_scheduler(settings: Settings, extra_env: Mapping[str, str] | None = Non
     )
 
 
+def log_consumer(settings: Settings) -> Service:
+    """`carebot log-consumer` (bot/log_consumer.py), when Rasa publishes to RabbitMQ."""
+    return Service(
+        name="log-consumer",
+        command=[sys.executable, "-m", "bot.cli", "log-consumer"],
+        health_url="",
+        env=rasa_env(
+            {
+                "CAREBOT_DATABASE_URL": settings.database_url,
+                "CAREBOT_EVENT_BROKER_URL": settings.event_broker_url or "",
+                "CAREBOT_EVENT_QUEUE": settings.event_queue,
+                "CAREBOT_EVENT_EXCHANGE": settings.event_exchange,
+                "CAREBOT_VAR_DIR": str(settings.var_dir),
+            }
+        ),
+    )
+
+
 class Stack:
     """The action server, the WeChat simulator (without a real OA), the Rasa server and the
     care scheduler.
@@ -389,6 +439,8 @@ class Stack:
         wechat_env = wechat_simulator_env(self.settings) if simulated else {}
         endpoints, credentials = write_runtime_config(self.settings, {**os.environ, **wechat_env})
         services = [action_server(self.settings)]
+        if self.settings.event_broker_url:
+            services.append(log_consumer(self.settings))
         if simulated:
             services.append(wechat_simulator(self.settings))
         services.append(rasa_server(self.settings, self.model, endpoints, credentials, wechat_env))

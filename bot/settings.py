@@ -37,6 +37,14 @@ class Settings:
     rest_secret: str | None = None  # the REST channel is off without it
     allowed_origins: tuple[str, ...] = ()  # web pages that may use the web chat and the API
     demo: bool = False  # demo data, the demo web login, demo SMS codes in the log
+    # Rasa's conversation store: a SQLite file under var/ (the embedded default) or any
+    # SQLAlchemy URL, e.g. PostgreSQL shared by several Rasa replicas (docs/deploy.md).
+    tracker_url: str = ""
+    # RabbitMQ (amqp://user:password@host:port/vhost): Rasa publishes every event there and
+    # `carebot log-consumer` writes the turns to the CRM; without it the Rasa server writes them.
+    event_broker_url: str | None = None
+    event_queue: str = "carebot_turns"
+    event_exchange: str = "carebot-events"
 
     @property
     def console_url(self) -> str:
@@ -61,6 +69,10 @@ class Settings:
     @property
     def tracker_db(self) -> Path:
         return self.var_dir / "rasa_tracker.db"
+
+    @property
+    def tracker_store_url(self) -> str:
+        return self.tracker_url or f"sqlite:///{self.tracker_db}"
 
 
 def _reachable(host: str) -> str:
@@ -99,6 +111,10 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         rest_secret=env.get("CAREBOT_REST_SECRET") or None,
         allowed_origins=origins(env.get("CAREBOT_ALLOWED_ORIGINS", "")),
         demo=env.get("CAREBOT_DEMO", "").strip().lower() in TRUE,
+        tracker_url=env.get("CAREBOT_TRACKER_URL", ""),
+        event_broker_url=env.get("CAREBOT_EVENT_BROKER_URL") or None,
+        event_queue=env.get("CAREBOT_EVENT_QUEUE", "carebot_turns"),
+        event_exchange=env.get("CAREBOT_EVENT_EXCHANGE", "carebot-events"),
     )
 
 

@@ -17,9 +17,8 @@ own beyond a turn. With the server stopped, `erase_trackers` deletes the rows di
 from __future__ import annotations
 
 import json
-import sqlite3
-from collections.abc import Iterable
-from contextlib import closing
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,8 @@ from typing import Any
 from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
+from sqlalchemy import create_engine, inspect, text
+from sqlalchemy.engine import Connection
 
 
 class CareSQLTrackerStore(SQLTrackerStore):
@@ -62,53 +63,64 @@ class CareSQLTrackerStore(SQLTrackerStore):
         )
 
 
-def _events_table(connection: sqlite3.Connection) -> bool:
-    found = connection.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='events'")
-    return found.fetchone() is not None
+TrackerPlace = str | Path  # a SQLAlchemy URL, or the embedded default's SQLite file
 
 
-def erase_trackers(db: Path, sender_ids: Iterable[str]) -> int:
-    """Delete the stored events of these conversations from the tracker database file while no
+@contextmanager
+def _events(place: TrackerPlace) -> Iterator[Connection | None]:
+    """A transaction on the tracker database; None when it has no events table (yet)."""
+    if isinstance(place, Path):
+        if not place.exists():
+            yield None
+            return
+        place = f"sqlite:///{place}"
+    engine = create_engine(place)
+    try:
+        with engine.begin() as connection:
+            yield connection if inspect(connection).has_table("events") else None
+    finally:
+        engine.dispose()
+
+
+def erase_trackers(place: TrackerPlace, sender_ids: Iterable[str]) -> int:
+    """Delete the stored events of these conversations from the tracker database while no
     Rasa server runs on it (a running server erases through its HTTP API); how many events."""
-    if not db.exists():
-        return 0
-    with closing(sqlite3.connect(db, timeout=30)) as connection, connection:
-        if not _events_table(connection):
+    with _events(place) as connection:
+        if connection is None:
             return 0
+        delete = text("DELETE FROM events WHERE sender_id = :sender")
         return sum(
-            connection.execute("DELETE FROM events WHERE sender_id = ?", (sender,)).rowcount
+            int(connection.execute(delete, {"sender": sender}).rowcount)
             for sender in set(sender_ids)
         )
 
 
-def purge_idle_trackers(db: Path, *, idle_before: datetime) -> int:
+def purge_idle_trackers(place: TrackerPlace, *, idle_before: datetime) -> int:
     """Retention: delete whole conversations whose last event is older than `idle_before`; how
     many conversations. A conversation still in use is never cut in the middle."""
-    if not db.exists():
-        return 0
-    with closing(sqlite3.connect(db, timeout=30)) as connection, connection:
-        if not _events_table(connection):
+    with _events(place) as connection:
+        if connection is None:
             return 0
         idle = [
-            row[0]
+            str(row[0])
             for row in connection.execute(
-                "SELECT sender_id FROM events GROUP BY sender_id HAVING MAX(timestamp) < ?",
-                (idle_before.timestamp(),),
+                text("SELECT sender_id FROM events GROUP BY sender_id HAVING MAX(timestamp) < :t"),
+                {"t": idle_before.timestamp()},
             )
         ]
+        delete = text("DELETE FROM events WHERE sender_id = :sender")
         for sender in idle:
-            connection.execute("DELETE FROM events WHERE sender_id = ?", (sender,))
+            connection.execute(delete, {"sender": sender})
         return len(idle)
 
 
-def tracker_texts(db: Path, sender_id: str) -> list[str]:
+def tracker_texts(place: TrackerPlace, sender_id: str) -> list[str]:
     """The raw stored events of one conversation (for tests and `carebot export-customer`)."""
-    if not db.exists():
-        return []
-    with closing(sqlite3.connect(db, timeout=30)) as connection:
-        if not _events_table(connection):
+    with _events(place) as connection:
+        if connection is None:
             return []
         rows = connection.execute(
-            "SELECT data FROM events WHERE sender_id = ? ORDER BY id", (sender_id,)
+            text("SELECT data FROM events WHERE sender_id = :sender ORDER BY id"),
+            {"sender": sender_id},
         )
         return [str(row[0]) for row in rows]

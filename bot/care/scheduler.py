@@ -74,7 +74,7 @@ class SchedulerConfig:
     lock_poll_s: float = 5.0
     campaigns: Sequence[str] = CAMPAIGNS
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
-    tracker_db: Path | None = None  # Rasa's transcripts, for retention
+    tracker_db: str | Path | None = None  # Rasa's transcripts (store URL or file), for retention
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -86,7 +86,7 @@ def config_from_env(
     rasa_url: str,
     api_token: str,
     env: Mapping[str, str],
-    tracker_db: Path | None = None,
+    tracker_db: str | Path | None = None,
 ) -> SchedulerConfig:
     """The CAREBOT_SCHEDULER_* settings (docs/care_scheduler.md)."""
     hour, minute = (int(part) for part in env.get("CAREBOT_SCHEDULER_PLAN_AT", "00:05").split(":"))

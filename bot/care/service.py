@@ -27,7 +27,7 @@ def main() -> int:
         settings.rasa_url,
         settings.api_token,
         os.environ,
-        settings.tracker_db,
+        settings.tracker_store_url,
     )
     stop = threading.Event()
 

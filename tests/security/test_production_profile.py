@@ -4,12 +4,17 @@ origin): nothing is seeded, no demo login or password exists, strangers are refu
 from __future__ import annotations
 
 import json
+import time
 import urllib.parse
 import uuid
+from typing import Any
 
+import yaml
 from sqlalchemy import func, select
 
+from bot.tracker_store import tracker_texts
 from crm_store.db import make_engine, session_scope
+from crm_store.interactions import conversation_id_for, list_interactions
 from crm_store.models import Customer, StaffUser
 from tests.integration.system import REST_AUTH, System
 from tests.security.conftest import SHOP_ORIGIN
@@ -61,3 +66,33 @@ def test_the_allowed_origin_and_only_it_gets_a_cors_grant(production: System) ->
     handshake = production.rasa_url + "/socket.io/?EIO=4&transport=polling"
     assert raw(handshake, None, {"Origin": SHOP_ORIGIN})[0] == 200
     assert raw(handshake, None, {"Origin": "https://evil.example"})[0] == 400
+
+
+def test_turns_go_through_rabbitmq_and_conversations_live_in_postgresql(
+    production: System, postgres_crm_url: str, postgres_tracker_url: str
+) -> None:
+    sender = f"u-{uuid.uuid4().hex}"
+    status, _ = production.post(WEBHOOK, {"sender": sender, "message": "你好"}, headers=REST_AUTH)
+    assert status == 200
+    conversation = f"rest:{sender}"
+    stored = [json.loads(text) for text in tracker_texts(postgres_tracker_url, conversation)]
+    assert [e["text"] for e in stored if e.get("event") == "user"] == ["你好"]
+    engine = make_engine(postgres_crm_url)
+    try:
+        logged = wait_for_turns(engine, conversation, at_least=2)
+    finally:
+        engine.dispose()
+    assert logged[0] == ("customer", "你好") and logged[1][0] == "bot"
+    endpoints = yaml.safe_load((production.var_dir / "run" / "endpoints.yml").read_text())
+    assert endpoints["event_broker"]["type"] == "pika"  # the Rasa server writes no turn itself
+
+
+def wait_for_turns(engine: Any, conversation: str, *, at_least: int) -> list[tuple[str, str]]:
+    """The CRM's turns of a conversation once the log consumer wrote them (bounded wait)."""
+    deadline = time.monotonic() + 20
+    while True:
+        with session_scope(engine) as session:
+            rows = list_interactions(session, conversation_id=conversation_id_for(conversation))
+        if len(rows) >= at_least or time.monotonic() > deadline:
+            return [(row.speaker, row.text or "") for row in rows]
+        time.sleep(0.2)

@@ -1,0 +1,183 @@
+"""`carebot log-consumer`: the interaction log as its own process, fed by RabbitMQ.
+
+In the production profile (docs/deploy.md) every Rasa replica publishes its tracker events
+through Rasa's own pika broker to one durable queue; this process reads them, turns them into
+the CRM's interaction rows (`bot.interaction_log.TurnReader`) and writes a batch in one
+transaction. A message is acknowledged only after its batch is committed, so a crash, a
+restart of RabbitMQ or of this process, or a database outage loses nothing: unacknowledged
+messages come back, and each turn's event key makes the second write a no-op. While the
+database is down the batch is retried with backoff and nothing is acknowledged. Run one
+consumer per queue: the reader remembers per conversation what later events need (the channel,
+whether a person has it), and one consumer keeps each conversation's events in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+from dataclasses import dataclass
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from sqlalchemy.engine import Engine
+
+from bot.interaction_log import Turn, TurnReader, is_transient, write_turns
+from crm_store.db import make_engine
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerConfig:
+    amqp_url: str
+    database_url: str
+    queue: str = "carebot_turns"
+    exchange: str = "carebot-events"
+    batch: int = 200
+    idle_wait_s: float = 0.2
+    first_retry_s: float = 0.5
+    max_retry_s: float = 30.0
+
+
+@dataclass
+class ConsumerStats:
+    messages: int = 0
+    turns: int = 0
+    malformed: int = 0
+
+
+def decode(message: AbstractIncomingMessage) -> dict[str, Any] | None:
+    """The Rasa event a message carries; None for anything else."""
+    try:
+        event = json.loads(message.body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return event if isinstance(event, dict) else None
+
+
+class LogConsumer:
+    """Reads batches from the queue, writes them to the CRM, acknowledges after the commit."""
+
+    def __init__(self, config: ConsumerConfig, engine: Engine | None = None) -> None:
+        self.config = config
+        self.engine = engine  # made on the first write: the database may be down at start
+        self.reader = TurnReader()
+        self.stats = ConsumerStats()
+        self.stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        connection = await aio_pika.connect_robust(self.config.amqp_url)
+        try:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=self.config.batch)
+            queue = await self.declare(channel)
+            logger.info("log consumer: reading %s", self.config.queue)
+            while not self.stopping.is_set():
+                batch = await self.next_batch(queue)
+                if batch:
+                    await self.handle(batch)
+                else:
+                    await self.pause(self.config.idle_wait_s)
+        finally:
+            await connection.close()
+
+    async def declare(self, channel: aio_pika.abc.AbstractChannel) -> AbstractQueue:
+        """The same exchange and durable queue Rasa's pika broker declares (either may start
+        first)."""
+        exchange = await channel.declare_exchange(
+            self.config.exchange, type=aio_pika.ExchangeType.FANOUT
+        )
+        queue = await channel.declare_queue(self.config.queue, durable=True)
+        await queue.bind(exchange, "")
+        return queue
+
+    async def next_batch(self, queue: AbstractQueue) -> list[AbstractIncomingMessage]:
+        batch: list[AbstractIncomingMessage] = []
+        while len(batch) < self.config.batch and not self.stopping.is_set():
+            try:
+                message = await queue.get(no_ack=False, fail=False)
+            except aio_pika.exceptions.AMQPError as error:  # RabbitMQ restarting: try again
+                logger.warning("log consumer: RabbitMQ unavailable (%s); retrying", error)
+                await self.pause(1.0)
+                break
+            if message is None:
+                break
+            batch.append(message)
+        return batch
+
+    async def handle(self, batch: list[AbstractIncomingMessage]) -> None:
+        turns: list[Turn] = []
+        for message in batch:
+            event = decode(message)
+            if event is None:
+                self.stats.malformed += 1
+                logger.warning("log consumer: a message that is no Rasa event was dropped")
+                continue
+            turn = self.reader.read(event)
+            if turn is not None:
+                turns.append(turn)
+        if not await self.write_until_done(turns):
+            return  # stopping with the database down: the batch stays unacknowledged
+        for message in batch:
+            await self.acknowledge(message)
+        self.stats.messages += len(batch)
+        self.stats.turns += len(turns)
+
+    async def write_until_done(self, turns: list[Turn]) -> bool:
+        delay, down = self.config.first_retry_s, False
+        while not self.stopping.is_set():
+            try:
+                if turns:
+                    await asyncio.to_thread(self.write, turns)
+            except Exception as error:
+                if not is_transient(error):
+                    logger.exception("log consumer: dropped %d turns", len(turns))
+                    return True
+                if not down:
+                    logger.error("log consumer: CRM database unavailable, retrying: %s", error)
+                    down = True
+                await self.pause(delay)
+                delay = min(delay * 2, self.config.max_retry_s)
+                continue
+            if down:
+                logger.info("log consumer: CRM database available again")
+            return True
+        return False
+
+    def write(self, turns: list[Turn]) -> None:
+        if self.engine is None:
+            self.engine = make_engine(self.config.database_url)
+        write_turns(self.engine, turns)
+
+    async def acknowledge(self, message: AbstractIncomingMessage) -> None:
+        try:
+            await message.ack()
+        except Exception as error:  # the channel closed: RabbitMQ redelivers, the key dedupes
+            logger.warning("log consumer: an acknowledgement was lost (%s)", error)
+
+    async def pause(self, seconds: float) -> None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+
+
+def run_consumer(config: ConsumerConfig) -> int:
+    """Runs until SIGTERM or SIGINT; the batch being written is finished first."""
+
+    async def main() -> None:
+        consumer = LogConsumer(config)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, consumer.stopping.set)
+        await consumer.run()
+        logger.info(
+            "log consumer stopped: %d messages, %d turns",
+            consumer.stats.messages,
+            consumer.stats.turns,
+        )
+
+    asyncio.run(main())
+    return 0
