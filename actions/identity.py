@@ -22,6 +22,7 @@ from rasa_sdk.events import SlotSet
 from actions.base import Turn
 from actions.forms import CareFormValidation
 from actions.rules.channels import (
+    KINDS_BY_CHANNEL,
     crm_channel,
     identity_kinds,
     identity_value,
@@ -75,8 +76,20 @@ def conversation_channel(turn: Turn) -> str | None:
 
 
 def channel_of(turn: Turn) -> str:
-    """The CRM channel of this conversation: 'wechat' or 'web'."""
-    return crm_channel(conversation_channel(turn))
+    """The CRM channel of this conversation: 'wechat' or 'web'. A conversation the scheduler
+    reached through Rasa's HTTP API (a post-purchase survey on WeChat) carries no channel of
+    its own: the identity its id stands for says which channel it is on."""
+    channel = conversation_channel(turn)
+    if channel is None:
+        channel = channel_named_by_identity(turn)
+    return crm_channel(channel)
+
+
+def channel_named_by_identity(turn: Turn) -> str | None:
+    for channel, kinds in KINDS_BY_CHANNEL.items():
+        if find_by_identities(turn, kinds) is not None:
+            return channel
+    return None
 
 
 def find_by_identities(turn: Turn, kinds: tuple[str, ...]) -> Customer | None:

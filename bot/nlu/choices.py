@@ -59,6 +59,7 @@ _FILLER = re.compile(
     r"|优惠|券|活动|订单|谢谢|please|take|want|the|one|i"
 )
 MIN_NAME_OVERLAP = 2  # characters two names must share before one is read as the other
+MAX_ANSWERS_TO_A_LIST = 3  # customer messages after a list that may still answer it
 
 
 @dataclass(frozen=True)
@@ -186,21 +187,33 @@ def resolve_choice(text: str, choices: list[Choice]) -> Resolution:
 
 
 def offered_choices(events: list[dict[str, Any]]) -> list[Choice]:
-    """The buttons of the bot's last reply: what it said after the customer's last message.
+    """The choices the customer is answering: the buttons of the bot's last reply, or of an
+    earlier list they have been choosing from since ("2", then "我要领第二个券").
 
     `events` are tracker events as dicts (oldest first); the message being read is not among
-    them yet. Only a reply with buttons counts, and the last such message in it.
+    them yet. A list stays current only while every later customer message took one of its
+    choices (its intent); any other message, or a newer message with buttons, replaces it.
     """
+    since: list[str] = []  # the intents of the customer's messages after the candidate list
     for event in reversed(events):
         if event.get("event") == "user":
-            return []
-        if event.get("event") == "bot":
-            buttons = (event.get("data") or {}).get("buttons") or []
-            choices = [
-                Choice(str(b.get("title", "")), str(b.get("payload", "")))
-                for b in buttons
-                if isinstance(b, dict) and str(b.get("payload", "")).startswith("/")
-            ]
+            since.append(str(((event.get("parse_data") or {}).get("intent") or {}).get("name")))
+            if len(since) > MAX_ANSWERS_TO_A_LIST:
+                return []
+        elif event.get("event") == "bot":
+            choices = _buttons(event)
             if choices:
-                return choices
+                still_current = not since or (
+                    is_list(choices) and all(i == choices[0].intent for i in since)
+                )
+                return choices if still_current else []
     return []
+
+
+def _buttons(event: dict[str, Any]) -> list[Choice]:
+    buttons = (event.get("data") or {}).get("buttons") or []
+    return [
+        Choice(str(b.get("title", "")), str(b.get("payload", "")))
+        for b in buttons
+        if isinstance(b, dict) and str(b.get("payload", "")).startswith("/")
+    ]

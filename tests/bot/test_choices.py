@@ -3,6 +3,8 @@ the NLU step that turns them into the button they take (bot/nlu/choices.py, choi
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from rasa.shared.core.events import ActionExecuted, BotUttered, UserUttered
 from rasa.shared.core.trackers import DialogueStateTracker
@@ -97,11 +99,20 @@ def buttons(choices: list[Choice]) -> list[dict[str, str]]:
     return [{"title": c.title, "payload": c.payload} for c in choices]
 
 
-def test_only_the_bots_last_reply_offers_choices() -> None:
+def said(text: str, intent: str) -> dict[str, Any]:
+    return {"event": "user", "text": text, "parse_data": {"intent": {"name": intent}}}
+
+
+def test_the_list_being_answered_is_the_last_one_chosen_from() -> None:
     listed = {"event": "bot", "text": "这些", "data": {"buttons": buttons(OFFERS)}}
-    answered = [listed, {"event": "user", "text": "2"}, {"event": "bot", "text": "领取成功"}]
+    issued = {"event": "bot", "text": "领取成功"}
     assert offered_choices([listed, {"event": "action", "name": "action_listen"}]) == OFFERS
-    assert offered_choices(answered) == []
+    assert offered_choices([listed, said("2", "ask_offers"), issued]) == OFFERS
+    assert offered_choices([listed, said("我的积分", "points_balance"), issued]) == []
+    many = [listed] + [said("1", "ask_offers"), issued] * 4
+    assert offered_choices(many) == []
+    question = {"event": "bot", "data": {"buttons": buttons(YES_NO)}}
+    assert offered_choices([question, said("确认兑换", "affirm"), issued]) == []
     links = {"event": "bot", "data": {"buttons": [{"title": "官网", "payload": "https://x"}]}}
     assert offered_choices([links]) == []
 
