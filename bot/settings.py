@@ -6,8 +6,9 @@ import os
 import secrets
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import time as clock_time
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -100,6 +101,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         allowed_origins=origins(env.get("CAREBOT_ALLOWED_ORIGINS", "")),
         demo=env.get("CAREBOT_DEMO", "").strip().lower() in TRUE,
     )
+
+
+def scheduler_plan_at(env: Mapping[str, str]) -> clock_time:
+    """When the care scheduler plans the day: CAREBOT_SCHEDULER_PLAN_AT, UTC HH:MM (00:05)."""
+    hour, minute = (int(part) for part in env.get("CAREBOT_SCHEDULER_PLAN_AT", "00:05").split(":"))
+    return clock_time(hour, minute)
 
 
 def _stored_token(var_dir: Path) -> str:
