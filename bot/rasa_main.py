@@ -8,6 +8,8 @@ HTTP API token read from the environment instead of the command line.
   process, whichever channels it loads (`rasa shell` loads none of ours).
 - Files Rasa writes (tracker database, logs) are created owner-only.
 - Personal data is masked in every log line (bot/log_masking.py).
+- A proactive message WeChat refused for a reason the care scheduler handles is a WARNING, not
+  an ERROR, in Rasa's HTTP API log (bot/delivery_log.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from bot import action_failure, action_results, log_masking
+from bot import action_failure, action_results, delivery_log, log_masking
 
 TOKEN_VARIABLE = "CAREBOT_API_TOKEN"
 SERVING_COMMANDS = ("run", "shell")
@@ -34,6 +36,7 @@ def main() -> None:
     log_masking.install()
     action_failure.install()
     action_results.install()
+    delivery_log.install()
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *rasa_arguments(sys.argv[1:], os.environ)]

@@ -316,8 +316,9 @@ def wechat_simulator_env(settings: Settings) -> dict[str, str]:
     }
 
 
-def wechat_simulator(settings: Settings) -> Service:
-    """`carebot wechat-sim`, pushing to this system's Rasa server with the shared settings."""
+def wechat_simulator(settings: Settings, followers: Path | None = None) -> Service:
+    """`carebot wechat-sim`, pushing to this system's Rasa server with the shared settings;
+    `followers` is the file of openids that follow the account from the start."""
     env = {
         **os.environ,
         **wechat_simulator_env(settings),
@@ -325,12 +326,39 @@ def wechat_simulator(settings: Settings) -> Service:
         "CAREBOT_WECHAT_SIM_PORT": str(settings.wechat_sim_port),
         "CAREBOT_WECHAT_SIM_WEBHOOK": f"{settings.rasa_url}/webhooks/wechat/webhook",
     }
+    if followers is not None:
+        env["CAREBOT_WECHAT_SIM_FOLLOWERS"] = str(followers)
     return Service(
         name="wechat-sim",
         command=[sys.executable, "-m", "bot.cli", "wechat-sim"],
         health_url=f"{settings.wechat_sim_url}/sim/api/health",
         env=env,
     )
+
+
+WECHAT_FOLLOWERS = "wechat_followers.txt"
+
+
+def write_wechat_followers(settings: Settings) -> Path:
+    """The CRM's WeChat followers (its linked openids), one a line, for the simulator that stands
+    in for WeChat: the real one knows who follows the account, so the simulator must too, or
+    every proactive message to a follower would meet 40003 (invalid openid)."""
+    from crm_store.db import make_engine, session_scope
+    from crm_store.identities import list_wechat_followers
+
+    engine = make_engine(settings.database_url)
+    try:
+        with session_scope(engine) as session:
+            openids = list_wechat_followers(session)
+    finally:
+        engine.dispose()
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    path = settings.run_dir / WECHAT_FOLLOWERS
+    path.unlink(missing_ok=True)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.writelines(f"{openid}\n" for openid in openids)
+    return path
 
 
 def staff_console(settings: Settings) -> Service:
@@ -442,7 +470,8 @@ class Stack:
         if self.settings.event_broker_url:
             services.append(log_consumer(self.settings))
         if simulated:
-            services.append(wechat_simulator(self.settings))
+            followers = write_wechat_followers(self.settings)
+            services.append(wechat_simulator(self.settings, followers))
         services.append(rasa_server(self.settings, self.model, endpoints, credentials, wechat_env))
         services.append(care_scheduler(self.settings, self.scheduler_env))
         services.append(staff_console(self.settings))

@@ -6,8 +6,9 @@ import os
 import secrets
 import string
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import time as clock_time
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -116,6 +117,12 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         event_queue=env.get("CAREBOT_EVENT_QUEUE", "carebot_turns"),
         event_exchange=env.get("CAREBOT_EVENT_EXCHANGE", "carebot-events"),
     )
+
+
+def scheduler_plan_at(env: Mapping[str, str]) -> clock_time:
+    """When the care scheduler plans the day: CAREBOT_SCHEDULER_PLAN_AT, UTC HH:MM (00:05)."""
+    hour, minute = (int(part) for part in env.get("CAREBOT_SCHEDULER_PLAN_AT", "00:05").split(":"))
+    return clock_time(hour, minute)
 
 
 def _stored_token(var_dir: Path) -> str:

@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 from crm_store import bench_dashboard
 from crm_store.analytics import refresh_customer_metrics
 from crm_store.campaign_rules import BUSINESS_TZ, PlanSettings, holiday_on
+from crm_store.campaigns import set_daily_cap
 from crm_store.clock import utcnow
 from crm_store.customers import find_customer
 from crm_store.db import make_engine, session_scope
 from crm_store.demo import COLUMNS, Progress, demo_phone, seed
-from crm_store.eligibility import plan_day
+from crm_store.eligibility import plan_day, planned_campaign_keys
 from crm_store.identities import find_customer_by_identity
 from crm_store.migrate import upgrade
 from crm_store.models import Base, CareMessage, ChannelIdentity
@@ -154,7 +155,11 @@ def _timed(engine: Engine, name: str, read: Read, customer_ids: list[int]) -> Qu
 
 
 def time_planning(engine: Engine) -> tuple[PlanTiming, ...]:
-    """plan_day on the seeding day, then on the next festival (a greeting for everyone)."""
+    """plan_day on the seeding day, then on the next festival (a greeting for everyone), with
+    the demo's daily caps lifted: the benchmark plans every candidate of the day."""
+    with session_scope(engine) as session:
+        for key in planned_campaign_keys():
+            set_daily_cap(session, key=key, daily_cap=None, actor="bench")
     today = utcnow().date()
     festival = next(
         today + timedelta(days=n)

@@ -11,7 +11,7 @@ import calendar
 import re
 import zlib
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -233,3 +233,9 @@ def send_time(
     nominal = max(datetime.combine(day, send_at, zone), now.astimezone(zone))
     due = defer_past_quiet_hours(nominal, *quiet)
     return due.astimezone(ZoneInfo("UTC")), due != nominal
+
+
+def next_planning(now: datetime, plan_at: time) -> datetime:
+    """The care scheduler's next daily planning run after `now` (`plan_at` is a UTC time)."""
+    today = datetime.combine(now.astimezone(timezone.utc).date(), plan_at, timezone.utc)
+    return today if today > now else today + timedelta(days=1)

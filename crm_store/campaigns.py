@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,7 +12,7 @@ from sqlalchemy.orm import Session
 from crm_store._unique import try_insert
 from crm_store.audit import record_audit
 from crm_store.clock import Clock, utcnow
-from crm_store.errors import Conflict, NotFound
+from crm_store.errors import Conflict, InvalidInput, NotFound
 from crm_store.models import (
     CAMPAIGN_KINDS,
     CAMPAIGN_STATUSES,
@@ -36,6 +37,17 @@ class Campaign:
     offer_id: int | None
     starts_at: datetime | None
     ends_at: datetime | None
+    daily_cap: int | None = None  # the most rows planning writes in one day; None: no cap
+
+    @property
+    def enabled(self) -> bool:
+        """On: the scheduler plans it (a manager switches it, docs/campaigns.md)."""
+        return self.status == ON
+
+
+# On and off, as the console and the scheduler speak of them, are these statuses.
+ON, OFF = "active", "paused"
+MAX_DAILY_CAP = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,7 @@ def _record(row: CampaignRow) -> Campaign:
         row.offer_id,
         row.starts_at,
         row.ends_at,
+        row.daily_cap,
     )
 
 
@@ -78,6 +91,7 @@ def create_campaign(
     offer_key: str | None = None,
     starts_at: datetime | None = None,
     ends_at: datetime | None = None,
+    daily_cap: int | None = None,
     clock: Clock = utcnow,
 ) -> Campaign:
     offer_id = None
@@ -94,6 +108,7 @@ def create_campaign(
         offer_id=offer_id,
         starts_at=starts_at,
         ends_at=ends_at,
+        daily_cap=check_daily_cap(daily_cap),
         created_at=clock(),
     )
     if not try_insert(session, row):
@@ -138,6 +153,71 @@ def set_campaign_status(
     )
     session.flush()
     return _record(row)
+
+
+def check_daily_cap(daily_cap: int | None) -> int | None:
+    if daily_cap is not None and not 0 <= daily_cap <= MAX_DAILY_CAP:
+        raise InvalidInput(f"a daily cap is a whole number from 0 to {MAX_DAILY_CAP}")
+    return daily_cap
+
+
+def campaign_settings(session: Session, *, keys: Sequence[str]) -> list[Campaign]:
+    """The campaigns with these keys, in this order (a key without a row is left out)."""
+    rows = session.scalars(select(CampaignRow).where(CampaignRow.key.in_(keys))).all()
+    by_key = {row.key: _record(row) for row in rows}
+    return [by_key[key] for key in keys if key in by_key]
+
+
+def set_campaign_enabled(
+    session: Session, *, key: str, enabled: bool, actor: str, clock: Clock = utcnow
+) -> Campaign:
+    """Switch a campaign on (the scheduler plans it) or off (it plans nothing, and its planned
+    messages wait in the outbox); a change is audited, a repeat changes nothing."""
+    row = _row(session, key)
+    status = ON if enabled else OFF
+    if row.status != status:
+        before, row.status = row.status, status
+        _audit(session, row, actor, "set_campaign_enabled", {"status": [before, status]}, clock)
+    return _record(row)
+
+
+def set_daily_cap(
+    session: Session, *, key: str, daily_cap: int | None, actor: str, clock: Clock = utcnow
+) -> Campaign:
+    """The most rows planning writes for the campaign in one day (None: no cap); audited."""
+    row = _row(session, key)
+    cap = check_daily_cap(daily_cap)
+    if row.daily_cap != cap:
+        before, row.daily_cap = row.daily_cap, cap
+        _audit(session, row, actor, "set_campaign_daily_cap", {"daily_cap": [before, cap]}, clock)
+    return _record(row)
+
+
+def _row(session: Session, key: str) -> CampaignRow:
+    row = session.scalars(select(CampaignRow).where(CampaignRow.key == key)).first()
+    if row is None:
+        raise NotFound(f"no campaign {key}")
+    return row
+
+
+def _audit(
+    session: Session,
+    row: CampaignRow,
+    actor: str,
+    action: str,
+    changes: dict[str, list[object]],
+    clock: Clock,
+) -> None:
+    record_audit(
+        session,
+        actor=actor,
+        action=action,
+        entity="campaign",
+        entity_id=row.key,
+        changes=changes,
+        clock=clock,
+    )
+    session.flush()
 
 
 def campaign_results(session: Session, *, key: str) -> CampaignResults:

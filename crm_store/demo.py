@@ -916,10 +916,24 @@ def _seed_empty(
     return total
 
 
+# The demo's campaigns are on from the start, each capped so that a day reaches at most 100 of
+# the 2,000 demo customers (5 %), well inside the contact budget (2 a week) and what the WeChat
+# simulator's page can show; a production installation starts with them off (docs/campaigns.md).
+DEMO_DAILY_CAPS: dict[str, int | None] = {
+    "delivery_follow_up": 20,
+    "warranty_reminder": 15,
+    "follow_up": 20,
+    "birthday": 10,
+    "holiday": 10,
+    "care_tip": 10,
+    "win_back": 15,
+}
+
+
 def _ensure_campaigns(engine: Engine, clock: Clock) -> None:
-    """The campaign rows (and win-back offers) the care scheduler plans for."""
+    """The campaign rows (and win-back offers) the care scheduler plans for: on, capped."""
     with Session(engine, future=True) as session, session.begin():
-        ensure_campaigns(session, clock=clock)
+        ensure_campaigns(session, clock=clock, enabled=True, daily_caps=DEMO_DAILY_CAPS)
 
 
 # Offers any member may claim in the dialogue ("有什么优惠"): key, name, kind, value, minimum

@@ -5,12 +5,14 @@ every candidate an outcome, the first that applies (docs/campaigns.md): already_
 customer, campaign and period have a row), one_per_day (a row of the campaign is due that day
 already, or a better-ranked candidate goes today), no_consent (the campaign's category),
 open_complaint (offers only), control_group (win-back hold-out), budget (`weekly_cap` contacts
-within 7 days either side of the day), or sent.
-`plan_campaign` runs the pipeline once into a temporary table, counts the outcomes there and
-writes the day's rows in one INSERT ... SELECT ... ON CONFLICT DO NOTHING (rows to send
-`pending`, the control group `skipped`/`control_group`), then issues their coupons. Rows not
-written are planned again on a later day if the campaign's rule still holds.
-`preview_campaign` runs the same pipeline and writes nothing.
+within 7 days either side of the day), daily_cap (the campaign's daily cap is used up by better
+ranked candidates), or sent.
+`plan_campaign` plans a campaign that is on (a manager switches it: crm_store.campaigns): it runs
+the pipeline once into a temporary table, counts the outcomes there and writes the day's rows in
+one INSERT ... SELECT ... ON CONFLICT DO NOTHING (rows to send `pending`, the control group
+`skipped`/`control_group`), then issues their coupons. Rows not written are planned again on a
+later day if the campaign's rule still holds.
+`preview_campaign` and `preview_audience` run the same pipeline, on or off, and write nothing.
 
 The pure twins of these rules live in bot/care/campaigns/ and bot/care/budget.py; the tests
 check on a fixture of customers that both answer alike.
@@ -18,7 +20,7 @@ check on a fixture of customers that both answer alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -67,7 +69,7 @@ from crm_store.campaign_rules import (
     send_time,
     win_back_offer_key,
 )
-from crm_store.campaigns import Campaign, create_campaign, find_campaign, is_running
+from crm_store.campaigns import OFF, ON, Campaign, create_campaign, find_campaign, is_running
 from crm_store.clock import Clock, utcnow
 from crm_store.customers import CONSENT_DEFAULTS, _gregorian_on, _lunar_on
 from crm_store.models import (
@@ -91,6 +93,10 @@ from crm_store.outbox import MAX_ATTEMPTS
 from crm_store.tickets import OPEN_STATUSES
 
 SEND = "send"
+DAILY_CAP = "daily_cap"  # the outcome of a candidate the campaign's daily cap leaves out
+# A new installation's campaigns: off, and at most this many messages a day each once a manager
+# switches one on without choosing a cap (docs/campaigns.md).
+DEFAULT_DAILY_CAP = 100
 # Campaigns with a candidate per order or item: a customer may have several on one day.
 PER_ITEM_CAMPAIGNS = ("delivery_follow_up", "care_tip", "warranty_reminder")
 
@@ -132,14 +138,44 @@ class PreviewRow:
     detail: str | None  # the gift, offer or product the message is about
 
 
-def ensure_campaigns(session: Session, *, clock: Clock = utcnow) -> list[Campaign]:
-    """The seven campaign rows and this half-year's win-back offers, created when missing."""
+def ensure_campaigns(
+    session: Session,
+    *,
+    clock: Clock = utcnow,
+    enabled: bool = False,
+    daily_caps: Mapping[str, int | None] | None = None,
+) -> list[Campaign]:
+    """The seven campaign rows and this half-year's win-back offers, created when missing.
+
+    A campaign created here is off unless `enabled` (a new installation sends nothing until a
+    manager switches a campaign on), with its cap from `daily_caps` (default DEFAULT_DAILY_CAP;
+    None: no cap). Existing rows are left as their owner set them.
+    """
+    caps = {} if daily_caps is None else daily_caps
     campaigns = []
     for spec in CAMPAIGN_SPECS:
         found = find_campaign(session, key=spec.key)
-        campaigns.append(found or create_campaign(session, **vars(spec), clock=clock))
+        campaigns.append(
+            found
+            or create_campaign(
+                session,
+                **vars(spec),
+                status=ON if enabled else OFF,
+                daily_cap=caps.get(spec.key, DEFAULT_DAILY_CAP),
+                clock=clock,
+            )
+        )
     _ensure_win_back_offers(session, half_year_period(clock().date()), clock)
     return campaigns
+
+
+def planned_campaign_keys() -> list[str]:
+    """The keys planning knows, the most important first (the order plan_day plans them)."""
+    return sorted((spec.key for spec in CAMPAIGN_SPECS), key=PRIORITY.index)
+
+
+# No cap on any campaign: the benchmarks and the tests of the rules themselves.
+NO_DAILY_CAPS: dict[str, int | None] = {spec.key: None for spec in CAMPAIGN_SPECS}
 
 
 def plan_campaign(
@@ -206,6 +242,50 @@ def preview_campaign(
         final.c.detail,
     ).order_by(final.c.customer_id, final.c.rank, final.c.period)
     return [PreviewRow(*row) for row in session.execute(query.limit(limit))]
+
+
+@dataclass(frozen=True)
+class AudiencePreview:
+    """Who a campaign's planning run on `day` would reach, before anyone switches it on."""
+
+    day: date
+    outcomes: dict[str, int]  # "send", or the reason a candidate gets nothing -> candidates
+    sample: list[PreviewRow]  # the first who would get a message, in the order the cap takes
+
+    @property
+    def sending(self) -> int:
+        return self.outcomes.get(SEND, 0)
+
+
+def preview_audience(
+    session: Session,
+    *,
+    campaign_key: str,
+    day: date,
+    clock: Clock = utcnow,
+    settings: PlanSettings | None = None,
+    sample: int = 20,
+) -> AudiencePreview:
+    """The census and a sample of a planning run on `day`, on or off, cap applied; the day's
+    candidates go through the pipeline once, into a temporary table (nothing else is written)."""
+    settings, now = settings or PlanSettings(), clock()
+    campaign = find_campaign(session, key=campaign_key)
+    candidates = _candidates(campaign_key, day, now, settings)
+    if campaign is None or candidates is None:
+        return AudiencePreview(day, {}, [])
+    final, slot, _ = _pipeline(session, campaign, candidates, day, now, settings)
+    table = _previewed(session, final, slot)
+    outcome = func.coalesce(table.c.reason, SEND)
+    census = session.execute(select(outcome, func.count()).group_by(outcome)).all()
+    first = (
+        select(*(table.c[name] for name in PREVIEW_COLUMNS), literal(SEND), table.c.detail)
+        .where(table.c.reason.is_(None))
+        .order_by(table.c.place)
+        .limit(sample)
+    )
+    rows = [PreviewRow(*row) for row in session.execute(first)]
+    PREVIEW.drop(session.connection())
+    return AudiencePreview(day, {reason: int(count) for reason, count in census}, rows)
 
 
 def find_message_coupon(
@@ -403,9 +483,49 @@ def _pipeline(
         (ranked.c.used >= settings.weekly_cap, "budget"),
         else_=null(),
     )
-    final = select(ranked, reason.label("reason")).cte("final")
+    budgeted = select(ranked, reason.label("reason")).cte("budgeted")
+    final = _capped(session, budgeted, campaign, day)
     slot, deferred = _slots(session, final, day, now, settings)
     return final, slot, deferred
+
+
+def _capped(session: Session, budgeted: Any, campaign: Campaign, day: date) -> Any:
+    """The candidates with the campaign's daily cap applied (docs/campaigns.md).
+
+    The rows this campaign's planning may still write today go to the candidates it would
+    write, in the campaign's own order (`rank`: the soonest warranty end, the earliest
+    delivery, the most expensive product, the highest churn risk; equal ranks by customer id,
+    the longest-standing member first); the rest get `daily_cap` and are planned again on a
+    later day while the campaign's rule holds. The win-back control group is drawn inside the
+    capped set (its rows count against the cap), so both arms come from the same customers.
+    """
+    b = budgeted.c
+    if campaign.daily_cap is None:
+        return select(budgeted).cte("final")
+    left = max(campaign.daily_cap - _planned_on(session, campaign, day), 0)
+    # one partition key: a bare OR would be taken as a list of keys
+    written = case((or_(b.reason.is_(None), b.reason == "control_group"), 1), else_=0)
+    place = func.row_number().over(partition_by=written, order_by=(b.rank, b.customer_id, b.period))
+    numbered = select(budgeted, place.label("place")).cte("numbered")
+    n = numbered.c
+    over_cap = and_(or_(n.reason.is_(None), n.reason == "control_group"), n.place > left)
+    reason = case((over_cap, literal(DAILY_CAP)), else_=n.reason)
+    kept = [column for column in n if column.name not in ("reason", "place")]
+    return select(*kept, reason.label("reason")).cte("final")
+
+
+def _planned_on(session: Session, campaign: Campaign, day: date) -> int:
+    """Rows of the campaign written on `day` (the shop's day): what its cap has used."""
+    count = session.scalar(
+        select(func.count())
+        .select_from(CareMessage)
+        .where(
+            CareMessage.campaign_id == campaign.id,
+            CareMessage.created_at >= business_midnight(day),
+            CareMessage.created_at < business_midnight(day + timedelta(days=1)),
+        )
+    )
+    return int(count or 0)
 
 
 def _first_pass(c: Any, campaign: Campaign, day: date, settings: PlanSettings) -> Any:
@@ -570,6 +690,34 @@ def _materialized(session: Session, final: Any, slot: Any, deferred: Any) -> Tab
     )
     session.execute(insert(OUTCOMES).from_select([c.name for c in OUTCOMES.columns], rows))
     return OUTCOMES
+
+
+# A preview's candidates, in the order a cap takes them (`place`): temporary, like OUTCOMES.
+PREVIEW_COLUMNS = ("customer_id", "name", "period", "channel", "scheduled_at")
+PREVIEW = Table(
+    "preview_outcomes",
+    MetaData(),
+    Column("customer_id", Integer, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("period", String(64), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("scheduled_at", UtcDateTime, nullable=False),
+    Column("reason", String(16)),
+    Column("detail", String(64)),
+    Column("place", Integer, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+
+def _previewed(session: Session, final: Any, slot: Any) -> Table:
+    connection = session.connection()
+    PREVIEW.drop(connection, checkfirst=True)  # left over by a failed preview on this connection
+    PREVIEW.create(connection)
+    f = final.c
+    place = func.row_number().over(order_by=(f.rank, f.customer_id, f.period))
+    rows = select(f.customer_id, f.name, f.period, f.channel, slot, f.reason, f.detail, place)
+    session.execute(insert(PREVIEW).from_select([c.name for c in PREVIEW.columns], rows))
+    return PREVIEW
 
 
 def _write(session: Session, campaign: Campaign, outcomes: Table, now: datetime) -> None:

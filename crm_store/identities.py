@@ -86,3 +86,14 @@ def unlink_identity(session: Session, *, kind: str, value: str) -> bool:
         ChannelIdentity.value == value,
     )
     return session.execute(statement).rowcount > 0
+
+
+def list_wechat_followers(session: Session) -> list[str]:
+    """Every linked WeChat openid: the Official Account's followers as the CRM knows them (a
+    follow links one, an unfollow unlinks it)."""
+    query = (
+        select(ChannelIdentity.value)
+        .where(ChannelIdentity.kind == "wechat_openid")
+        .order_by(ChannelIdentity.id)
+    )
+    return list(session.scalars(query))

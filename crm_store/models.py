@@ -591,6 +591,7 @@ class Campaign(Base):
         one_of("kind", CAMPAIGN_KINDS, "kind"),
         one_of("category", CATEGORIES, "category"),
         one_of("status", CAMPAIGN_STATUSES, "status"),
+        CheckConstraint("daily_cap >= 0", name="daily_cap"),
     )
 
     id = Column(Integer, primary_key=True)
@@ -599,11 +600,16 @@ class Campaign(Base):
     kind = Column(String(16), nullable=False)
     # The consent category a customer must have granted to receive this campaign's messages.
     category = Column(String(16), nullable=False)
+    # "active" is on: the scheduler plans it; "paused" is off (a manager switches it in the
+    # console, docs/campaigns.md). New installations create the planned campaigns paused.
     status = Column(String(8), nullable=False)
     offer_id = Column(Integer, fk("offers.id", ondelete="SET NULL"))
     starts_at = Column(UtcDateTime)
     ends_at = Column(UtcDateTime)
     created_at = Column(UtcDateTime, nullable=False)
+    # The most outbox rows planning writes for this campaign in one day; NULL: no cap
+    # (migration 0016).
+    daily_cap = Column(Integer)
 
 
 class CareMessage(Base):

@@ -15,11 +15,12 @@ from crm_store.offers import Coupon, create_offer, get_offer, issue_coupon
 
 
 def a_campaign(session: Session, key: str, now: datetime | None = None) -> Campaign:
-    """A campaign of the seed (made when missing, with this half-year's win-back offers)."""
+    """A campaign of the seed (made when missing, switched on as the demo's are, with this
+    half-year's win-back offers)."""
     if now is None:
-        ensure_campaigns(session)
+        ensure_campaigns(session, enabled=True)
     else:
-        ensure_campaigns(session, clock=fixed(now))
+        ensure_campaigns(session, clock=fixed(now), enabled=True)
     return get_campaign(session, key=key)
 
 

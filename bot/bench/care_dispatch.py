@@ -200,7 +200,7 @@ def measure_rasa(database_url: str, rasa_url: str, token: str, logins: list[str]
     engine = make_engine(database_url)
     period = f"bench-{int(time.time())}"
     with session_scope(engine) as session:
-        ensure_campaigns(session)
+        ensure_campaigns(session, enabled=True)  # switched on: its rows may be dispatched
         for number in range(1, len(logins) + 1):
             enqueue_care_message(
                 session, customer_id=number, campaign_key="care_tip", period=period, channel="web"

@@ -1,9 +1,10 @@
-"""`carebot scheduler` and `carebot campaigns preview|run-once|status`: the operator's view of
-proactive care (docs/care_scheduler.md)."""
+"""`carebot scheduler` and `carebot campaigns preview|run-once|status|enable|disable|cap`: the
+operator's view of proactive care (docs/care_scheduler.md, docs/campaigns.md)."""
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import sys
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 # when planned messages fall due (crm_store.campaign_rules.PlanSettings.send_at), so run-once
 # sends them at once.
 PLAN_TIME = time(10, 0)
+OFF_LINE = "off, not planned (`carebot campaigns enable KEY`, or a manager in the staff console)"
 
 
 def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,6 +43,14 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     run_once.set_defaults(handler=cmd_run_once)
     status = actions.add_parser("status", help="the outbox by state and the win-back uplift")
     status.set_defaults(handler=cmd_status)
+    for action, text in (("enable", "switch a campaign on"), ("disable", "switch it off")):
+        switch = actions.add_parser(action, help=f"{text} (audited, like the console's switch)")
+        switch.add_argument("campaign", help="e.g. birthday, win_back")
+        switch.set_defaults(handler=cmd_switch, enabled=action == "enable")
+    cap = actions.add_parser("cap", help="the most messages a campaign plans a day (audited)")
+    cap.add_argument("campaign", help="e.g. birthday, win_back")
+    cap.add_argument("daily_cap", type=_cap, metavar="N|none", help="a number, or none: no cap")
+    cap.set_defaults(handler=cmd_cap)
 
 
 def _day(text: str) -> date:
@@ -48,6 +58,15 @@ def _day(text: str) -> date:
         return date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _cap(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number or none: {text!r}") from None
 
 
 def clock_for(day: date | None) -> Clock:
@@ -126,7 +145,7 @@ def cmd_run_once(args: argparse.Namespace) -> int:
         ensure(engine, clock)
         day = business_day(clock)
         for key, result in plan_all(engine, clock, day):
-            print(f"planned {key} for {day}: {result}")
+            print(f"planned {key} for {day}: {result}" if result else f"{key}: {OFF_LINE}")
         dispatch = replace(config.dispatch, crash_at=None)
         report = Dispatcher(engine, dispatch, clock=clock).drain()
     finally:
@@ -139,19 +158,78 @@ def cmd_run_once(args: argparse.Namespace) -> int:
 
 
 def plan_all(engine: Engine, clock: Clock, day: date) -> list[tuple[str, Any]]:
-    from bot.care.scheduler import CAMPAIGNS
+    """Every campaign that is on, by priority; None for one that is off."""
+    from bot.care.scheduler import CAMPAIGNS, switched_off
     from crm_store.db import session_scope
     from crm_store.eligibility import plan_campaign
 
-    results = []
+    off = switched_off(engine, CAMPAIGNS)
+    results: list[tuple[str, Any]] = []
     for key in CAMPAIGNS:
+        if key in off:
+            results.append((key, None))
+            continue
         with session_scope(engine) as session:
             results.append((key, plan_campaign(session, campaign_key=key, day=day, clock=clock)))
     return results
 
 
+def cmd_switch(args: argparse.Namespace) -> int:
+    """`enable`/`disable`: the console's switch from the command line, audited as `cli:USER`."""
+    from crm_store.campaigns import set_campaign_enabled
+
+    return _change(
+        args.campaign,
+        lambda session, key, actor: set_campaign_enabled(
+            session, key=key, enabled=args.enabled, actor=actor
+        ),
+    )
+
+
+def cmd_cap(args: argparse.Namespace) -> int:
+    from crm_store.campaigns import set_daily_cap
+
+    return _change(
+        args.campaign,
+        lambda session, key, actor: set_daily_cap(
+            session, key=key, daily_cap=args.daily_cap, actor=actor
+        ),
+    )
+
+
+def _change(key: str, change: Any) -> int:
+    """Apply one audited change to a campaign (made first when missing, switched off)."""
+    from bot.care.scheduler import CAMPAIGNS
+    from crm_store.db import session_scope
+    from crm_store.eligibility import ensure_campaigns
+    from crm_store.errors import InvalidInput
+
+    if key not in CAMPAIGNS:
+        print(f"carebot campaigns: no campaign {key} ({', '.join(CAMPAIGNS)})")
+        return 2
+    engine = _engine()
+    try:
+        with session_scope(engine) as session:
+            ensure_campaigns(session)
+            campaign = change(session, key, f"cli:{getpass.getuser()}")
+    except InvalidInput as error:
+        print(f"carebot campaigns: {error}")
+        return 2
+    finally:
+        engine.dispose()
+    print(describe_campaign(campaign))
+    return 0
+
+
+def describe_campaign(campaign: Any) -> str:
+    cap = "no cap" if campaign.daily_cap is None else f"at most {campaign.daily_cap} a day"
+    return f"{campaign.key}: {'on' if campaign.enabled else 'off'}, {cap}"
+
+
 def cmd_status(args: argparse.Namespace) -> int:
+    from bot.care.scheduler import CAMPAIGNS
     from bot.care.uplift import describe, uplift
+    from crm_store.campaigns import campaign_settings
     from crm_store.db import session_scope
     from crm_store.models import OUTBOX_STATES
     from crm_store.outbox import count_by_campaign
@@ -162,9 +240,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         with session_scope(engine) as session:
             counts = count_by_campaign(session)
             arms = win_back_counts(session)
+            owned = campaign_settings(session, keys=CAMPAIGNS)
     finally:
         engine.dispose()
     print(render_status(counts, OUTBOX_STATES))
+    if owned:
+        print("\n" + "\n".join(describe_campaign(campaign) for campaign in owned))
     result = uplift(
         arms.treated.returned, arms.treated.measured, arms.control.returned, arms.control.measured
     )

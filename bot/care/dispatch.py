@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import signal
 import time
 from collections.abc import Callable, Mapping
@@ -29,7 +30,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 
 from bot.care.notify import NotDelivered, Route, route_for, trigger
-from crm_store.campaign_rules import defer_past_quiet_hours
+from crm_store.campaign_rules import BUSINESS_TZ, business_midnight, defer_past_quiet_hours
 from crm_store.campaigns import get_campaign_by_id
 from crm_store.clock import Clock, utcnow
 from crm_store.customers import get_consents, get_customer
@@ -53,7 +54,19 @@ SURVEY_CAMPAIGN = "delivery_follow_up"  # D+3 after delivery: it starts the surv
 UNREACHABLE = "unreachable"
 QUIET_HOURS = "quiet_hours"
 NO_CONSENT = "no_consent"
+CAMPAIGN_OFF = "campaign_off"
+DAILY_QUOTA = "daily_quota"
+CAMPAIGN_OFF_RETRY = timedelta(minutes=30)  # a switched-off campaign's rows are looked at again
 CRASH_POINTS = ("after_claim", "after_send")
+# WeChat refusals that say the customer cannot be reached on WeChat now (43004: unfollowed;
+# 45015/45047: the customer-service window is closed or used up and no template is configured)
+# or not before tomorrow (45009: the account's daily quota; it resets at midnight in China).
+# The message waits, like one for a customer no channel reaches; it does not fail. The WeChat
+# output names the errcode in its reason (bot/channels/wechat/api.py, HANDLED_ERRCODES) and logs
+# these at WARNING only.
+UNREACHABLE_ERRCODES = frozenset({43004, 45015, 45047})
+DAILY_QUOTA_ERRCODE = 45009
+ERRCODE = re.compile(r"WeChat API error (\d+)")
 
 Intent = tuple[str, dict[str, Any]]
 Router = Callable[[Engine, int, Clock], "Route | None"]
@@ -128,12 +141,16 @@ def contact_hold(engine: Engine, message: CareMessage, clock: Clock) -> Hold | N
 
     Planning respected consent and quiet hours, but a retry or a wait for a reachable channel
     can land inside the quiet hours (deferred to their end), and a customer can withdraw
-    consent after planning (skipped).
+    consent after planning (skipped). A campaign a manager switched off holds its rows: they
+    wait (looked at again every 30 minutes) and go out if it is switched on again.
     """
     _, category = campaign_of(engine, message.campaign_id)
     with session_scope(engine) as session:
+        enabled = get_campaign_by_id(session, campaign_id=message.campaign_id).enabled
         customer = get_customer(session, customer_id=message.customer_id)
         consents = get_consents(session, customer_id=message.customer_id)
+    if not enabled:
+        return Hold(CAMPAIGN_OFF, clock() + CAMPAIGN_OFF_RETRY)
     if not consents[category]:
         return Hold(NO_CONSENT, None)
     local = clock().astimezone(ZoneInfo(customer.timezone))
@@ -239,7 +256,7 @@ class Dispatcher:
         try:
             self.send(route, intent, entities)
         except NotDelivered as error:
-            return self._finish_failed(message, str(error))
+            return self._not_delivered(message, str(error))
         crash_point("after_send", self.config)
         with session_scope(self.engine) as session:
             mark_sent(
@@ -272,6 +289,27 @@ class Dispatcher:
             )
         return "deferred"
 
+    def _not_delivered(self, message: CareMessage, reason: str) -> str:
+        """A refusal the dispatcher handles waits; anything else fails and is retried later."""
+        errcode = wechat_errcode(reason)
+        if errcode in UNREACHABLE_ERRCODES:
+            until = self.clock() + self.config.unreachable_retry
+            log.info("care message %s waits: WeChat does not reach the customer now", message.id)
+            return self._defer(message, until, f"{UNREACHABLE}: WeChat {errcode}")
+        if errcode == DAILY_QUOTA_ERRCODE:
+            until = next_china_midnight(self.clock())
+            log.warning("care message %s waits until %s: WeChat's daily quota", message.id, until)
+            return self._defer(message, until, f"{DAILY_QUOTA}: WeChat {errcode}")
+        retry_at = self._retry_at(message.attempts)
+        log.warning(
+            "care message %s not delivered (attempt %d), retried at %s: %s",
+            message.id,
+            message.attempts,
+            f"{retry_at:%Y-%m-%d %H:%M}Z",
+            reason,
+        )
+        return self._finish_failed(message, reason)
+
     def _finish_failed(self, message: CareMessage, reason: str) -> str:
         retry_at = self._retry_at(message.attempts)
         with session_scope(self.engine) as session:
@@ -287,3 +325,15 @@ class Dispatcher:
 
     def _retry_at(self, attempts: int) -> datetime:
         return self.clock() + backoff(attempts, self.config.backoff_base, self.config.backoff_max)
+
+
+def wechat_errcode(reason: str) -> int | None:
+    """WeChat's errcode named in a refusal's reason (Rasa's 500 carries the WeChat output's)."""
+    found = ERRCODE.search(reason)
+    return int(found.group(1)) if found else None
+
+
+def next_china_midnight(now: datetime) -> datetime:
+    """When WeChat's daily quotas reset: the next midnight in China, in UTC."""
+    tomorrow = now.astimezone(BUSINESS_TZ).date() + timedelta(days=1)
+    return business_midnight(tomorrow).astimezone(timezone.utc)

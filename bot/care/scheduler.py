@@ -33,8 +33,10 @@ from sqlalchemy.engine import Engine, make_url
 from bot.care.dispatch import DispatchConfig, Dispatcher, crash_point_from_env
 from bot.care.leader import wait_for_leadership
 from bot.privacy import run_retention
+from bot.settings import scheduler_plan_at
 from crm_store.analytics import refresh_customer_metrics
 from crm_store.campaign_rules import BUSINESS_TZ
+from crm_store.campaigns import campaign_settings
 from crm_store.clock import Clock, utcnow
 from crm_store.dashboard.summaries import record_care_responses, refresh_customer_summary
 from crm_store.db import make_engine, session_scope
@@ -89,7 +91,7 @@ def config_from_env(
     tracker_db: str | Path | None = None,
 ) -> SchedulerConfig:
     """The CAREBOT_SCHEDULER_* settings (docs/care_scheduler.md)."""
-    hour, minute = (int(part) for part in env.get("CAREBOT_SCHEDULER_PLAN_AT", "00:05").split(":"))
+    plan_at = scheduler_plan_at(env)
     dispatch = DispatchConfig(
         rasa_url=rasa_url,
         api_token=api_token,
@@ -103,7 +105,7 @@ def config_from_env(
         dispatch_every_s=float(env.get("CAREBOT_SCHEDULER_DISPATCH_EVERY", "10")),
         stale_claim_after=timedelta(seconds=float(env.get("CAREBOT_SCHEDULER_STALE_AFTER", "600"))),
         reclaim_every_s=float(env.get("CAREBOT_SCHEDULER_RECLAIM_EVERY", "60")),
-        plan_at=(hour, minute),
+        plan_at=(plan_at.hour, plan_at.minute),
         autoplan=_flag(env.get("CAREBOT_SCHEDULER_AUTOPLAN"), True),
         lock_poll_s=float(env.get("CAREBOT_SCHEDULER_LOCK_POLL", "5")),
         retention=RetentionPolicy.from_env(env),
@@ -179,11 +181,22 @@ def plan_job() -> None:
     if runtime.prepare is not None:
         runtime.prepare(runtime.engine, runtime.clock)
     day = business_day(runtime.clock)
+    off = switched_off(runtime.engine, runtime.config.campaigns)
+    if off:
+        log.info("not planned, switched off (a manager switches them on): %s", ", ".join(off))
     for key in runtime.config.campaigns:
+        if key in off:
+            continue
         try:
             log.info("planned %s for %s: %s", key, day, runtime.plan(key, day))
         except Exception:  # one campaign's failure must not stop the others
             log.exception("planning %s failed", key)
+
+
+def switched_off(engine: Engine, keys: Sequence[str]) -> list[str]:
+    """The campaigns among `keys` that are off (docs/campaigns.md: who switches them)."""
+    with session_scope(engine) as session:
+        return [c.key for c in campaign_settings(session, keys=keys) if not c.enabled]
 
 
 def dispatch_job() -> None:

@@ -22,6 +22,7 @@ from sanic.response import BaseHTTPResponse, HTTPResponse
 
 from bot.console.admin import admin_pages
 from bot.console.auth import AGENTS, MANAGERS, SUPERVISORS, auth
+from bot.console.campaigns import campaign_pages
 from bot.console.config import ConsoleConfig
 from bot.console.dashboard import ECHARTS_PATH, dashboard_blueprint
 from bot.console.desk import Desk
@@ -128,7 +129,7 @@ def create_app(
     dummy_password_hash()  # made now, so the first unknown username costs no more than others
     app.register_middleware(add_security_headers, "response")
     app.static("/static", str(HERE / "static"), name="console_static")
-    for blueprint in (auth, desk_pages, admin_pages, dashboard_blueprint()):
+    for blueprint in (auth, desk_pages, admin_pages, campaign_pages, dashboard_blueprint()):
         app.blueprint(blueprint)
     app.add_route(health, "/health")
     app.register_listener(start_timeouts, "after_server_start")

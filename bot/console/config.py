@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 
-from bot.settings import PROJECT_DIR, Settings, console_secret
+from bot.settings import PROJECT_DIR, Settings, console_secret, scheduler_plan_at
 
 DEFAULT_WAIT_MINUTES = 5.0
 
@@ -26,6 +26,9 @@ class ConsoleConfig:
     session_hours: float = 12.0
     secure_cookies: bool = False  # set behind HTTPS (CAREBOT_CONSOLE_SECURE_COOKIES=1)
     domain_path: Path = PROJECT_DIR / "domain.yml"
+    # When the care scheduler plans the day (UTC, CAREBOT_SCHEDULER_PLAN_AT): the campaigns
+    # page previews the next such run.
+    plan_at: time = time(0, 5)
 
 
 def console_config(settings: Settings, env: Mapping[str, str] | None = None) -> ConsoleConfig:
@@ -38,4 +41,5 @@ def console_config(settings: Settings, env: Mapping[str, str] | None = None) -> 
         secret=console_secret(settings.var_dir),
         handoff_wait=timedelta(minutes=minutes),
         secure_cookies=env.get("CAREBOT_CONSOLE_SECURE_COOKIES", "") in {"1", "true", "yes"},
+        plan_at=scheduler_plan_at(env),
     )

@@ -132,7 +132,7 @@ async def verify(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     sim = _sim(request)
     now = sim.clock.now()
-    return _json([user.as_json(now) for user in sim.state.users.values()])
+    return _json([user.as_json(now) for user in sim.state.listed_users()])
 
 
 async def add_user(request: web.Request) -> web.Response:

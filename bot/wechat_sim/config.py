@@ -19,6 +19,7 @@ from bot.settings import demo_wechat_credentials, load_settings
 HOUR = 3600.0
 DEFAULT_TEMPLATES = ("TM_CAREBOT_NOTICE",)
 DEMO_KEYS = ("app_id", "app_secret", "token", "aes_key")
+MAX_OPENID = 64
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class SimConfig:
     push_timeout_s: float = 5.0
     push_attempts: int = 3
     templates: frozenset[str] = field(default_factory=lambda: frozenset(DEFAULT_TEMPLATES))
+    # Who follows the account from before the simulator started (WeChat knows its followers;
+    # `carebot run` writes the CRM's linked openids to a file for it): followers, not listed on
+    # the page until something happens to them.
+    followers: tuple[str, ...] = ()
 
     @property
     def safe_mode(self) -> bool:
@@ -69,6 +74,7 @@ FLAGS: dict[str, tuple[str, type, str]] = {
     "push_timeout_s": ("CAREBOT_WECHAT_SIM_PUSH_TIMEOUT", float, "push answer deadline, s (5)"),
     "push_attempts": ("CAREBOT_WECHAT_SIM_PUSH_ATTEMPTS", int, "pushes per message (3)"),
     "templates": ("CAREBOT_WECHAT_SIM_TEMPLATES", str, "known template ids, comma-separated"),
+    "followers": ("CAREBOT_WECHAT_SIM_FOLLOWERS", str, "a file of openids, one a line: followers"),
 }
 
 
@@ -96,6 +102,7 @@ def load_config(args: argparse.Namespace | None, env: Mapping[str, str]) -> SimC
     if values["aes_key"]:
         crypto.aes_key(str(values["aes_key"]))  # refuse a malformed key at start
     values["templates"] = _templates(values.pop("templates"), env)
+    values["followers"] = read_followers(values.pop("followers"))
     return SimConfig(**{name: value for name, value in values.items() if value is not None})
 
 
@@ -104,6 +111,21 @@ def _templates(listed: str | None, env: Mapping[str, str]) -> frozenset[str]:
     names = listed.split(",") if listed else list(DEFAULT_TEMPLATES)
     names.append(env.get("CAREBOT_WECHAT_TEMPLATE_ID") or "")
     return frozenset(name.strip() for name in names if name.strip())
+
+
+def read_followers(path: str | None) -> tuple[str, ...]:
+    """The openids in a followers file, one a line (blank lines and `#` comments skipped)."""
+    if not path:
+        return ()
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ValueError(f"cannot read the followers file {path}: {error.strerror}") from error
+    openids = tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+    bad = next((o for o in openids if len(o) > MAX_OPENID or not o.isprintable()), None)
+    if bad is not None:
+        raise ValueError(f"the followers file {path} has a line that is not an openid: {bad!r}")
+    return openids
 
 
 def _value(args: argparse.Namespace | None, env: Mapping[str, str], name: str) -> object:

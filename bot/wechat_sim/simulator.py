@@ -49,6 +49,8 @@ class Simulator:
         self._created: dict[str, int] = {}
         for openid, name in DEMO_USERS.items():
             self.state.add_user(openid, name, followed=True)
+        for openid in config.followers:
+            self.state.add_follower(openid)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -102,6 +102,9 @@ class SimUser:
     name: str = ""
     followed: bool = True
     windows: dict[str, Window] = field(default_factory=dict)  # "message" and "event"
+    # On the page and in GET /sim/api/users; a follower from the followers file is listed from
+    # the first record that concerns them (a message the bot sends them, say).
+    listed: bool = True
 
     def as_json(self, now: float) -> dict[str, Any]:
         open_windows = {
@@ -231,8 +234,16 @@ class SimState:
     def add_user(self, openid: str, name: str = "", followed: bool = False) -> SimUser:
         user = self.user(openid) if openid in self.users else SimUser(openid, followed=followed)
         user.name = name or user.name
+        user.listed = True
         self.users[openid] = user
         return user
+
+    def add_follower(self, openid: str) -> SimUser:
+        """A follower from before the simulator started, not listed until something happens."""
+        return self.users.setdefault(openid, SimUser(openid, listed=False))
+
+    def listed_users(self) -> list[SimUser]:
+        return [user for user in self.users.values() if user.listed]
 
     def user_said(self, openid: str) -> None:
         """A user message opens (or renews) the 48-hour window with a fresh quota."""
@@ -333,6 +344,8 @@ class SimState:
         )
         self.records.append(entry)
         del self.records[:-MAX_RECORDS]
+        if openid in self.users:
+            self.users[openid].listed = True
         return entry
 
     def forget(self, openid: str) -> int:

@@ -12,6 +12,8 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from bot.console.texts import response_text
 from bot.settings import PROJECT_DIR
+from crm_store.campaigns import set_campaign_enabled, set_daily_cap
+from crm_store.demo import DEMO_DAILY_CAPS
 from crm_store.handoffs import close_handoff, find_open_handoff
 from crm_store.masking import mask_name
 from tests.browser.conftest import SCREENSHOTS
@@ -140,3 +142,35 @@ def test_a_supervisor_takes_over_from_an_agent(system: System, new_context: NewC
     ended = response_text(DOMAIN, "utter_handoff_ended")
     expect(bot_bubbles(customer).filter(has_text=ended).last).to_be_visible()
     (SCREENSHOTS / "console-supervisor.png").write_bytes(image)
+
+
+def test_a_manager_previews_caps_and_switches_a_campaign(
+    system: System, new_context: NewContext
+) -> None:
+    url = console_url(system)
+    page = new_context().new_page()
+    console_login(page, url, "manager")
+    expect(page).to_have_url(re.compile(r"/dashboard$"))
+    page.get_by_role("link", name="活动管理").click()
+    row = page.locator("tr[data-campaign=birthday]")
+    expect(row).to_contain_text("已开启")
+    try:
+        row.get_by_role("link", name="受众预览与上限").click()
+        expect(page.locator("#preview")).to_contain_text("下一次安排的受众")
+        page.get_by_label("每日上限").fill("3")
+        page.get_by_role("button", name="保存上限").click()
+        expect(page.locator("#daily-cap")).to_have_text("3")
+        page.get_by_role("button", name="关闭此活动").click()
+        expect(page.locator("#status")).to_have_text("已关闭")
+        expect(page.locator("#changes")).to_contain_text("开关")
+        image = page.screenshot(full_page=True)
+        page.get_by_role("button", name="开启此活动").click()
+        expect(page.locator("#status")).to_have_text("已开启")
+    finally:  # the shared system's demo campaigns as the seed made them
+        with crm(system) as session:
+            set_campaign_enabled(session, key="birthday", enabled=True, actor="test")
+            set_daily_cap(
+                session, key="birthday", daily_cap=DEMO_DAILY_CAPS["birthday"], actor="test"
+            )
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    (SCREENSHOTS / "console-campaign.png").write_bytes(image)

@@ -9,6 +9,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from crm_helpers import a_customer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -24,18 +25,30 @@ from bot.care.campaigns import (
     win_back,
 )
 from bot.care.campaigns.facts import CustomerFacts, Decision, Delivery, OwnedItem
+from crm_store.audit import list_audit_entries
 from crm_store.campaign_rules import PlanSettings, same_day_window
+from crm_store.campaigns import (
+    MAX_DAILY_CAP,
+    campaign_settings,
+    set_campaign_enabled,
+    set_daily_cap,
+)
 from crm_store.clock import ManualClock
 from crm_store.customers import LunarBirthday, get_consents
 from crm_store.eligibility import (
     CAMPAIGN_SPECS,
+    DEFAULT_DAILY_CAP,
+    NO_DAILY_CAPS,
+    AudiencePreview,
     PlanResult,
     ensure_campaigns,
     find_message_coupon,
     plan_campaign,
     plan_day,
+    preview_audience,
     preview_campaign,
 )
+from crm_store.errors import InvalidInput, NotFound
 from crm_store.models import Campaign as CampaignRow
 from crm_store.models import (
     CareMessage,
@@ -89,7 +102,8 @@ def metrics(session: Session, customer_id: int, **values: Any) -> None:
 
 
 def campaigns(session: Session) -> None:
-    ensure_campaigns(session, clock=lambda: EARLY)
+    """The seven campaigns, switched on and without a daily cap: the rules themselves."""
+    ensure_campaigns(session, clock=lambda: EARLY, enabled=True, daily_caps=NO_DAILY_CAPS)
 
 
 # --- ensure_campaigns ---------------------------------------------------------------------------
@@ -342,6 +356,167 @@ def test_preview_shows_who_gets_what_and_writes_nothing(session: Session) -> Non
     assert rows[0].scheduled_at == TEN and rows[0].period == "2026"
     assert session.scalar(select(func.count()).select_from(CareMessage)) == 0
     assert preview_campaign(session, campaign_key="holiday", day=DAY, clock=lambda: EARLY) == []
+
+
+# --- owners: on and off, the daily cap, the audience preview -----------------------------------
+
+
+def test_a_new_installation_starts_with_every_campaign_off_and_plans_nothing(
+    session: Session,
+) -> None:
+    created = ensure_campaigns(session, clock=lambda: EARLY)
+    assert {(c.enabled, c.daily_cap) for c in created} == {(False, DEFAULT_DAILY_CAP)}
+    a_customer(session, birthday=date(1990, 11, 20))
+    results = plan_day(session, day=DAY, clock=lambda: EARLY)
+    assert list(results.values()) == [PlanResult(0, 0, {})] * len(CAMPAIGN_SPECS)
+    assert session.scalar(select(func.count()).select_from(CareMessage)) == 0
+    # what an owner set stays: ensuring again never switches a campaign on or changes its cap
+    again = ensure_campaigns(session, clock=lambda: EARLY, enabled=True, daily_caps=NO_DAILY_CAPS)
+    assert again == created
+
+
+def test_switching_and_capping_are_audited_with_who_did_it(session: Session) -> None:
+    ensure_campaigns(session, clock=lambda: EARLY)
+    on = set_campaign_enabled(
+        session, key="birthday", enabled=True, actor="staff:7", clock=lambda: TEN
+    )
+    assert on.enabled and on.status == "active"
+    set_campaign_enabled(session, key="birthday", enabled=True, actor="staff:7")  # no change
+    capped = set_daily_cap(session, key="birthday", daily_cap=3, actor="staff:7", clock=lambda: TEN)
+    assert capped.daily_cap == 3
+    uncapped = set_daily_cap(session, key="birthday", daily_cap=None, actor="cli:ops")
+    assert uncapped.daily_cap is None
+    off = set_campaign_enabled(session, key="birthday", enabled=False, actor="staff:8")
+    assert not off.enabled and off.status == "paused"
+    entries = list_audit_entries(session, entity="campaign", entity_id="birthday")
+    assert [(e.actor, e.action, e.changes) for e in reversed(entries)] == [
+        ("staff:7", "set_campaign_enabled", {"status": ["paused", "active"]}),
+        ("staff:7", "set_campaign_daily_cap", {"daily_cap": [DEFAULT_DAILY_CAP, 3]}),
+        ("cli:ops", "set_campaign_daily_cap", {"daily_cap": [3, None]}),
+        ("staff:8", "set_campaign_enabled", {"status": ["active", "paused"]}),
+    ]
+    assert entries[-1].occurred_at == TEN
+    for bad in (-1, MAX_DAILY_CAP + 1):
+        with pytest.raises(InvalidInput):
+            set_daily_cap(session, key="birthday", daily_cap=bad, actor="staff:7")
+    with pytest.raises(NotFound):
+        set_campaign_enabled(session, key="anniversary", enabled=True, actor="staff:7")
+    listed = campaign_settings(session, keys=["win_back", "anniversary", "birthday"])
+    assert [c.key for c in listed] == ["win_back", "birthday"]
+
+
+def warranties_ending_in(session: Session, days: list[int]) -> list[int]:
+    """One customer per entry, owning a 12-month product whose warranty ends that many days
+    after DAY."""
+    products(session)
+    ids = []
+    for n, left in enumerate(days):
+        customer = a_customer(session, name=f"客{n}", phone=f"1381111{n:04d}")
+        bought = datetime.combine(DAY + timedelta(days=left), time(3), timezone.utc)
+        create_order(
+            session,
+            customer_id=customer.id,
+            items=[NewItem("AF-200")],
+            status="completed",
+            clock=lambda at=bought: at - timedelta(days=365),
+        )
+        ids.append(customer.id)
+    return ids
+
+
+def test_the_daily_cap_takes_the_most_urgent_first_and_leaves_the_rest_for_a_later_day(
+    session: Session,
+) -> None:
+    campaigns(session)
+    latest, soonest, second, third = warranties_ending_in(session, [20, 5, 10, 15])
+    set_daily_cap(session, key="warranty_reminder", daily_cap=2, actor="staff:7")
+    first = plan_campaign(session, campaign_key="warranty_reminder", day=DAY, clock=lambda: EARLY)
+    assert first == PlanResult(2, 0, {"daily_cap": 2})
+    planned = session.scalars(select(CareMessage.customer_id).order_by(CareMessage.id)).all()
+    assert sorted(planned) == sorted([soonest, second])
+    # the same day again: the cap is used up, nothing more is written
+    again = plan_campaign(session, campaign_key="warranty_reminder", day=DAY, clock=lambda: EARLY)
+    assert again == PlanResult(0, 0, {"already_planned": 2, "daily_cap": 2})
+    # the next day the rule still holds for the others: they get the next day's cap
+    tomorrow = DAY + timedelta(days=1)
+    later = plan_campaign(
+        session,
+        campaign_key="warranty_reminder",
+        day=tomorrow,
+        clock=lambda: EARLY + timedelta(days=1),
+    )
+    assert later == PlanResult(2, 0, {"already_planned": 2})
+    written = session.scalars(select(CareMessage.customer_id)).all()
+    assert sorted(written) == sorted([latest, soonest, second, third])
+
+
+def test_a_cap_of_zero_plans_nothing_and_no_cap_plans_everyone(session: Session) -> None:
+    campaigns(session)
+    warranties_ending_in(session, [5, 10, 15])
+    set_daily_cap(session, key="warranty_reminder", daily_cap=0, actor="staff:7")
+    zero = plan_campaign(session, campaign_key="warranty_reminder", day=DAY, clock=lambda: EARLY)
+    assert zero == PlanResult(0, 0, {"daily_cap": 3})
+    set_daily_cap(session, key="warranty_reminder", daily_cap=None, actor="staff:7")
+    free = plan_campaign(session, campaign_key="warranty_reminder", day=DAY, clock=lambda: EARLY)
+    assert free == PlanResult(3, 0, {})
+
+
+def test_the_win_back_cap_takes_the_highest_risk_and_draws_the_control_group_among_them(
+    session: Session,
+) -> None:
+    campaigns(session)
+    risk = {}
+    for n in range(20):  # half of them drawn into the control group, wherever they rank
+        customer = a_customer(
+            session, name=f"客{n}", phone=f"1392222{n:04d}", consents={"offer": True}
+        )
+        metrics(session, customer.id, churn_risk=60 + 2 * n)
+        risk[customer.id] = 60 + 2 * n
+    set_daily_cap(session, key="win_back", daily_cap=4, actor="staff:7")
+    settings = PlanSettings(control_share=50)
+    result = plan_campaign(
+        session, campaign_key="win_back", day=DAY, clock=lambda: EARLY, settings=settings
+    )
+    rows = session.scalars(select(CareMessage)).all()
+    highest = sorted(risk, key=risk.__getitem__, reverse=True)[:4]
+    assert sorted(r.customer_id for r in rows) == sorted(highest)
+    control = [r for r in rows if r.state == "skipped"]
+    assert result.planned == 4 - len(control) and result.skipped_by_reason["daily_cap"] == 16
+    assert all(r.reason == "control_group" for r in control)
+
+
+def test_the_audience_preview_counts_and_samples_the_next_run_and_writes_nothing(
+    session: Session,
+) -> None:
+    campaigns(session)
+    set_campaign_enabled(session, key="warranty_reminder", enabled=False, actor="staff:7")
+    set_daily_cap(session, key="warranty_reminder", daily_cap=2, actor="staff:7")
+    latest, soonest, second = warranties_ending_in(session, [20, 5, 10])
+    refused = a_customer(session, name="拒", phone="13800000009", consents={"care": False})
+    create_order(
+        session,
+        customer_id=refused.id,
+        items=[NewItem("AF-200")],
+        status="completed",
+        clock=lambda: datetime(2025, 11, 22, 3, tzinfo=timezone.utc),
+    )
+    preview = preview_audience(
+        session, campaign_key="warranty_reminder", day=DAY, clock=lambda: EARLY, sample=5
+    )
+    assert preview.outcomes == {"send": 2, "daily_cap": 1, "no_consent": 1}
+    assert preview.sending == 2 and preview.day == DAY
+    assert [row.customer_id for row in preview.sample] == [soonest, second]
+    assert {row.outcome for row in preview.sample} == {"send"}
+    assert preview.sample[0].name == "客1" and preview.sample[0].scheduled_at == TEN
+    assert session.scalar(select(func.count()).select_from(CareMessage)) == 0
+    assert latest not in {row.customer_id for row in preview.sample}
+    # a second preview on the same connection works (its temporary table was dropped)
+    assert preview_audience(
+        session, campaign_key="warranty_reminder", day=DAY, clock=lambda: EARLY
+    ).outcomes == {"send": 2, "daily_cap": 1, "no_consent": 1}
+    assert preview_audience(session, campaign_key="holiday", day=DAY, clock=lambda: EARLY) == (
+        AudiencePreview(DAY, {}, [])
+    )
 
 
 # --- agreement: SQL and the pure rules on one fixture ------------------------------------------

@@ -9,6 +9,7 @@ from crm_store.identities import (
     find_customer_by_identity,
     link_identity,
     list_identities,
+    list_wechat_followers,
     unlink_identity,
 )
 
@@ -52,3 +53,14 @@ def test_unlink_identity(session: Session) -> None:
     link_identity(session, customer_id=customer.id, kind="web_session", value="s_1")
     assert unlink_identity(session, kind="web_session", value="s_1") is True
     assert unlink_identity(session, kind="web_session", value="s_1") is False
+
+
+def test_the_wechat_followers_are_the_linked_openids(session: Session) -> None:
+    first, second = a_customer(session), a_customer(session, name="李娜")
+    link_identity(session, customer_id=first.id, kind="wechat_openid", value="o_1")
+    link_identity(session, customer_id=first.id, kind="wechat_unionid", value="u_union")
+    link_identity(session, customer_id=second.id, kind="web_user", value="u_2")
+    link_identity(session, customer_id=second.id, kind="wechat_openid", value="o_2")
+    assert list_wechat_followers(session) == ["o_1", "o_2"]
+    unlink_identity(session, kind="wechat_openid", value="o_1")  # an unfollow
+    assert list_wechat_followers(session) == ["o_2"]

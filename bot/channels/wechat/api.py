@@ -79,7 +79,27 @@ CS_CLOSED = (OutsideWindow, QuotaExceeded)  # the CS API refuses this user; a te
 
 
 class DeliveryFailed(Exception):
-    """A bot message did not reach the WeChat user; the text says why (for the caller's log)."""
+    """A bot message did not reach the WeChat user; the text says why (for the caller's log).
+
+    `errcode` is WeChat's, when WeChat refused the message (None: WeChat was not reached).
+    """
+
+    def __init__(self, message: str, errcode: int | None = None) -> None:
+        super().__init__(message)
+        self.errcode = errcode
+
+    @property
+    def expected(self) -> bool:
+        """WeChat refused this message for a reason of the user's or the day's, which the care
+        scheduler handles (it keeps the message and tries later: bot/care/dispatch.py). Anything
+        else (an unknown openid, a malformed message, refused credentials, WeChat unreachable)
+        says something is wrong here."""
+        return self.errcode in HANDLED_ERRCODES
+
+
+# The user unfollowed (43004), the customer-service window closed or its quota is used up and no
+# template is configured (45015, 45047), the app's daily quota is used up (45009).
+HANDLED_ERRCODES = frozenset({43004, 45009, 45015, 45047})
 
 
 @dataclass
@@ -279,8 +299,12 @@ class WeChatOutput(OutputChannel):
             await self._deliver(openid, text)
         except (WeChatAPIError, aiohttp.ClientError, asyncio.TimeoutError) as error:
             reason = _reason(error, self.template)
-            logger.error("wechat delivery to %s failed: %s", openid, reason)
-            raise DeliveryFailed(f"wechat delivery to {openid} failed: {reason}") from error
+            errcode = error.errcode if isinstance(error, WeChatAPIError) else None
+            failure = DeliveryFailed(f"wechat delivery to {openid} failed: {reason}", errcode)
+            # the caller learns it from the exception; a refusal it handles is no ERROR
+            level = logging.WARNING if failure.expected else logging.ERROR
+            logger.log(level, "wechat delivery to %s failed: %s", openid, reason)
+            raise failure from error
 
     async def _deliver(self, openid: str, text: str) -> None:
         template = self.template

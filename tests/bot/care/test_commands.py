@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import urllib.parse
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Engine
 from bot.bench.care_dispatch import StubRasa
 from bot.care.commands import PLAN_TIME, clock_for, render_status
 from bot.cli import main
+from crm_store.audit import list_audit_entries
 from crm_store.campaign_rules import PlanSettings
 from crm_store.campaigns import create_campaign
 from crm_store.clock import ManualClock
@@ -82,9 +84,16 @@ def test_run_once_plans_the_day_and_sends_what_is_due(
     customer_id = _birthday_follower(crm)
     with StubRasa() as rasa:
         monkeypatch.setenv("CAREBOT_RASA_PORT", str(urllib.parse.urlparse(rasa.url).port))
+        # a new installation: every campaign is off until someone switches it on
+        assert main(["campaigns", "run-once", "--date", "2026-12-01"]) == 0
+        assert "birthday: off, not planned" in capsys.readouterr().out
+        assert rasa.triggers == [] and _count(crm, CareMessage) == 0
+        assert main(["campaigns", "enable", "birthday"]) == 0
+        assert capsys.readouterr().out == "birthday: on, at most 100 a day\n"
         assert main(["campaigns", "run-once", "--date", "2026-12-01"]) == 0
     out = capsys.readouterr().out
     assert "planned birthday for 2026-12-01" in out and "dispatched: 1 sent" in out
+    assert "follow_up: off, not planned" in out
     [trigger] = rasa.triggers
     assert (trigger.conversation_id, trigger.output_channel, trigger.intent) == (
         "o_demo",
@@ -125,6 +134,33 @@ def test_status_shows_the_outbox_and_the_win_back_uplift(
     assert out.splitlines()[1].split() == ["win_back", "0", "0", "2", "0", "2"]
     assert "treated 0/2 came back, control 0/2" in out
     assert "uplift +0.0 pts (95% CI -65.8 .. +65.8)" in out  # 2 per arm: a wide interval
+    assert "win_back: on, no cap" in out
+
+
+def test_campaigns_are_switched_and_capped_from_the_command_line(
+    crm: Engine, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["campaigns", "cap", "follow_up", "30"]) == 0
+    assert capsys.readouterr().out == "follow_up: off, at most 30 a day\n"
+    assert main(["campaigns", "enable", "follow_up"]) == 0
+    assert main(["campaigns", "cap", "follow_up", "none"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "follow_up: on, no cap"
+    assert main(["campaigns", "disable", "follow_up"]) == 0
+    assert capsys.readouterr().out == "follow_up: off, no cap\n"
+    assert main(["campaigns", "cap", "follow_up", "-3"]) == 2
+    assert "a daily cap is a whole number from 0 to 1000000" in capsys.readouterr().out
+    assert main(["campaigns", "enable", "anniversary"]) == 2
+    with pytest.raises(SystemExit):
+        main(["campaigns", "cap", "follow_up", "lots"])
+    with session_scope(crm) as session:
+        entries = list_audit_entries(session, entity="campaign", entity_id="follow_up")
+    actor = f"cli:{getpass.getuser()}"
+    assert [(e.actor, e.action) for e in reversed(entries)] == [
+        (actor, "set_campaign_daily_cap"),
+        (actor, "set_campaign_enabled"),
+        (actor, "set_campaign_daily_cap"),
+        (actor, "set_campaign_enabled"),
+    ]
 
 
 def test_status_of_an_empty_outbox() -> None:

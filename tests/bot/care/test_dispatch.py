@@ -3,6 +3,7 @@ against a stub Rasa."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime, time, timedelta, timezone
 from typing import Any
@@ -19,7 +20,7 @@ from bot.care.dispatch import (
     crash_point_from_env,
 )
 from bot.care.notify import NotDelivered, Route
-from crm_store.campaigns import create_campaign
+from crm_store.campaigns import create_campaign, set_campaign_enabled
 from crm_store.clock import Clock, ManualClock
 from crm_store.customers import create_customer, set_consent, set_quiet_hours
 from crm_store.db import session_scope
@@ -116,6 +117,96 @@ def test_a_refused_trigger_fails_with_its_reason_and_backs_off(engine: Engine) -
     clock.advance(timedelta(minutes=1))
     assert dispatcher.run_once().failed == 1
     assert _state(engine, message_id)[2] == clock() + timedelta(minutes=2)
+
+
+def refusal(errcode: int, errmsg: str) -> str:
+    """What the dispatcher reads when Rasa's WeChat output could not deliver (a 500)."""
+    return (
+        'Rasa answered 500: {"status":"failure","message":"An unexpected error occurred. Error: '
+        f'wechat delivery to o_1 failed: WeChat API error {errcode}: {errmsg}"}}'
+    )
+
+
+class Refusing:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+    def __call__(self, route: Route, intent: str, entities: Mapping[str, Any]) -> None:
+        raise NotDelivered(self.reason)
+
+
+@pytest.mark.parametrize(
+    ("errcode", "errmsg"),
+    [
+        (43004, "require subscribe"),
+        (45015, "response out of time limit or subscription is canceled"),
+        (45047, "out of response count limit"),
+    ],
+)
+def test_a_follower_wechat_does_not_reach_now_waits_like_an_unreachable_customer(
+    engine: Engine, errcode: int, errmsg: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(NOW)
+    [message_id] = due_messages(engine, 1, clock=clock)
+    sender = Refusing(refusal(errcode, errmsg))
+    report = Dispatcher(engine, CONFIG, clock=clock, router=wechat, sender=sender).run_once()
+    assert (report.deferred, report.failed) == (1, 0)
+    assert _state(engine, message_id) == (
+        "pending",
+        f"unreachable: WeChat {errcode}",
+        NOW + timedelta(minutes=30),
+        0,
+    )
+    assert {record.levelname for record in caplog.records} <= {"INFO", "DEBUG"}
+
+
+def test_wechats_daily_quota_holds_the_message_until_midnight_in_china(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(NOW)  # 10:00 in Shanghai on 2 November
+    [message_id] = due_messages(engine, 1, clock=clock)
+    sender = Refusing(refusal(45009, "reach max api daily quota limit"))
+    report = Dispatcher(engine, CONFIG, clock=clock, router=wechat, sender=sender).run_once()
+    midnight = datetime(2026, 11, 2, 16, 0, tzinfo=timezone.utc)  # 00:00 on the 3rd in Shanghai
+    assert (report.deferred, report.failed) == (1, 0)
+    assert _state(engine, message_id) == ("pending", "daily_quota: WeChat 45009", midnight, 0)
+    assert [r.levelname for r in caplog.records if "daily quota" in r.getMessage()] == ["WARNING"]
+
+
+def test_an_unexpected_refusal_fails_and_says_so_at_warning(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = ManualClock(NOW)
+    [message_id] = due_messages(engine, 1, clock=clock)
+    sender = Refusing(refusal(40003, "invalid openid"))
+    report = Dispatcher(engine, CONFIG, clock=clock, router=wechat, sender=sender).run_once()
+    assert report.failed == 1
+    state, reason, _, attempts = _state(engine, message_id)
+    assert (state, attempts) == ("failed", 1) and "40003" in (reason or "")
+    [line] = [r for r in caplog.records if "not delivered" in r.getMessage()]
+    assert line.levelname == "WARNING" and f"care message {message_id}" in line.getMessage()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_switched_off_campaign_holds_its_rows_until_it_is_on_again(engine: Engine) -> None:
+    clock = ManualClock(NOW)
+    [message_id] = due_messages(engine, 1, clock=clock)
+    with session_scope(engine) as session:
+        set_campaign_enabled(session, key="care_tip", enabled=False, actor="staff:1")
+    sender = Recorder()
+    dispatcher = Dispatcher(engine, CONFIG, clock=clock, router=wechat, sender=sender)
+    assert dispatcher.run_once().deferred == 1 and sender.sent == []
+    assert _state(engine, message_id) == (
+        "pending",
+        "campaign_off",
+        NOW + timedelta(minutes=30),
+        0,
+    )
+    with session_scope(engine) as session:
+        set_campaign_enabled(session, key="care_tip", enabled=True, actor="staff:1")
+    clock.advance(timedelta(minutes=30))
+    assert dispatcher.run_once().sent == 1
+    assert _state(engine, message_id)[0] == "sent"
 
 
 def test_backoff_doubles_up_to_its_cap() -> None:

@@ -4,6 +4,7 @@ on one PostgreSQL database."""
 
 from __future__ import annotations
 
+import logging
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -28,13 +29,16 @@ from bot.care.scheduler import (
     install_runtime,
     job_specs,
     lead,
+    plan_job,
     reclaim_job,
     reconcile_jobs,
     win_back_outcomes_job,
 )
 from crm_store.analytics import get_customer_metrics
+from crm_store.campaigns import set_campaign_enabled
 from crm_store.clock import Clock, ManualClock
 from crm_store.db import make_engine, session_scope
+from crm_store.eligibility import ensure_campaigns
 from crm_store.locks import AdvisoryLock, FileLock, lock_for
 from crm_store.offers import create_offer, issue_coupon, list_coupons
 from crm_store.outbox import claim_due_messages, get_care_message, list_care_messages
@@ -149,6 +153,33 @@ def test_the_leader_dispatches_due_messages_and_plans_at_start(
     assert rasa.delivered() == ids
     assert [key for key, _ in planned] == list(CAMPAIGNS)  # by priority
     engine.dispose()
+
+
+def test_planning_skips_the_campaigns_a_manager_switched_off(
+    sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(sqlite_url)
+    with session_scope(engine) as session:
+        ensure_campaigns(session, enabled=True)
+        for key in ("win_back", "follow_up"):
+            set_campaign_enabled(session, key=key, enabled=False, actor="staff:1")
+    planned: list[str] = []
+
+    def planner(session: Session, *, campaign_key: str, day: date, clock: Clock) -> str:
+        planned.append(campaign_key)
+        return "planned"
+
+    install_runtime(Runtime(engine, _config(sqlite_url), planner=planner))
+    try:
+        with caplog.at_level(logging.INFO):
+            plan_job()
+    finally:
+        install_runtime(None)
+        engine.dispose()
+    assert planned == [key for key in CAMPAIGNS if key not in ("win_back", "follow_up")]
+    assert "not planned, switched off (a manager switches them on): follow_up, win_back" in (
+        caplog.text
+    )
 
 
 def test_one_file_lock_per_sqlite_database(tmp_path: Path) -> None:

@@ -153,10 +153,26 @@ async def test_outside_the_window_without_a_template_fails_with_the_reason(
 ) -> None:
     fake, client = wechat
     fake.errcodes.append(45015)
-    with caplog.at_level(logging.ERROR), pytest.raises(DeliveryFailed) as failure:
+    with caplog.at_level(logging.INFO), pytest.raises(DeliveryFailed) as failure:
         await WeChatOutput(client).send_text_message("o1", "您好")
     assert "45015" in str(failure.value) and "no template" in str(failure.value)
-    assert "wechat delivery to o1 failed" in caplog.text
+    # the care scheduler keeps the message and tries later: a warning, not an error
+    assert failure.value.errcode == 45015 and failure.value.expected
+    [line] = [r for r in caplog.records if "wechat delivery to o1 failed" in r.getMessage()]
+    assert line.levelname == "WARNING"
+
+
+async def test_an_unknown_openid_is_an_error_the_scheduler_does_not_expect(
+    wechat: tuple[FakeWeChat, WeChatAPI], caplog: pytest.LogCaptureFixture
+) -> None:
+    fake, client = wechat
+    fake.errcodes.append(45015)
+    fake.template_errcodes.append(40003)
+    with caplog.at_level(logging.INFO), pytest.raises(DeliveryFailed) as failure:
+        await WeChatOutput(client, TEMPLATE).send_text_message("o1", "您好")
+    assert failure.value.errcode == 40003 and not failure.value.expected
+    [line] = [r for r in caplog.records if "wechat delivery to o1 failed" in r.getMessage()]
+    assert line.levelname == "ERROR"
 
 
 @pytest.mark.parametrize(
@@ -177,9 +193,10 @@ async def test_delivery_gives_up_with_the_errcode(
     fake, client = wechat
     fake.errcodes += cs_errcodes
     fake.template_errcodes += template_errcodes
-    with pytest.raises(DeliveryFailed, match=expected):
+    with pytest.raises(DeliveryFailed, match=expected) as failure:
         await WeChatOutput(client, TEMPLATE).send_text_message("o1", "您好")
     assert fake.sent == [] and fake.templates == []
+    assert failure.value.errcode == int(expected) and failure.value.expected
 
 
 async def test_a_stale_token_on_the_template_path_is_refetched_once(
@@ -196,9 +213,10 @@ async def test_a_stale_token_on_the_template_path_is_refetched_once(
 async def test_an_unreachable_api_is_a_delivery_failure() -> None:
     forget_tokens()
     client = WeChatAPI("http://127.0.0.1:9", APP_ID, APP_SECRET)
-    with pytest.raises(DeliveryFailed, match="o1"):
+    with pytest.raises(DeliveryFailed, match="o1") as failure:
         await WeChatOutput(client, TEMPLATE).send_text_message("o1", "您好")
     await client.close()
+    assert failure.value.errcode is None and not failure.value.expected
 
 
 def test_a_failed_call_never_logs_the_access_token() -> None:

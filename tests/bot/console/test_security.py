@@ -16,6 +16,7 @@ from tests.bot.console.conftest import Console
 
 PAGES = ["/queue", "/handoffs/1", "/live", "/snippets", "/audit", "/dashboard"]
 PAGES += ["/dashboard/surveys", "/dashboard/export/bot", "/dashboard/assets/echarts.min.js"]
+PAGES += ["/campaigns", "/campaigns/birthday"]
 APIS = ["/api/queue", "/api/handoffs/1/transcript", "/api/dashboard/bot"]
 POSTS = [
     "/handoffs/1/claim",
@@ -29,12 +30,16 @@ POSTS = [
     "/snippets/1/delete",
     "/logout",
     "/customers/1/reveal",
+    "/campaigns/birthday/switch",
+    "/campaigns/birthday/cap",
 ]
 AGENT_ONLY = ["/queue", "/handoffs/1", "/live", "/api/queue", "/api/handoffs/1/transcript"]
 AGENT_POSTS = POSTS[:7]
 SUPERVISOR_ONLY = ["/snippets", "/audit"]
 SUPERVISOR_POSTS = ["/handoffs/1/takeover", "/snippets", "/snippets/1/delete"]
 SUPERVISOR_POSTS += ["/customers/1/reveal"]
+MANAGER_ONLY = ["/campaigns", "/campaigns/birthday"]
+MANAGER_POSTS = ["/campaigns/birthday/switch", "/campaigns/birthday/cap"]
 
 
 async def test_anonymous_pages_go_to_login_and_the_rest_is_refused(browsers: Any) -> None:
@@ -57,6 +62,7 @@ PARAMETERS = [  # how the example paths above fill the routes' parameters
     ("/dashboard/surveys", "/dashboard/<view:str>"),
     ("/dashboard/export/bot", "/dashboard/export/<figure:str>"),
     ("/api/dashboard/bot", "/api/dashboard/<figure:str>"),
+    ("/campaigns/birthday", "/campaigns/<key:str>"),
 ]
 
 
@@ -98,6 +104,16 @@ async def test_an_agent_may_not_supervise_or_read_the_dashboard(browsers: Any) -
         assert status == 403 and "无权访问" in page, path
     for path in SUPERVISOR_POSTS:
         assert (await agent.post(path, {"title": "t", "text": "x"}))[0] == 403, path
+
+
+@pytest.mark.parametrize("username", ["agent", "supervisor"])
+async def test_only_a_manager_sees_or_switches_campaigns(browsers: Any, username: str) -> None:
+    staff = await browsers(username)
+    for path in MANAGER_ONLY:
+        status, page = await staff.get(path)
+        assert status == 403 and "无权访问" in page, path
+    for path in MANAGER_POSTS:
+        assert (await staff.post(path, {"enabled": "0", "daily_cap": "1"}))[0] == 403, path
 
 
 async def test_posts_without_the_csrf_token_are_refused(console: Console, browsers: Any) -> None:

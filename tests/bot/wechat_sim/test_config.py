@@ -15,9 +15,14 @@ from bot.runtime import (
     runs_wechat_simulator,
     wechat_simulator,
     wechat_simulator_env,
+    write_wechat_followers,
 )
 from bot.settings import DEMO_WECHAT_APP_ID, load_settings
 from bot.wechat_sim.config import load_config
+from crm_store.customers import create_customer
+from crm_store.db import make_engine, session_scope
+from crm_store.identities import link_identity
+from crm_store.migrate import upgrade
 
 AES_KEY = "kWxPEV2UEDyxWpmPdKC3F4dgPDmOvfKX1HGnEUDS1aR"
 
@@ -89,3 +94,38 @@ def test_where_to_chat_names_the_simulator(
     assert "WeChat sim     http://127.0.0.1:5006/" in capsys.readouterr().out
     print_where_to_chat(settings)
     assert "WeChat sim" not in capsys.readouterr().out
+
+
+def test_the_followers_file_names_the_accounts_followers(tmp_path: Path) -> None:
+    followers = tmp_path / "followers.txt"
+    followers.write_text("# the CRM's linked openids\no_demo_openid\n\no_0000002a1b2c3d4e\n")
+    env = {
+        "CAREBOT_VAR_DIR": str(tmp_path),
+        "CAREBOT_WECHAT_SIM_FOLLOWERS": str(followers),
+    }
+    assert load_config(None, env).followers == ("o_demo_openid", "o_0000002a1b2c3d4e")
+    assert load_config(None, {"CAREBOT_VAR_DIR": str(tmp_path)}).followers == ()
+    followers.write_text("o_ok\n" + "x" * 65 + "\n")
+    with pytest.raises(ValueError, match="not an openid"):
+        load_config(None, env)
+    with pytest.raises(ValueError, match="cannot read the followers file"):
+        load_config(argparse.Namespace(followers=str(tmp_path / "missing.txt")), env)
+
+
+def test_carebot_run_tells_the_simulator_the_crms_followers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'crm.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with session_scope(engine) as session:
+        for n, openid in enumerate(["o_first", "o_second"]):
+            customer = create_customer(session, name=f"顾客{n}")
+            link_identity(session, customer_id=customer.id, kind="wechat_openid", value=openid)
+        link_identity(session, customer_id=customer.id, kind="web_user", value="web-user")
+    engine.dispose()
+    settings = load_settings({"CAREBOT_VAR_DIR": str(tmp_path), "CAREBOT_DATABASE_URL": url})
+    path = write_wechat_followers(settings)
+    assert path.read_text() == "o_first\no_second\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    service = wechat_simulator(settings, path)
+    assert service.env["CAREBOT_WECHAT_SIM_FOLLOWERS"] == str(path)
+    assert load_config(None, service.env).followers == ("o_first", "o_second")

@@ -265,6 +265,35 @@ async def test_a_template_message_reaches_a_follower_outside_the_window(
     assert record["detail"]["template_id"] == "TM_CAREBOT_NOTICE"
 
 
+async def test_the_accounts_followers_get_template_messages_and_appear_once_they_do(
+    sim_factory: Any,
+) -> None:
+    """Followers from before the simulator started (the CRM's, `carebot run` passes them):
+    reachable at once, listed once something happens to them; strangers stay 40003."""
+    sim = await sim_factory(followers=("o_0000002a1b2c3d4e", "o_0000002b5f6a7b8c"))
+    client = WeChatAPI(sim.url, APP_ID, APP_SECRET)
+    try:
+        _, users = await sim.get("/sim/api/users")
+        assert {u["openid"] for u in users} == {"o_demo_openid", "o_demo_lunar"}
+        answer = await client.call("/cgi-bin/message/template/send", template("o_0000002a1b2c3d4e"))
+        assert answer["errcode"] == 0
+        with pytest.raises(WeChatAPIError) as unknown:
+            await client.call("/cgi-bin/message/template/send", template("o_stranger"))
+        assert unknown.value.errcode == 40003
+        with pytest.raises(OutsideWindow):  # a follower, but no message of theirs: no window
+            await client.send_text("o_0000002b5f6a7b8c", "您好")
+    finally:
+        await client.close()
+    _, users = await sim.get("/sim/api/users")
+    listed = {u["openid"]: u["followed"] for u in users}
+    assert listed == {
+        "o_demo_openid": True,
+        "o_demo_lunar": True,
+        "o_0000002a1b2c3d4e": True,
+        "o_0000002b5f6a7b8c": True,
+    }
+
+
 async def test_an_unknown_template_is_refused(sim: Sim, api: WeChatAPI) -> None:
     with pytest.raises(WeChatAPIError) as refused:
         await api.call("/cgi-bin/message/template/send", template("o_demo_openid", "TM_OTHER"))
