@@ -5,8 +5,8 @@ On/off is the existing `status` (`active` / `paused`). Rows already there keep t
 an upgraded installation sends what it sent before; the cap starts empty (no cap) for the same
 reason. New installations create their campaigns switched off (crm_store.eligibility).
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0016"
-down_revision = "0015"
+revision = "0017"
+down_revision = "0016"
 branch_labels = None
 depends_on = None
 
