@@ -80,8 +80,8 @@ def channel_of(turn: Turn) -> str:
     reached through Rasa's HTTP API (a post-purchase survey on WeChat) carries no channel of
     its own: the identity its id stands for says which channel it is on."""
     channel = conversation_channel(turn)
-    if channel is None:
-        channel = channel_named_by_identity(turn)
+    if channel is None or (channel == "web_anonymous" and is_external_trigger(turn)):
+        channel = channel_named_by_identity(turn) or channel
     return crm_channel(channel)
 
 

@@ -31,7 +31,7 @@ from crm_store.surveys import (
     list_survey_responses,
     record_survey_answer,
 )
-from crm_store.tickets import Ticket, get_ticket, list_tickets, open_ticket
+from crm_store.tickets import Ticket, describe_ticket, get_ticket, list_tickets, open_ticket
 
 
 def warm_up_feedback_analysis() -> None:
@@ -207,8 +207,14 @@ def store_answer(turn: Turn, *, negative: bool = False, **answer: Any) -> None:
     if response.status != "partial" or turn.customer_id is None:
         return  # a finished survey is not changed by a late answer
     unhappy = is_detractor(response.csat, response.nps) or negative
-    if unhappy and follow_up_of(turn, response.id) is None:
+    ticket = follow_up_of(turn, response.id)
+    if unhappy and ticket is None:
         follow_up_detractor(turn, turn.customer_id, response.id, response.comment)
+    elif ticket is not None and "comment" in answer and response.comment:
+        # the follow-up opened on a low score: the comment given after it tells the agent why
+        describe_ticket(
+            turn.session, ticket_id=ticket.id, description=response.comment, clock=turn.clock
+        )
 
 
 def score_of(turn: Turn, slot: str) -> int | None:

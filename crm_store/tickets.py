@@ -182,6 +182,17 @@ def assign_ticket(
     return _record(row)
 
 
+def describe_ticket(
+    session: Session, *, ticket_id: int, description: str, clock: Clock = utcnow
+) -> Ticket:
+    """Replaces a ticket's description (a survey's comment that came after its follow-up
+    opened on a low score)."""
+    row = _row(session, ticket_id)
+    row.description, row.updated_at = check_text(description, "description", 4000), clock()
+    session.flush()
+    return _record(row)
+
+
 def set_ticket_status(
     session: Session, *, ticket_id: int, status: str, actor: str, clock: Clock = utcnow
 ) -> Ticket:

@@ -17,7 +17,7 @@ import yaml
 
 from bot.settings import PROJECT_DIR
 
-SCRIPTS_DIR = Path(__file__).parent  # pending/ below it is not collected (see tests/README.md)
+SCRIPTS_DIR = Path(__file__).parent  # subdirectories (pending/) are not collected
 CHANNELS = ("rest", "wechat")
 STEP_KEYS = {"say", "click", "event", "trigger", "replies", "mentions", "absent", "buttons", "crm"}
 CONVERSATION_KEYS = {"name", "channel", "member", "offers", "steps", "crm", "why"}

@@ -38,7 +38,7 @@ from tests.integration.system import TOKEN, System
 
 pytestmark = pytest.mark.integration
 
-# Another directory of scripts (tests/conversations/pending) with CAREBOT_TEST_CONVERSATIONS.
+# Another directory of scripts (e.g. a pending/ one) with CAREBOT_TEST_CONVERSATIONS.
 CONVERSATIONS = load_conversations(Path(os.environ.get("CAREBOT_TEST_CONVERSATIONS", SCRIPTS_DIR)))
 REPLY_TIMEOUT_S = 25.0  # WeChat: the last customer-service message of a turn
 QUIET_S = 1.0  # WeChat: no further message for this long after the expected ones
