@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,6 +39,14 @@ Events = list[dict[str, Any]]
 @lru_cache(maxsize=1)
 def default_engine() -> Engine:
     return make_engine(database_url())
+
+
+def unpadded(text: str) -> str:
+    """Months and days as people write them, 12月3日, like every other date the bot says."""
+    return _PADDED_DAY.sub(r"\1", text)
+
+
+_PADDED_DAY = re.compile(r"(?<!\d)0(\d)(?=[月日])")
 
 
 @dataclass
@@ -90,7 +99,7 @@ class Turn:
         """A time as the customer reads it: in their time zone (China by default)."""
         customer = self.customer()
         zone = ZoneInfo(customer.timezone if customer else "Asia/Shanghai")
-        return moment.astimezone(zone).strftime(pattern)
+        return unpadded(moment.astimezone(zone).strftime(pattern))
 
     @property
     def conversation_id(self) -> str:

@@ -61,6 +61,10 @@ FORM_SLOTS = {
 }
 
 
+def asks_for_a_person(turn: Turn) -> bool:
+    return (turn.tracker.latest_message.get("intent") or {}).get("name") == "request_human"
+
+
 class ActionStopForm(CareAction):
     """The customer does not want to go on ("算了"): leave the form, forget its answers."""
 
@@ -69,7 +73,10 @@ class ActionStopForm(CareAction):
 
     def act(self, turn: Turn) -> Events:
         form = turn.tracker.active_loop.get("name")
-        turn.say("utter_identify_stopped" if form == "identify_form" else "utter_form_stopped")
+        if form == "identify_form":
+            turn.say("utter_identify_stopped")
+        elif not asks_for_a_person(turn):  # the handoff that follows speaks for itself
+            turn.say("utter_form_stopped")
         slots = FORM_SLOTS.get(form or "", ())
         return [
             ActiveLoop(None),

@@ -14,6 +14,7 @@ from actions.choices import ActionAskWhichChoice
 from actions.complaints import ActionOpenComplaint
 from actions.consent import ActionChangeConsent
 from actions.fallback import ActionRephrase
+from actions.forms import ActionStopForm
 from actions.handoff import ActionAnswerYes
 from actions.offers import ActionListOffers
 from actions.orders import ActionOrderStatus
@@ -641,3 +642,18 @@ def test_other_nos_in_the_return_form_stop_it_without_a_ticket(
     messages, events = run(ActionStopReturnForm(), state)
     assert responses(messages) == ["utter_form_stopped"]
     assert slots_set(events)["order_id"] is None and returns_of_wang(crm) == []
+
+
+def test_leaving_a_form_for_a_person_says_no_cancelled_before_the_transfer(run: Run) -> None:
+    state = tracker(
+        slots=identified(WANG),
+        text="太麻烦了，转人工",
+        intent="request_human",
+        active_loop="redeem_form",
+    )
+    messages, events = run(ActionStopForm(), state)
+    assert messages == [] and any(e["event"] == "active_loop" for e in events)
+    messages, _ = run(
+        ActionStopForm(), tracker(text="算了", intent="deny", active_loop="redeem_form")
+    )
+    assert responses(messages) == ["utter_form_stopped"]

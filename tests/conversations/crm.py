@@ -74,8 +74,9 @@ def long_day(day: date) -> str:
 
 
 def local_day(moment: datetime) -> str:
-    """A day as the bot writes it: 12月03日 (Shanghai)."""
-    return moment.astimezone(SHOP_ZONE).strftime("%m月%d日")
+    """A day as the bot writes it: 12月3日 (Shanghai)."""
+    local = moment.astimezone(SHOP_ZONE)
+    return f"{local.month}月{local.day}日"
 
 
 @dataclass
