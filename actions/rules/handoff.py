@@ -60,10 +60,11 @@ def parse_staffed_hours(text: str | None, zone: str = DEFAULT_TIMEZONE) -> Staff
 
 
 def handoff_reason(recent_intents: Sequence[str | None]) -> str:
-    """Why the customer wants a person, from their latest few intents: a complaint, the bot not
-    understanding them (nlu_fallback), or simply asking."""
+    """Why the customer wants a person, from their latest few intents: a complaint, the bot
+    missing them (nlu_fallback, or out_of_scope: both count as misses, docs/handoff.md), or
+    simply asking."""
     if "complaint" in recent_intents:
         return "complaint"
-    if "nlu_fallback" in recent_intents:
+    if "nlu_fallback" in recent_intents or "out_of_scope" in recent_intents:
         return "fallback"
     return "customer_request"

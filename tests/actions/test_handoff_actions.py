@@ -74,6 +74,7 @@ def test_staffed_hours_and_the_next_opening() -> None:
 def test_the_reason_comes_from_the_latest_intents() -> None:
     assert handoff_reason(["greet", "complaint", "request_human"]) == "complaint"
     assert handoff_reason(["nlu_fallback", "nlu_fallback", "request_human"]) == "fallback"
+    assert handoff_reason(["out_of_scope", "out_of_scope", "request_human"]) == "fallback"
     assert handoff_reason(["request_human"]) == "customer_request"
 
 
