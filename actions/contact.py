@@ -11,7 +11,15 @@ from rasa_sdk.events import SlotSet
 
 from actions.base import CareAction, Events, Turn
 from actions.forms import CareFormValidation
-from actions.identity import RATE_LIMITED, answers_the_code, check_code, not_verified, send_code
+from actions.identity import (
+    CODE_ANSWERS,
+    RATE_LIMITED,
+    answers_the_code,
+    check_code,
+    not_verified,
+    said_this_turn,
+    send_code,
+)
 from actions.rules.identity import (
     VERIFIED_CODE_LIFETIME,
     PendingCode,
@@ -154,3 +162,16 @@ class ActionUpdateContact(CareAction):
             send_after_commit(
                 turn.session, lambda: self.sms.send_notice(old, CONTACT_CHANGED_TEXT), old
             )
+
+
+class ActionAskContactCode(CareAction):
+    """The question for the new number's code; after a wrong or expired code the validation's
+    own answer asks again (no second "验证码已发送到…")."""
+
+    def name(self) -> str:
+        return "action_ask_contact_code"
+
+    def act(self, turn: Turn) -> Events:
+        if not said_this_turn(turn.tracker.events, CODE_ANSWERS):
+            turn.say("utter_ask_contact_code")
+        return []

@@ -19,7 +19,7 @@ from typing import Any
 
 from rasa_sdk.events import SlotSet
 
-from actions.base import Turn
+from actions.base import CareAction, Events, Turn
 from actions.forms import CareFormValidation
 from actions.rules.channels import (
     KINDS_BY_CHANNEL,
@@ -317,3 +317,30 @@ class ValidateIdentifyForm(CareFormValidation):
 def owner_id(turn: Turn, phone: str) -> int | None:
     customer = find_customer(turn.session, phone=phone)
     return customer.id if customer is not None else None
+
+
+# What the identify form's validation may already have said this turn instead of the question.
+CODE_ANSWERS = ("utter_otp_wrong", "utter_otp_expired")
+
+
+def said_this_turn(events: list[dict[str, Any]], responses: tuple[str, ...]) -> bool:
+    """Whether the bot said one of `responses` since the customer's latest message."""
+    for event in reversed(events):
+        if event.get("event") == "user":
+            return False
+        if (event.get("metadata") or {}).get("utter_action") in responses:
+            return True
+    return False
+
+
+class ActionAskOtpCode(CareAction):
+    """The form's question for the code. After "验证码不正确，请再试一次" or "已重新发送" it
+    says nothing more: repeating "验证码已发送到…" would suggest a new code was sent."""
+
+    def name(self) -> str:
+        return "action_ask_otp_code"
+
+    def act(self, turn: Turn) -> Events:
+        if not said_this_turn(turn.tracker.events, CODE_ANSWERS):
+            turn.say("utter_ask_otp_code")
+        return []

@@ -13,9 +13,11 @@ from sqlalchemy.engine import Engine
 from actions.choices import ActionAskWhichChoice
 from actions.complaints import ActionOpenComplaint
 from actions.consent import ActionChangeConsent
+from actions.contact import ActionAskContactCode
 from actions.fallback import ActionRephrase
 from actions.forms import ActionStopForm
 from actions.handoff import ActionAnswerYes
+from actions.identity import ActionAskOtpCode
 from actions.offers import ActionListOffers
 from actions.orders import ActionOrderStatus
 from actions.points import ActionPointsBalance, ActionRedeemPoints, ValidateRedeemForm
@@ -657,3 +659,20 @@ def test_leaving_a_form_for_a_person_says_no_cancelled_before_the_transfer(run: 
         ActionStopForm(), tracker(text="算了", intent="deny", active_loop="redeem_form")
     )
     assert responses(messages) == ["utter_form_stopped"]
+
+
+def test_after_a_wrong_code_the_form_does_not_claim_a_new_code_was_sent(run: Run) -> None:
+    wrong = {
+        "event": "bot",
+        "text": "验证码不正确",
+        "metadata": {"utter_action": "utter_otp_wrong"},
+    }
+    earlier = [{"event": "user", "text": "13800138000"}, {"event": "bot", "text": "已发送"}]
+    asked, _ = run(ActionAskOtpCode(), tracker(text="123456", events=earlier))
+    assert responses(asked) == ["utter_ask_otp_code"]
+    state = tracker(text="123456", events=earlier)
+    state.events.append(wrong)  # the validation answered this message
+    again, _ = run(ActionAskOtpCode(), state)
+    assert again == []
+    contact, _ = run(ActionAskContactCode(), state)
+    assert contact == []
