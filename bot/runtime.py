@@ -455,11 +455,13 @@ class Stack:
         model: Path,
         log_dir: Path | None = None,
         scheduler_env: Mapping[str, str] | None = None,
+        parts: frozenset[str] | None = None,
     ) -> None:
         self.settings = settings
         self.model = model
         self.log_dir = log_dir
         self.scheduler_env = dict(scheduler_env or {})  # CAREBOT_SCHEDULER_* overrides
+        self.parts = parts  # the services to run by name (None: all); the bench runs fewer
         self.services: list[Service] = []
 
     def start(self) -> None:
@@ -475,6 +477,8 @@ class Stack:
         services.append(rasa_server(self.settings, self.model, endpoints, credentials, wechat_env))
         services.append(care_scheduler(self.settings, self.scheduler_env))
         services.append(staff_console(self.settings))
+        if self.parts is not None:
+            services = [service for service in services if service.name in self.parts]
         for service in services:
             self.services.append(service)
             service.start(self.settings.project_dir, self._log_path(service))

@@ -90,56 +90,67 @@ def bench_members(url: str, count: int, kind: str = "web_user") -> list[str]:
     return [f"bench-{number}" for number in range(1, count + 1)]
 
 
-def rest_section(conversations: int) -> list[str]:
+# What runs while a turn is measured: the Rasa server and the action server (and the log
+# consumer in the production profile), nothing that sends on its own (the care scheduler) or
+# serves staff (the console, the WeChat simulator).
+BENCH_PARTS = frozenset({"action-server", "rasa", "log-consumer"})
+REPEATS = 2  # A B, then B A
+
+
+def rest_section(conversations: int, repeats: int = REPEATS) -> list[str]:
     settings = load_settings(_bench_env())
     model = ensure_model(settings.project_dir)
-    count = (conversations + 1) * len(rest.CONCURRENCY)
-    members = bench_members(settings.database_url, count, kind="rest_user")
+    long_turns, long_conversations = 50, 5
+    count = repeats * len(rest.CONCURRENCY) * (conversations + 1) + long_conversations
+    members = iter(bench_members(settings.database_url, count, kind="rest_user"))
     credential = {"Authorization": f"Bearer {settings.rest_secret}"}
-    with Stack(settings, model, log_dir=settings.var_dir / "log") as stack:
-        rasa_pid = _pid(stack.service("rasa"))
-        ours, our_mb = rest.measure(
-            "carebot",
-            settings.rasa_url,
-            rest.OUR_SCRIPT,
-            rasa_pid,
-            conversations,
-            members,
-            headers=credential,
-        )
     port = int(_bench_env()["CAREBOT_RASA_PORT"]) + 1
-    stock, project = rest.stock_init_bot(port)
-    rest.start(stock, project, settings.var_dir / "log" / "rasa-init.log")
-    try:
-        theirs, stock_mb = rest.measure(
-            "stock rasa init",
-            f"http://127.0.0.1:{port}",
-            rest.STOCK_SCRIPT,
-            _pid(stock),
-            conversations,
-        )
-    finally:
-        stock.stop()
+    stock_service, project = rest.stock_init_bot(port)
+    log_dir = settings.var_dir / "log"
+    with Stack(settings, model, log_dir=log_dir, parts=BENCH_PARTS) as stack:
+        rest.start(stock_service, project, log_dir / "rasa-init.log")
+        try:
+            ours = rest.Contender(
+                "carebot", settings.rasa_url, rest.OUR_SCRIPT, members, credential
+            )
+            stock = rest.Contender("stock rasa init", f"http://127.0.0.1:{port}", rest.STOCK_SCRIPT)
+            mine, theirs = rest.alternate(ours, stock, conversations, repeats)
+            long_rows = rest.long_conversation_rows([ours, stock], long_turns, long_conversations)
+            our_mb = rest.resident_mb(_pid(stack.service("rasa")))
+            action_mb = rest.resident_mb(_pid(stack.service("action-server")))
+            stock_mb = rest.resident_mb(_pid(stock_service))
+        finally:
+            stock_service.stop()
     return [
         "## Turn latency and throughput (REST channel)",
         "",
-        f"{conversations} conversations of {len(rest.OUR_SCRIPT)} messages per concurrency level, "
-        "after one warm-up conversation; ours runs the Rasa server and the action server, "
-        "the stock bot is `rasa init` with no custom actions. Our conversations are demo members "
-        "known to the brand's back end (`bench-<n>`, through the REST channel with its "
-        "credential), so the order, warranty and points turns read the "
+        f"{conversations} conversations of {len(rest.OUR_SCRIPT)} messages per concurrency level "
+        f"and bot, after one warm-up conversation, repeated {repeats} times in the order A B, "
+        "B A (the machine's drift lands on both bots); medians over the repeats, with the "
+        "p50's and the throughput's range. Both bots run at the same time and nothing else "
+        "does: ours is the Rasa server and the action server only (no care scheduler, console "
+        "or WeChat simulator); the stock bot is `rasa init` with no custom actions. Our "
+        "conversations are members known to the brand's back end (`bench-<n>`, through the "
+        "REST channel with its credential), so the order, warranty and points turns read the "
         "CRM (SQLite).",
         "",
-        *rest.pairs(ours, theirs),
+        *rest.summary_rows(mine, theirs),
         "",
         'A CRM-backed turn: "我的订单到哪了" (the member\'s recent orders from the CRM).',
         "",
-        *rest.crm_turn_rows(ours, theirs),
+        *rest.crm_summary_rows(mine, theirs),
+        "",
+        f"A long conversation: {long_conversations} conversations of {long_turns} messages "
+        "(each bot's script repeated), one at a time; the same messages early and late, so "
+        "only the conversation's length differs.",
+        "",
+        *long_rows,
         "",
         "| bot | resident memory after the load (Rasa server + children) |",
         "| --- | --- |",
         f"| stock rasa init | {stock_mb:.0f} MiB |",
         f"| carebot | {our_mb:.0f} MiB ({our_mb / stock_mb:.2f}× stock) |",
+        f"| carebot action server | {action_mb:.0f} MiB |",
         "",
     ]
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -154,67 +154,134 @@ def stock_init_bot(port: int) -> tuple[Service, Path]:
     return service, project
 
 
-def measure(
-    bot: str,
-    base_url: str,
-    script: Sequence[str],
-    pid: int,
-    conversations: int,
-    senders: Sequence[str] = (),
-    headers: Mapping[str, str] | None = None,
-) -> tuple[list[LoadResult], float]:
-    """Each concurrency level gets its own slice of `senders`, so every conversation is new."""
-    per_level = conversations + 1
-    results = [
-        asyncio.run(
+@dataclass(frozen=True)
+class Summary:
+    """One bot at one concurrency level over the repeats: medians, and the p50's range."""
+
+    bot: str
+    concurrency: int
+    repeats: int
+    p50_ms: float
+    p50_min_ms: float
+    p50_max_ms: float
+    p95_ms: float
+    throughput: float
+    throughput_min: float
+    throughput_max: float
+    errors: int
+    crm_p50_ms: float  # the CRM-backed turn's p50 (ours); any turn's for the stock bot
+
+
+def summarize(results: Sequence[LoadResult]) -> Summary:
+    p50s = [r.p50_ms for r in results]
+    rates = [r.throughput for r in results]
+    crm = [r.p50_by_turn[CRM_TURN] if len(r.p50_by_turn) > CRM_TURN else r.p50_ms for r in results]
+    return Summary(
+        bot=results[0].bot,
+        concurrency=results[0].concurrency,
+        repeats=len(results),
+        p50_ms=statistics.median(p50s),
+        p50_min_ms=min(p50s),
+        p50_max_ms=max(p50s),
+        p95_ms=statistics.median(r.p95_ms for r in results),
+        throughput=statistics.median(rates),
+        throughput_min=min(rates),
+        throughput_max=max(rates),
+        errors=sum(r.errors for r in results),
+        crm_p50_ms=statistics.median(crm),
+    )
+
+
+@dataclass(frozen=True)
+class Contender:
+    """A bot under load: its URL, what its customers say, and how its conversations start."""
+
+    bot: str
+    base_url: str
+    script: Sequence[str]
+    senders: Iterator[str] | None = None  # members, each used once (None: new senders)
+    headers: Mapping[str, str] | None = None
+
+    def run(self, concurrency: int, conversations: int) -> LoadResult:
+        chosen = [next(self.senders) for _ in range(conversations + 1)] if self.senders else []
+        return asyncio.run(
             load(
-                bot,
-                base_url,
-                script,
+                self.bot,
+                self.base_url,
+                self.script,
                 concurrency,
                 conversations,
-                senders[level * per_level : (level + 1) * per_level],
-                headers,
+                chosen,
+                self.headers,
             )
         )
-        for level, concurrency in enumerate(CONCURRENCY)
-    ]
-    return results, resident_mb(pid)
 
 
-def crm_turn_rows(ours: Sequence[LoadResult], stock: Sequence[LoadResult]) -> list[str]:
-    """The CRM-backed turn (order status) beside the stock bot's median turn, per level."""
+def alternate(
+    ours: Contender, stock: Contender, conversations: int, repeats: int
+) -> tuple[list[Summary], list[Summary]]:
+    """Both bots at every level, A B then B A, `repeats` times, so the machine's drift (another
+    job, thermal state) lands on both sides; the medians over the repeats are reported."""
+    mine: dict[int, list[LoadResult]] = {level: [] for level in CONCURRENCY}
+    theirs: dict[int, list[LoadResult]] = {level: [] for level in CONCURRENCY}
+    for repeat in range(repeats):
+        for level in CONCURRENCY:
+            order = [(ours, mine), (stock, theirs)]
+            for bot, into in order if repeat % 2 == 0 else reversed(order):
+                into[level].append(bot.run(level, conversations))
+    return (
+        [summarize(mine[level]) for level in CONCURRENCY],
+        [summarize(theirs[level]) for level in CONCURRENCY],
+    )
+
+
+async def _long_conversations(bot: Contender, turns: int, conversations: int) -> list[float]:
+    """Per turn index, the median latency over `conversations` sequential conversations of
+    `turns` messages each (the script repeated)."""
+    url = f"{bot.base_url}/webhooks/rest/webhook"
+    script = list(itertools.islice(itertools.cycle(bot.script), turns))
+    timed: list[tuple[int, float]] = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as session:
+        for _ in range(conversations):
+            sender = next(bot.senders) if bot.senders else f"bench-{uuid.uuid4().hex}"
+            await _conversation(session, url, script, timed, sender, bot.headers or {})
+    return [statistics.median(ms for t, ms in timed if t == index) for index in range(turns)]
+
+
+def long_conversation_rows(
+    contenders: Sequence[Contender], turns: int = 50, conversations: int = 5
+) -> list[str]:
+    """Does a turn cost more as the conversation grows? The same messages early and late."""
     rows = [
-        "| concurrency | carebot order status p50 ms | stock rasa init p50 ms (any turn) "
-        "| ratio (stock/ours) |",
-        "| --- | --- | --- | --- |",
+        f"| bot | turn 1 p50 ms | turn {turns} p50 ms | first {CYCLE_NOTE} p50 ms "
+        f"| last {CYCLE_NOTE} p50 ms | last / first |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
-    for mine, theirs in zip(ours, stock, strict=True):
-        crm_ms = mine.p50_by_turn[CRM_TURN]
+    for bot in contenders:
+        by_turn = asyncio.run(_long_conversations(bot, turns, conversations))
+        cycle = len(bot.script)
+        first = statistics.median(by_turn[:cycle])
+        last = statistics.median(by_turn[-cycle:])
         rows.append(
-            f"| {mine.concurrency} | {crm_ms:.0f} | {theirs.p50_ms:.0f} "
-            f"| {theirs.p50_ms / crm_ms:.2f}× |"
+            f"| {bot.bot} | {by_turn[0]:.0f} | {by_turn[-1]:.0f} | {first:.0f} | {last:.0f} "
+            f"| {last / first:.2f}× |"
         )
     return rows
 
 
-def start(service: Service, cwd: Path, log: Path) -> None:
-    service.start(cwd, log)
-    wait_until_ready(service)
+CYCLE_NOTE = "script pass"
 
 
-def pairs(ours: Sequence[LoadResult], stock: Sequence[LoadResult]) -> list[str]:
+def summary_rows(ours: Sequence[Summary], stock: Sequence[Summary]) -> list[str]:
     rows = [
-        "| concurrency | bot | p50 ms | p95 ms | msg/s | errors | p50 ratio (stock/ours) "
-        "| throughput ratio (ours/stock) |",
+        "| concurrency | bot | p50 ms (min-max) | p95 ms | msg/s (min-max) | errors "
+        "| p50 ratio (stock/ours) | throughput ratio (ours/stock) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for mine, theirs in itertools.product(ours, stock):
-        if mine.concurrency != theirs.concurrency:
-            continue
-        rows.append(_load_row(theirs, "", ""))
+    for mine, theirs in zip(ours, stock, strict=True):
+        rows.append(_summary_row(theirs, "", ""))
         rows.append(
-            _load_row(
+            _summary_row(
                 mine,
                 f"{theirs.p50_ms / mine.p50_ms:.2f}×",
                 f"{mine.throughput / theirs.throughput:.2f}×",
@@ -223,8 +290,29 @@ def pairs(ours: Sequence[LoadResult], stock: Sequence[LoadResult]) -> list[str]:
     return rows
 
 
-def _load_row(r: LoadResult, latency_ratio: str, throughput_ratio: str) -> str:
+def _summary_row(r: Summary, latency_ratio: str, throughput_ratio: str) -> str:
     return (
-        f"| {r.concurrency} | {r.bot} | {r.p50_ms:.0f} | {r.p95_ms:.0f} | {r.throughput:.1f} "
+        f"| {r.concurrency} | {r.bot} | {r.p50_ms:.0f} ({r.p50_min_ms:.0f}-{r.p50_max_ms:.0f}) "
+        f"| {r.p95_ms:.0f} | {r.throughput:.1f} ({r.throughput_min:.1f}-{r.throughput_max:.1f}) "
         f"| {r.errors} | {latency_ratio} | {throughput_ratio} |"
     )
+
+
+def crm_summary_rows(ours: Sequence[Summary], stock: Sequence[Summary]) -> list[str]:
+    """The CRM-backed turn (order status) beside the stock bot's median turn, per level."""
+    rows = [
+        "| concurrency | carebot order status p50 ms | stock rasa init p50 ms (any turn) "
+        "| ratio (stock/ours) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for mine, theirs in zip(ours, stock, strict=True):
+        rows.append(
+            f"| {mine.concurrency} | {mine.crm_p50_ms:.0f} | {theirs.p50_ms:.0f} "
+            f"| {theirs.p50_ms / mine.crm_p50_ms:.2f}× |"
+        )
+    return rows
+
+
+def start(service: Service, cwd: Path, log: Path) -> None:
+    service.start(cwd, log)
+    wait_until_ready(service)
