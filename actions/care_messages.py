@@ -1,9 +1,12 @@
 """EXTERNAL_care_message: the scheduler's proactive messages, composed from CRM data.
 
 The trigger names an outbox row (`care_message_id`); its campaign says what to write. A message
-only goes to a conversation of the row's customer, and never twice to one conversation (a
-re-trigger after a crash finds the earlier answer in the tracker). Campaign rules (who, when) are
-the scheduler's (bot/care, docs/campaigns.md); this module only writes.
+only goes to a conversation of the row's customer, and never twice: before composing, the action
+records the row's delivery in the CRM (`record_delivery`, keyed by the row's id), so a second
+trigger of the row (a retry after a crash, a reclaimed claim, a second dispatcher) says nothing,
+in this conversation or any other, in this session or a later one (docs/care_scheduler.md).
+Campaign rules (who, when) are the scheduler's (bot/care, docs/campaigns.md); this module only
+writes.
 """
 
 from __future__ import annotations
@@ -27,15 +30,19 @@ from actions.rules.care import (
     tip_family,
     warranty_item,
 )
+from actions.rules.channels import identity_kinds, identity_value
 from crm_store.campaign_rules import BIRTHDAY_GIFTS
 from crm_store.campaigns import Campaign, get_campaign_by_id
 from crm_store.customers import Customer
+from crm_store.deliveries import record_delivery
 from crm_store.eligibility import find_message_coupon
 from crm_store.errors import NotFound
+from crm_store.identities import channel_of as identity_channel
+from crm_store.identities import find_customer_by_identity
 from crm_store.offers import get_offer_by_id
 from crm_store.orders import list_orders, list_warranties
 from crm_store.outbox import CareMessage, get_care_message
-from crm_store.points import earn_points, list_points_entries
+from crm_store.points import earn_points
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +50,21 @@ Composer = Callable[[Turn, Customer, CareMessage, Campaign], bool]
 
 
 def birthday(turn: Turn, customer: Customer, message: CareMessage, campaign: Campaign) -> bool:
-    """The greeting with the tier's gift: points credited now (once per year), or the coupon
-    planned with the message (docs/campaigns.md)."""
+    """The greeting with the tier's gift: points credited now (once per year: the ledger's
+    unique key for the year's gift), or the coupon planned with the message
+    (docs/campaigns.md)."""
     gift = BIRTHDAY_GIFTS.get(customer.tier, BIRTHDAY_GIFTS["普通"])
     if gift.kind == "coupon":
         return offer_message(turn, customer, message, campaign, "utter_care_birthday_coupon")
     reason = f"birthday_gift:{message.period}"
-    entries = list_points_entries(turn.session, customer_id=customer.id)
-    if not any(entry.reason == reason for entry in entries):
-        earn_points(
-            turn.session,
-            customer_id=customer.id,
-            points=gift.value,
-            reason=reason,
-            clock=turn.clock,
-        )
+    earn_points(
+        turn.session,
+        customer_id=customer.id,
+        points=gift.value,
+        reason=reason,
+        idempotency_key=reason,
+        clock=turn.clock,
+    )
     turn.say("utter_care_birthday", name=customer.name, points=gift.value)
     return True
 
@@ -169,10 +176,39 @@ class ActionSendCareMessage(CareAction):
                 turn.conversation_id,
             )
             return []
+        if not first_delivery(turn, message):
+            log.info("care message %s was delivered before; not again", message_id)
+            return []
         composer = COMPOSERS.get(campaign.key)
         if composer is None or not composer(turn, customer, message, campaign):
             log.warning("care message %s (%s) has nothing to say", message_id, campaign.key)
         return recognised(turn, customer)
+
+
+def first_delivery(turn: Turn, message: CareMessage) -> bool:
+    """Record the outbox row's delivery to this conversation; False when it had one already
+    (anywhere): the trigger then says nothing. Also used by the follow-up survey's trigger."""
+    return record_delivery(
+        turn.session,
+        care_message_id=message.id,
+        conversation_id=turn.crm_conversation_id,
+        channel=delivery_channel(turn, message),
+        clock=turn.clock,
+    )
+
+
+def delivery_channel(turn: Turn, message: CareMessage) -> str:
+    """The channel the trigger reached: the scheduler addresses a customer's channel identity
+    (a WeChat OpenID, a web user id), whose kind names it; a trigger carries no trustworthy
+    input channel (Rasa copies the conversation's previous one). Else the planned channel."""
+    for kind in identity_kinds(None):
+        value = identity_value(kind, turn.conversation_id)
+        if value is None:
+            continue
+        owner = find_customer_by_identity(turn.session, kind=kind, value=value)
+        if owner is not None and owner.id == message.customer_id:
+            return identity_channel(kind)
+    return message.channel
 
 
 def recognised(turn: Turn, customer: Customer) -> Events:

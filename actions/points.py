@@ -1,8 +1,18 @@
 """points_balance and redeem_points: the balance with what expires soon and the way to the next
-tier; redemption is a form that confirms before it writes to the ledger, exactly once."""
+tier; redemption is a form that confirms before it writes to the ledger, exactly once.
+
+Exactly once under a timeout: Rasa gives up on an action after CAREBOT_ACTION_TIMEOUT, drops
+its events and apologises, while the action may still commit its spend. The amount the form
+accepts is tagged with a redemption id (slot `redemption_id`) that only action_redeem_points
+clears when it answers; the spend is written under that id (the ledger's unique key), so a
+retry of the same redemption, whether the first spend finished, is still running, or never
+happened, spends once, and the customer is told the first result (docs/care_dialogues.md).
+"""
 
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import timedelta
 from typing import Any
 
@@ -13,7 +23,13 @@ from actions.forms import CareFormValidation
 from actions.rules.points import next_tier_progress, parse_points_amount, redemption_check
 from crm_store.errors import Conflict
 from crm_store.orders import spend_since
-from crm_store.points import points_balance, points_expiry_schedule, redeem_points
+from crm_store.points import (
+    PointsEntry,
+    find_keyed_entry,
+    points_balance,
+    points_expiry_schedule,
+    redeem_points,
+)
 
 EXPIRY_NOTICE = timedelta(days=30)
 POINTS_PER_YUAN = 100
@@ -23,6 +39,28 @@ REDEEM_STOP: dict[str, Any] = {
     "points_amount": None,
     "redeem_confirmed": None,
 }
+REDEMPTION_ID = re.compile(r"[0-9a-f]{32}")
+
+
+def redemption_key(turn: Turn) -> str | None:
+    """The ledger key of the redemption this conversation is confirming, if any."""
+    value = turn.tracker.get_slot("redemption_id")
+    if not isinstance(value, str) or not REDEMPTION_ID.fullmatch(value):
+        return None
+    return f"redeem:{value}"
+
+
+def redemption_id(turn: Turn) -> str:
+    """The id of the redemption an accepted amount belongs to: the one still unanswered (a
+    retry after Rasa gave up on action_redeem_points), else a new one."""
+    key = redemption_key(turn)
+    return key.removeprefix("redeem:") if key is not None else secrets.token_hex(16)
+
+
+def tell_redeemed(turn: Turn, entry: PointsEntry) -> None:
+    points = -entry.delta
+    balance = points_balance(turn.session, customer_id=entry.customer_id)
+    turn.say("utter_redeemed", points=points, yuan=points // POINTS_PER_YUAN, balance=balance)
 
 
 def tell_expiring_points(turn: Turn, customer_id: int) -> None:
@@ -73,10 +111,22 @@ class ValidateRedeemForm(CareFormValidation):
         much. "兑换500积分" already says how much: the amount is validated like an answer."""
         if turn.customer_id is None:  # the rules start this form for identified customers only
             return dict(REDEEM_STOP)
+        earlier = self.answered_late(turn, turn.customer_id)
+        if earlier is not None:  # the customer is retrying a redemption that went through
+            tell_redeemed(turn, earlier)
+            return {**REDEEM_STOP, "redemption_id": None}
         if not self.has_points(turn, turn.customer_id):
             return dict(REDEEM_STOP)
         amount = parse_points_amount(redeem_request_text(turn))
         return {"points_amount": str(amount)} if amount is not None else {}
+
+    def answered_late(self, turn: Turn, customer_id: int) -> PointsEntry | None:
+        """The spend of the redemption whose answer the customer never got: action_redeem_points
+        wrote it after Rasa had given up waiting (and dropped the events that clear the id)."""
+        key = redemption_key(turn)
+        if key is None:
+            return None
+        return find_keyed_entry(turn.session, customer_id=customer_id, idempotency_key=key)
 
     def has_points(self, turn: Turn, customer_id: int) -> bool:
         balance = points_balance(turn.session, customer_id=customer_id)
@@ -102,7 +152,12 @@ class ValidateRedeemForm(CareFormValidation):
             turn.say("utter_points_amount_invalid")
         if not decision.ok:
             return {"points_amount": None}
-        return {"points_amount": str(amount)}
+        # Always confirmed anew: a confirmation left over from an unanswered attempt is not one.
+        return {
+            "points_amount": str(amount),
+            "redemption_id": redemption_id(turn),
+            "redeem_confirmed": None,
+        }
 
 
 def redeem_request_text(turn: Turn) -> str:
@@ -125,7 +180,11 @@ class ActionRedeemPoints(CareAction):
         return "action_redeem_points"
 
     def act(self, turn: Turn) -> Events:
-        reset = [SlotSet("points_amount", None), SlotSet("redeem_confirmed", None)]
+        reset = [
+            SlotSet("points_amount", None),
+            SlotSet("redeem_confirmed", None),
+            SlotSet("redemption_id", None),
+        ]
         customer_id = turn.customer_id
         amount = parse_points_amount(turn.tracker.get_slot("points_amount") or "")
         if customer_id is None or not amount:
@@ -134,17 +193,17 @@ class ActionRedeemPoints(CareAction):
             turn.say("utter_redeem_cancelled")
             return reset
         try:
-            redeem_points(
+            entry = redeem_points(
                 turn.session,
                 clock=turn.clock,
                 customer_id=customer_id,
                 points=amount,
                 reason=f"coupon:{turn.conversation_id[:40]}",
+                idempotency_key=redemption_key(turn),
             )
         except Conflict:  # spent elsewhere meanwhile
             balance = points_balance(turn.session, customer_id=customer_id)
             turn.say("utter_points_short", balance=balance, shortfall=amount - balance)
             return reset
-        balance = points_balance(turn.session, customer_id=customer_id)
-        turn.say("utter_redeemed", points=amount, yuan=amount // POINTS_PER_YUAN, balance=balance)
+        tell_redeemed(turn, entry)  # a retry of this redemption: the first spend's result
         return reset

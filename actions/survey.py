@@ -13,14 +13,18 @@ from typing import Any
 from rasa_sdk.events import SlotSet
 
 from actions.base import CareAction, Events, Turn
+from actions.care_messages import first_delivery
 from actions.feedback import analyse
 from actions.forms import CareFormValidation
-from actions.identity import channel_of
+from actions.identity import channel_of, is_external_trigger
+from actions.rules.care import care_message_id_of
 from actions.rules.survey import is_detractor, parse_comment, parse_csat, parse_nps
 from actions.rules.survey_policy import FatigueWindows, PastSurvey, SurveyDecision, survey_decision
 from crm_store.audit import list_audit_entries, record_audit
 from crm_store.customers import get_consents
+from crm_store.errors import NotFound
 from crm_store.feedback import record_feedback
+from crm_store.outbox import get_care_message
 from crm_store.segments import tag_customer
 from crm_store.surveys import (
     SurveyResponse,
@@ -132,7 +136,24 @@ class ActionCheckSurveyFollowUp(CareAction):
         return "action_check_survey_follow_up"
 
     def act(self, turn: Turn) -> Events:
-        return due_slots(decide(turn, "post_purchase"), "post_purchase")
+        decision = decide(turn, "post_purchase")
+        if decision.ask and not first_follow_up(turn):
+            return [SlotSet("survey_due", False)]
+        return due_slots(decision, "post_purchase")
+
+
+def first_follow_up(turn: Turn) -> bool:
+    """The scheduler's follow-up is an outbox row: asked once, anywhere, its delivery recorded
+    like a care message's (a retried trigger asks nothing). A trigger that names no row of
+    this customer records nothing."""
+    message_id = care_message_id_of(turn.tracker.latest_message.get("entities") or [])
+    if message_id is None or not is_external_trigger(turn):
+        return True
+    try:
+        message = get_care_message(turn.session, message_id=message_id)
+    except NotFound:
+        return True
+    return message.customer_id != turn.customer_id or first_delivery(turn, message)
 
 
 def ended_early(outcome: str) -> dict[str, Any]:

@@ -58,6 +58,7 @@ CUSTOMER_TURN = "speaker = 'customer'"
 FALLBACK_TURN = "intent = 'nlu_fallback'"
 WITHDRAWN = "NOT granted"
 UNRECORDED = "state = 'sent' AND responses_recorded_at IS NULL"
+KEYED_ENTRY = "idempotency_key IS NOT NULL"
 TICKET_KINDS = ("complaint", "return", "refund", "message")
 TICKET_STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "closed")
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -322,6 +323,16 @@ class PointsEntry(Base):
     __tablename__ = "points_ledger"
     __table_args__ = (
         Index("ix_points_ledger_customer_id_created_at", "customer_id", "created_at"),
+        # A grant or spend that must happen once carries a key (migration 0017): the database
+        # refuses its second row, however many paths or retries try to write it.
+        Index(
+            "ix_points_ledger_once",
+            "customer_id",
+            "idempotency_key",
+            unique=True,
+            sqlite_where=text(KEYED_ENTRY),
+            postgresql_where=text(KEYED_ENTRY),
+        ),
         one_of("kind", LEDGER_KINDS, "kind"),
         CheckConstraint("delta <> 0", name="delta"),
     )
@@ -336,6 +347,9 @@ class PointsEntry(Base):
     created_at = Column(UtcDateTime, nullable=False)
     # Only earn rows expire; expiry consumes the oldest points first (FIFO).
     expires_at = Column(UtcDateTime)
+    # Once per customer (migration 0017): "birthday_gift:2026" (the year's gift), "redeem:<the
+    # redemption request's id>" (a confirmed redemption); NULL for entries that may repeat.
+    idempotency_key = Column(String(64))
 
 
 class Conversation(Base):
@@ -656,6 +670,21 @@ class CareMessage(Base):
     replied_at = Column(UtcDateTime)
     opted_out_at = Column(UtcDateTime)
     responses_recorded_at = Column(UtcDateTime)
+
+
+class CareDelivery(Base):
+    """The one delivery of an outbox row (migration 0017): the care action records it before it
+    composes the message, in the same transaction, so a second trigger of the row (a retry after
+    a crash, a reclaimed claim, a second dispatcher, another channel) finds it and says nothing.
+    The conversation id is a channel identity: erasure renames it like the turns'."""
+
+    __tablename__ = "care_deliveries"
+    __table_args__ = (one_of("channel", CHANNELS, "channel"),)
+
+    care_message_id = Column(Integer, fk("care_messages.id"), primary_key=True)
+    conversation_id = Column(String(64), nullable=False, index=True)
+    channel = Column(String(16), nullable=False)
+    delivered_at = Column(UtcDateTime, nullable=False)
 
 
 class Feedback(Base):

@@ -7,6 +7,11 @@ sending -> failed (reclaimed: the claimer died mid-send; `reclaim_stale_claims`)
 A claimer finishes only the rows it claimed: pass the row's `claim_token` to `mark_*`, and a
 claim that was reclaimed meanwhile (and perhaps claimed again by another dispatcher) answers
 Conflict instead of overwriting the newer claim's outcome.
+
+A claim is a lease: `updated_at` is its last heartbeat, and `reclaim_stale_claims` takes back
+rows whose lease ran out. Immediately before each send the claimer calls `renew_claim`: one
+guarded UPDATE that both proves the claim still holds that row and starts its lease (and the
+lease of the rest of its batch) again; a lost claim is not sent.
 """
 
 from __future__ import annotations
@@ -168,8 +173,10 @@ def _due_ids(now: datetime, limit: int) -> Select:
     return select(due.c.id)
 
 
-def _get(session: Session, message_id: int) -> MessageRow:
-    row = session.get(MessageRow, message_id, populate_existing=True)
+def _get(session: Session, message_id: int, lock: bool = False) -> MessageRow:
+    """The row; with `lock`, locked until the transaction ends (PostgreSQL: FOR UPDATE), so a
+    claim checked on it cannot be reclaimed before the caller's change is written."""
+    row = session.get(MessageRow, message_id, populate_existing=True, with_for_update=lock)
     if row is None:
         raise NotFound(f"no care message {message_id}")
     return row
@@ -183,7 +190,7 @@ def _finish(
     now: datetime,
     claim_token: str | None = None,
 ) -> MessageRow:
-    row = _get(session, message_id)
+    row = _get(session, message_id, lock=claim_token is not None)
     if row.state == "sent":
         raise Conflict(f"care message {message_id} was already sent")
     _check_claim(row, claim_token)
@@ -261,6 +268,47 @@ def defer_message(
     return _record(row)
 
 
+def renew_claim(
+    session: Session, *, message_id: int, claim_token: str | None, clock: Clock = utcnow
+) -> bool:
+    """Whether `claim_token` still holds the row, checked and renewed in one guarded UPDATE.
+
+    True: the row is `sending` under this token, and its lease starts again now, as does the
+    lease of every other row the claim still holds (a heartbeat for the batch). The row cannot
+    be reclaimed before `now + stale window`, so whoever sends it right after is its only
+    sender. False: the claim was lost (reclaimed, and perhaps claimed again by another
+    dispatcher); the caller must not send. The UPDATE takes the row's lock (PostgreSQL) or the
+    database's write lock (SQLite) and re-checks its guard against a concurrent reclaim, so
+    exactly one of the two wins.
+    """
+    if claim_token is None:
+        return False
+    now = clock()
+    held = (MessageRow.state == "sending", MessageRow.claim_token == claim_token)
+    result = session.execute(
+        update(MessageRow)
+        .where(MessageRow.id == message_id, *held)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return False
+    # The rest of the batch: rows another transaction has locked (a reclaim at this very
+    # moment) are skipped rather than waited for, so the heartbeat never joins a deadlock.
+    rest = (
+        select(MessageRow.id)
+        .where(*held, MessageRow.updated_at < now)
+        .with_for_update(skip_locked=True)
+    )
+    session.execute(
+        update(MessageRow)
+        .where(MessageRow.id.in_(rest))
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return True
+
+
 STALE_CLAIM_REASON = "claim expired: the dispatcher stopped while sending"
 
 
@@ -269,9 +317,10 @@ def reclaim_stale_claims(session: Session, *, older_than: timedelta, clock: Cloc
 
     A dispatcher that died between its claim and its acknowledgement leaves its rows in
     `sending`. Whether Rasa got the trigger is unknown, so the row is retried: the action that
-    composes the message recognises a care_message_id it already answered and sends nothing
-    (the receiving side is idempotent), which makes the retry safe. The token is cleared, so a
-    late acknowledgement by the dead claim (a paused process that wakes up) is refused.
+    composes the message finds the row's delivery recorded (crm_store.deliveries) and sends
+    nothing (the receiving side is idempotent), which makes the retry safe. The token is
+    cleared, so the old claim can neither send (`renew_claim` answers False to a paused process
+    that wakes up) nor acknowledge the row.
     """
     now = clock()
     result = session.execute(

@@ -31,6 +31,7 @@ from crm_store.interactions import conversation_id_for
 from crm_store.login_codes import purge_login_codes
 from crm_store.models import (
     AuditEntry,
+    CareDelivery,
     CareMessage,
     ChannelIdentity,
     Consent,
@@ -215,7 +216,8 @@ def _rename_conversations(session: Session, conversation_ids: Iterable[str]) -> 
                     update(table).where(table.conversation_id == old).values(conversation_id=new),
                 )
         _rekey_turns(session, old, new)
-        for loose in (SurveyResponse, Feedback):  # no foreign key: renamed whether stored or not
+        # No foreign key to conversations: renamed whether the conversation is stored or not.
+        for loose in (SurveyResponse, Feedback, CareDelivery):
             _run(
                 session,
                 update(loose).where(loose.conversation_id == old).values(conversation_id=new),
@@ -348,7 +350,8 @@ def export_customer(session: Session, *, customer_id: int) -> dict[str, Any]:
     """Everything held about one member, as JSON-ready data (PIPL's right of access and
     portability): profile, consents and their history, identities, orders with items and
     shipping, points, coupons, conversations with every turn, surveys, feedback, tickets,
-    handoffs with their notes, and the care messages planned for them."""
+    handoffs with their notes, and the care messages planned for them (and where each was
+    delivered)."""
     customer = _customer_row(session, customer_id)
     order_ids = select(Order.id).where(Order.customer_id == customer_id)
     conversations = _rows(
@@ -408,6 +411,12 @@ def export_customer(session: Session, *, customer_id: int) -> dict[str, Any]:
         "handoffs": handoffs,
         "care_messages": _rows(
             session, select(CareMessage).where(CareMessage.customer_id == customer_id)
+        ),
+        "care_deliveries": _rows(
+            session,
+            select(CareDelivery)
+            .join(CareMessage, CareMessage.id == CareDelivery.care_message_id)
+            .where(CareMessage.customer_id == customer_id),
         ),
     }
 

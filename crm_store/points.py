@@ -3,16 +3,22 @@
 A spend is one guarded UPDATE (balance >= amount) before the ledger row is written, so two
 sessions redeeming at once cannot both succeed: PostgreSQL re-checks the guard after the row
 lock is released, SQLite serialises the writers.
+
+A change that must happen once (a birthday gift, a confirmed redemption) carries an
+`idempotency_key`, unique per customer in the ledger (migration 0017): a second write under the
+key, a retry or a concurrent path, changes nothing and returns the first entry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, distinct, func, select, update
 from sqlalchemy.orm import Session
 
+from crm_store._unique import try_change
 from crm_store.audit import record_audit
 from crm_store.clock import Clock, utcnow
 from crm_store.errors import Conflict, NotFound
@@ -36,6 +42,7 @@ class PointsEntry:
     order_id: str | None
     created_at: datetime
     expires_at: datetime | None
+    idempotency_key: str | None = None
 
 
 def points_for_purchase(total_cents: int, tier: str) -> int:
@@ -68,6 +75,7 @@ def _record(row: EntryRow) -> PointsEntry:
         row.order_id,
         row.created_at,
         row.expires_at,
+        row.idempotency_key,
     )
 
 
@@ -98,6 +106,7 @@ def _write(
     order_id: str | None,
     now: datetime,
     expires_at: datetime | None = None,
+    idempotency_key: str | None = None,
 ) -> PointsEntry:
     balance = _apply(session, customer_id, delta)
     row = EntryRow(
@@ -109,10 +118,57 @@ def _write(
         order_id=order_id,
         created_at=now,
         expires_at=expires_at,
+        idempotency_key=idempotency_key,
     )
     session.add(row)
     session.flush()
     return _record(row)
+
+
+def find_keyed_entry(
+    session: Session, *, customer_id: int, idempotency_key: str
+) -> PointsEntry | None:
+    """The entry written under this key for the customer, if any."""
+    row = session.scalars(
+        select(EntryRow).where(
+            EntryRow.customer_id == customer_id, EntryRow.idempotency_key == idempotency_key
+        )
+    ).first()
+    return None if row is None else _record(row)
+
+
+def _once(
+    session: Session,
+    customer_id: int,
+    idempotency_key: str | None,
+    write: Callable[[str | None], PointsEntry],
+) -> PointsEntry:
+    """`write(key)` unless an entry under the key exists: then that entry, nothing changed.
+
+    The write runs in a savepoint: when a concurrent transaction wrote the key first, the
+    unique index refuses this row and the balance change is undone with it. A spend refused
+    for a short balance is the first write's answer too when that write was this key's (the
+    first spend took the points).
+    """
+    if idempotency_key is None:
+        return write(None)
+    key = check_text(idempotency_key, "idempotency_key", 64)
+    earlier = find_keyed_entry(session, customer_id=customer_id, idempotency_key=key)
+    if earlier is not None:
+        return earlier
+    written: list[PointsEntry] = []
+    try:
+        stored = try_change(session, lambda: written.append(write(key)))
+    except Conflict:
+        stored = False
+        if find_keyed_entry(session, customer_id=customer_id, idempotency_key=key) is None:
+            raise
+    if stored:
+        return written[0]
+    winner = find_keyed_entry(session, customer_id=customer_id, idempotency_key=key)
+    if winner is None:  # pragma: no cover - the insert failed for another reason
+        raise Conflict(f"the points entry {key} could not be written")
+    return winner
 
 
 def earn_points(
@@ -122,18 +178,29 @@ def earn_points(
     points: int,
     reason: str,
     order_id: str | None = None,
+    idempotency_key: str | None = None,
     clock: Clock = utcnow,
 ) -> PointsEntry:
+    """Credit points (valid POINTS_VALID_DAYS). With `idempotency_key` (a birthday gift:
+    "birthday_gift:<period>"), once per customer and key: a second call returns the first
+    entry and credits nothing."""
     now = clock()
-    return _write(
+    delta = check_positive(points, "points")
+    return _once(
         session,
-        customer_id=customer_id,
-        kind="earn",
-        delta=check_positive(points, "points"),
-        reason=reason,
-        order_id=order_id,
-        now=now,
-        expires_at=now + timedelta(days=POINTS_VALID_DAYS),
+        customer_id,
+        idempotency_key,
+        lambda key: _write(
+            session,
+            customer_id=customer_id,
+            kind="earn",
+            delta=delta,
+            reason=reason,
+            order_id=order_id,
+            now=now,
+            expires_at=now + timedelta(days=POINTS_VALID_DAYS),
+            idempotency_key=key,
+        ),
     )
 
 
@@ -144,17 +211,29 @@ def redeem_points(
     points: int,
     reason: str,
     order_id: str | None = None,
+    idempotency_key: str | None = None,
     clock: Clock = utcnow,
 ) -> PointsEntry:
-    """Spend points; Conflict if the balance is short (also after a concurrent spend won)."""
-    return _write(
+    """Spend points; Conflict if the balance is short (also after a concurrent spend won).
+
+    With `idempotency_key` (a confirmed redemption: "redeem:<request id>"), once per customer
+    and key: a retry of the same request, after a timeout that the first spend outlived or
+    while it is still running, returns the first entry and spends nothing more."""
+    delta, now = -check_positive(points, "points"), clock()
+    return _once(
         session,
-        customer_id=customer_id,
-        kind="redeem",
-        delta=-check_positive(points, "points"),
-        reason=reason,
-        order_id=order_id,
-        now=clock(),
+        customer_id,
+        idempotency_key,
+        lambda key: _write(
+            session,
+            customer_id=customer_id,
+            kind="redeem",
+            delta=delta,
+            reason=reason,
+            order_id=order_id,
+            now=now,
+            idempotency_key=key,
+        ),
     )
 
 

@@ -3,11 +3,16 @@ trigger its EXTERNAL_ intent through Rasa, and record what happened.
 
 Exactly once, end to end: the outbox row exists before any send (planning writes it), a claim
 moves it to `sending` in its own committed transaction, the trigger goes to Rasa, and only then
-is the row marked sent. A crash after the claim leaves the row in `sending`; the reclaim job
-makes it retryable once the claim is stale. A crash after the send but before the mark does the
-same, and the retry reaches Rasa twice: the action that composes the message finds the
-care_message_id already answered in the conversation and sends nothing. So the customer gets
-each message once (at-least-once triggers, idempotent receiver), and no row is ever lost.
+is the row marked sent. Immediately before each trigger the dispatcher renews its claim on the
+row (`renew_claim`: one guarded UPDATE that checks the claim token and restarts the lease, with
+a heartbeat for the rest of the batch); a claim lost meanwhile (a batch slower than the stale
+window, a frozen process, the row reclaimed and perhaps claimed by another dispatcher) is not
+sent. A crash after the claim leaves the row in `sending`; the reclaim job makes it retryable
+once the claim is stale. A crash after the send but before the mark does the same, and the
+retry reaches Rasa twice: the action that composes the message records the row's delivery in
+the CRM under the row's id before it says anything (crm_store.deliveries), so the second
+trigger says nothing, in whichever conversation or channel it lands. So the customer gets each
+message once (at-least-once triggers, idempotent receiver), and no row is ever lost.
 
 `CAREBOT_CRASH_AT=after_claim|after_send` makes the dispatcher kill its own process (SIGKILL) at
 that point, once per process; the crash tests use it, nothing else should.
@@ -44,6 +49,7 @@ from crm_store.outbox import (
     mark_failed,
     mark_sent,
     mark_skipped,
+    renew_claim,
 )
 
 log = logging.getLogger(__name__)
@@ -93,7 +99,7 @@ class DispatchReport:
     failed: int = 0
     deferred: int = 0  # unreachable now, or inside the customer's quiet hours
     skipped: int = 0  # consent withdrawn since planning
-    lost_claims: int = 0  # the row was reclaimed while this dispatcher was sending it
+    lost_claims: int = 0  # the row was reclaimed from this dispatcher: not sent, or not marked
 
     @property
     def handled(self) -> int:
@@ -253,6 +259,8 @@ class Dispatcher:
         intent, entities = self.composer(self.engine, message)
         assert self.pacer is not None
         self.pacer.wait()
+        if not self._still_held(message):
+            return "lost_claims"
         try:
             self.send(route, intent, entities)
         except NotDelivered as error:
@@ -263,6 +271,16 @@ class Dispatcher:
                 session, message_id=message.id, claim_token=message.claim_token, clock=self.clock
             )
         return "sent"
+
+    def _still_held(self, message: CareMessage) -> bool:
+        """Renew the claim right before the send; a lost claim is somebody else's to send."""
+        with session_scope(self.engine) as session:
+            held = renew_claim(
+                session, message_id=message.id, claim_token=message.claim_token, clock=self.clock
+            )
+        if not held:
+            log.warning("care message %s: claim lost before sending; not sent", message.id)
+        return held
 
     def _hold(self, message: CareMessage, hold: Hold) -> str:
         if hold.until is not None:

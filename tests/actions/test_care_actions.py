@@ -286,7 +286,11 @@ def test_a_confirmed_redemption_is_written_once(run: Run, crm) -> None:
     with session_scope(crm) as session:
         assert points_balance(session, customer_id=WANG) == before - 500
     assert responses(messages) == ["utter_redeemed"] and messages[0]["balance"] == before - 500
-    assert slots_set(events) == {"points_amount": None, "redeem_confirmed": None}
+    assert slots_set(events) == {
+        "points_amount": None,
+        "redeem_confirmed": None,
+        "redemption_id": None,
+    }
 
 
 def test_a_declined_redemption_changes_nothing(run: Run, crm) -> None:
@@ -515,7 +519,11 @@ def test_points_spent_elsewhere_before_the_confirmation_are_not_overdrawn(
     messages, events = run(ActionRedeemPoints(), tracker(slots=confirmed))
 
     assert responses(messages) == ["utter_points_short"] and messages[0]["shortfall"] == 1
-    assert slots_set(events) == {"points_amount": None, "redeem_confirmed": None}
+    assert slots_set(events) == {
+        "points_amount": None,
+        "redeem_confirmed": None,
+        "redemption_id": None,
+    }
     with session_scope(crm) as session:
         assert points_balance(session, customer_id=LI) == balance
 

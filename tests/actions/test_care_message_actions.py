@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.engine import Engine
 
 from actions.care_messages import ActionSendCareMessage
@@ -14,11 +17,12 @@ from actions.coupons import ActionUseCoupon
 from crm_store.campaign_rules import BIRTHDAY_GIFTS
 from crm_store.clock import fixed
 from crm_store.db import session_scope
+from crm_store.deliveries import find_delivery
 from crm_store.offers import list_coupons
 from crm_store.orders import NewItem, create_order, list_warranties
 from crm_store.outbox import enqueue_care_message
-from crm_store.points import points_balance
-from tests.actions.helpers import LI, NOW, WANG, Run, identified, responses, tracker
+from crm_store.points import earn_points, points_balance
+from tests.actions.helpers import DOMAIN, LI, NOW, WANG, Run, identified, responses, tracker
 from tests.care_helpers import a_birthday_coupon, a_campaign, a_win_back_coupon
 
 
@@ -54,7 +58,56 @@ def test_a_birthday_greeting_credits_the_tiers_points_once(run: Run, crm: Engine
     messages, _ = run(ActionSendCareMessage(), trigger(message_id, sender="demo_lunar"))
     assert responses(messages) == ["utter_care_birthday"]
     assert messages[0]["name"] == "李娜" and messages[0]["points"] == BIRTHDAY_GIFTS["银卡"].value
-    run(ActionSendCareMessage(), trigger(message_id, sender="o_demo_lunar"))  # another channel
+    # a retry that lands on another channel: delivered before, so nothing is said or credited
+    assert run(ActionSendCareMessage(), trigger(message_id, sender="o_demo_lunar"))[0] == []
+    with session_scope(crm) as session:
+        assert points_balance(session, customer_id=LI) == before + BIRTHDAY_GIFTS["银卡"].value
+
+
+def test_a_birthday_gift_credited_before_the_greeting_is_not_credited_again(
+    run: Run, crm: Engine
+) -> None:
+    """Another path credited the year's gift first (a greeting delivered before migration
+    0017, a concurrent path): the ledger's key for the year makes the greeting credit nothing."""
+    first = a_care_message(crm, LI, "birthday", "2026")
+    with session_scope(crm) as session:
+        before = points_balance(session, customer_id=LI)
+    with session_scope(crm) as session:
+        earn_points(
+            session,
+            customer_id=LI,
+            points=BIRTHDAY_GIFTS["银卡"].value,
+            reason="birthday_gift:2026",
+            idempotency_key="birthday_gift:2026",
+            clock=fixed(NOW),
+        )
+    messages, _ = run(ActionSendCareMessage(), trigger(first, sender="demo_lunar"))
+    assert responses(messages) == ["utter_care_birthday"]  # the greeting still goes out
+    with session_scope(crm) as session:
+        assert points_balance(session, customer_id=LI) == before + BIRTHDAY_GIFTS["银卡"].value
+
+
+def test_concurrent_triggers_in_two_conversations_greet_and_credit_once(
+    crm: Engine,
+) -> None:
+    """A retry racing the first trigger (a second dispatcher, a reclaimed claim): both run the
+    action at the same moment, in the member's web and WeChat conversations."""
+    message_id = a_care_message(crm, LI, "birthday", "2026")
+    with session_scope(crm) as session:
+        before = points_balance(session, customer_id=LI)
+    barrier = threading.Barrier(2)
+
+    def deliver(sender: str) -> list[str]:
+        action = ActionSendCareMessage()
+        action.engine, action.clock = crm, fixed(NOW)
+        dispatcher = CollectingDispatcher()
+        barrier.wait(10)
+        action.run_in_transaction(dispatcher, trigger(message_id, sender=sender), DOMAIN)
+        return responses(dispatcher.messages)
+
+    with ThreadPoolExecutor(2) as pool:
+        said = list(pool.map(deliver, ["demo_lunar", "o_demo_lunar"]))
+    assert sorted(said) == [[], ["utter_care_birthday"]]
     with session_scope(crm) as session:
         assert points_balance(session, customer_id=LI) == before + BIRTHDAY_GIFTS["银卡"].value
 
@@ -117,6 +170,20 @@ def test_a_win_back_message_carries_the_coupon_and_a_button_to_use_it(
     messages, _ = run(ActionSendCareMessage(), trigger(message_id, sender="demo_lunar"))
     assert responses(messages) == ["utter_care_win_back"]
     assert messages[0]["code"] == code and messages[0]["value"].endswith(("元", "折"))
+
+
+def test_a_retry_in_a_later_session_or_another_conversation_says_nothing(
+    run: Run, crm: Engine
+) -> None:
+    """The conversation's history cannot tell: a new session starts without the earlier
+    trigger, another conversation never had it. The delivery recorded in the CRM can."""
+    message_id = a_care_message(crm, WANG, "holiday", "2026-national_day")
+    assert responses(run(ActionSendCareMessage(), trigger(message_id))[0]) == ["utter_care_holiday"]
+    for sender in ("demo", "o_demo_openid"):
+        assert run(ActionSendCareMessage(), trigger(message_id, sender=sender))[0] == []
+    with session_scope(crm) as session:
+        delivery = find_delivery(session, care_message_id=message_id)
+    assert delivery is not None and (delivery.conversation_id, delivery.channel) == ("demo", "web")
 
 
 def test_a_re_trigger_after_a_crash_sends_nothing_twice(run: Run, crm: Engine) -> None:
@@ -208,3 +275,6 @@ def test_a_new_wechat_conversation_of_the_customer_gets_it_and_is_recognised(
     messages, events = run(ActionSendCareMessage(), trigger(message_id, sender="o_demo_openid"))
     assert responses(messages) == ["utter_care_holiday"]
     assert {e["name"]: e["value"] for e in events if e["event"] == "slot"}["customer_id"] == WANG
+    with session_scope(crm) as session:
+        delivery = find_delivery(session, care_message_id=message_id)
+    assert delivery is not None and delivery.channel == "wechat"  # the row was planned for web

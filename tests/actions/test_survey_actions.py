@@ -11,18 +11,23 @@ from sqlalchemy.engine import Engine
 from actions.survey import (
     NOT_ASKED,
     ActionCheckSurveyAtGoodbye,
+    ActionCheckSurveyFollowUp,
     ActionRecordFeedback,
     ActionSubmitSurvey,
     ValidateSurveyForm,
 )
+from crm_store.clock import fixed
 from crm_store.customers import set_consent
 from crm_store.db import session_scope
+from crm_store.deliveries import find_delivery
 from crm_store.feedback import list_feedback
 from crm_store.models import AuditEntry
+from crm_store.outbox import enqueue_care_message
 from crm_store.segments import list_tags
 from crm_store.surveys import SurveyResponse, find_survey_response, list_survey_responses
 from crm_store.tickets import list_tickets, open_ticket
 from tests.actions.helpers import NOW, WANG, ZHANG, Run, identified, responses, slots_set, tracker
+from tests.care_helpers import a_campaign
 
 SERVICE_TURN = {
     "event": "user",
@@ -289,3 +294,41 @@ def test_starting_the_survey_validates_nothing_the_customer_did_not_say(run: Run
     )
     messages, events = run(ValidateSurveyForm(), state)
     assert messages == [] and "survey_nps" not in slots_set(events)
+
+
+def test_the_schedulers_follow_up_is_asked_once_whatever_conversation_it_lands_in(
+    run: Run, crm: Engine
+) -> None:
+    """A retried EXTERNAL_survey trigger of one outbox row, in another conversation of the
+    customer: its delivery is recorded, so the survey is not asked twice."""
+    with session_scope(crm) as session:
+        a_campaign(session, "delivery_follow_up", NOW)
+        message, _ = enqueue_care_message(
+            session,
+            customer_id=ZHANG,
+            campaign_key="delivery_follow_up",
+            period="DD202611020001",
+            channel="web",
+            clock=fixed(NOW),
+        )
+
+    def follow_up(sender: str) -> Any:
+        entities = [
+            {"entity": "care_message_id", "value": str(message.id)},
+            {"entity": "product", "value": "空气炸锅"},
+        ]
+        return tracker(
+            sender=sender,
+            slots=identified(ZHANG),
+            text="EXTERNAL: EXTERNAL_survey",
+            intent="EXTERNAL_survey",
+            entities=entities,
+        )
+
+    first = slots_set(run(ActionCheckSurveyFollowUp(), follow_up("web-f1"))[1])
+    assert first["survey_due"] is True and first["survey_trigger"] == "post_purchase"
+    again = slots_set(run(ActionCheckSurveyFollowUp(), follow_up("web-f2"))[1])
+    assert again == {"survey_due": False}
+    with session_scope(crm) as session:
+        delivery = find_delivery(session, care_message_id=message.id)
+    assert delivery is not None and delivery.conversation_id == "web-f1"

@@ -86,3 +86,13 @@ def session(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(NOW)
+
+
+@pytest.fixture
+def committing(engine: Engine) -> Iterator[Engine]:
+    """The engine, for a test that commits in transactions of its own (threads racing); emptied
+    afterwards, also when the test fails, so the next test starts clean."""
+    try:
+        yield engine
+    finally:
+        empty_all_tables(engine)

@@ -6,11 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from crm_helpers import a_customer, an_air_fryer
+from crm_helpers import NOW, a_customer, an_air_fryer, run_concurrently
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from crm_store.campaigns import create_campaign
 from crm_store.clock import ManualClock
+from crm_store.db import session_scope
 from crm_store.errors import Conflict
 from crm_store.orders import NewItem, create_order
 from crm_store.outbox import (
@@ -25,6 +27,7 @@ from crm_store.outbox import (
     mark_sent,
     mark_skipped,
     reclaim_stale_claims,
+    renew_claim,
 )
 from crm_store.win_back_outcomes import (
     CONTROL_GROUP_REASON,
@@ -138,6 +141,86 @@ def test_nothing_is_reclaimed_before_the_timeout(session: Session, clock: Manual
     claim_due_messages(session, clock=clock)
     clock.advance(timedelta(minutes=9, seconds=59))
     assert reclaim_stale_claims(session, older_than=timedelta(minutes=10), clock=clock) == 0
+
+
+STALE = timedelta(minutes=10)
+
+
+def test_renewing_a_claim_restarts_the_lease_of_its_whole_batch(
+    session: Session, clock: ManualClock
+) -> None:
+    """A batch that makes progress is never reclaimed, however long it takes in all."""
+    first, second = _queued(session, clock, "a"), _queued(session, clock, "b")
+    token = claim_due_messages(session, clock=clock)[0].claim_token
+    for _ in range(3):  # 27 minutes after the claim, renewed every 9
+        clock.advance(timedelta(minutes=9))
+        assert renew_claim(session, message_id=first.id, claim_token=token, clock=clock)
+        assert reclaim_stale_claims(session, older_than=STALE, clock=clock) == 0
+    mark_sent(session, message_id=first.id, claim_token=token, clock=clock)
+    clock.advance(timedelta(minutes=9))
+    assert renew_claim(session, message_id=second.id, claim_token=token, clock=clock)
+    assert get_care_message(session, message_id=second.id).state == "sending"
+    assert not renew_claim(session, message_id=first.id, claim_token=token, clock=clock)  # sent
+
+
+def test_a_lost_claim_is_not_renewed_so_its_row_is_not_sent(
+    session: Session, clock: ManualClock
+) -> None:
+    message = _queued(session, clock)
+    [stalled] = claim_due_messages(session, clock=clock)
+    clock.advance(STALE)
+    assert reclaim_stale_claims(session, older_than=STALE, clock=clock) == 1
+    assert not renew_claim(
+        session, message_id=message.id, claim_token=stalled.claim_token, clock=clock
+    )
+    [taken_over] = claim_due_messages(session, clock=clock)  # another dispatcher has it now
+    assert not renew_claim(
+        session, message_id=message.id, claim_token=stalled.claim_token, clock=clock
+    )
+    assert not renew_claim(session, message_id=message.id, claim_token=None, clock=clock)
+    assert not renew_claim(session, message_id=message.id, claim_token="0" * 32, clock=clock)
+    assert renew_claim(
+        session, message_id=message.id, claim_token=taken_over.claim_token, clock=clock
+    )
+    row = get_care_message(session, message_id=message.id)
+    assert (row.state, row.claim_token, row.attempts) == ("sending", taken_over.claim_token, 2)
+
+
+def test_a_renewal_racing_a_reclaim_loses_or_wins_the_whole_row(committing: Engine) -> None:
+    """One thread renews each row of a stale batch right before "sending" it, another reclaims
+    stale rows at the same moment: every row is either renewed (still held, to be sent by its
+    claimer) or reclaimed (retryable, not sent by the old claimer), never both."""
+    clock = ManualClock(NOW)
+    with session_scope(committing) as session:
+        ids = [_queued(session, clock, f"p{n}").id for n in range(12)]
+    for _ in range(4):
+        with session_scope(committing) as session:
+            claimed = claim_due_messages(session, clock=clock)
+        assert sorted(m.id for m in claimed) == sorted(ids)
+        token = claimed[0].claim_token
+        clock.advance(STALE + timedelta(seconds=1))
+
+        def renew_each(token: str | None = token) -> list[bool]:
+            held = []
+            for message_id in ids:
+                with session_scope(committing) as session:
+                    held.append(
+                        renew_claim(session, message_id=message_id, claim_token=token, clock=clock)
+                    )
+            return held
+
+        def reclaim() -> int:
+            with session_scope(committing) as session:
+                return reclaim_stale_claims(session, older_than=STALE, clock=clock)
+
+        held, reclaimed = run_concurrently(renew_each, reclaim)
+        with session_scope(committing) as session:
+            states = [get_care_message(session, message_id=i).state for i in ids]
+        assert states == ["sending" if kept else "failed" for kept in held]
+        assert reclaimed == held.count(False)
+        with session_scope(committing) as session:  # back to pending for the next round
+            for message_id in ids:
+                defer_message(session, message_id=message_id, until=clock(), reason="again")
 
 
 def _win_back_row(session: Session, clock: ManualClock, *, control: bool, name: str) -> int:

@@ -7,7 +7,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from crm_helpers import BACKENDS
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -17,6 +17,7 @@ from crm_store.models import Base, Conversation, Handoff
 
 OPEN_HANDOFF_INDEX = "ix_handoffs_one_open_per_conversation"
 SURVEY_ASKED_AT_INDEX = "ix_survey_responses_asked_at"
+LEDGER_ONCE_INDEX = "ix_points_ledger_once"
 
 
 def _tables(url: str) -> set[str]:
@@ -50,6 +51,9 @@ def test_upgrade_from_empty_downgrade_one_step_and_upgrade_again(
     url = new_database_url(backend)
     upgrade(url)
     assert _tables(url) == set(Base.metadata.tables)
+    downgrade(url, "0016")
+    assert "care_deliveries" not in _tables(url)
+    assert "idempotency_key" not in _columns(url, "points_ledger")
     downgrade(url, "0012")
     assert "polarity" not in _columns(url, "survey_responses")
     downgrade(url, "0008")
@@ -77,6 +81,7 @@ def test_upgrade_from_empty_downgrade_one_step_and_upgrade_again(
     assert "webchat_messages" in _tables(url)
     assert "outcome" in _columns(url, "care_messages")
     assert "polarity" in _columns(url, "survey_responses")
+    assert LEDGER_ONCE_INDEX in _indexes(url, "points_ledger")
     assert _tables(url) == set(Base.metadata.tables)
     downgrade(url, "base")
     assert _tables(url) == set()
@@ -277,3 +282,140 @@ def _statuses(engine: Engine) -> dict[str, str]:
     with engine.connect() as connection:
         rows = connection.execute(select(table.c.conversation_id, table.c.status))
         return {row.conversation_id: row.status for row in rows}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_0018_keys_the_first_birthday_gift_of_each_year_and_keeps_every_entry(
+    backend: str, new_database_url: Callable[[str], str]
+) -> None:
+    """A duplicate gift the old check-then-insert let through stays (bookkeeping); the first of
+    each customer and year gets the key, so no path can credit that year again. Redemptions and
+    other entries stay unkeyed and keep working; sent care messages keep their rows."""
+    from crm_store.db import session_scope
+    from crm_store.deliveries import record_delivery
+    from crm_store.models import CareMessage as MessageRow
+    from crm_store.models import PointsEntry as EntryRow
+    from crm_store.points import earn_points, list_points_entries, redeem_points
+
+    ledger = EntryRow.__table__
+    url = new_database_url(backend)
+    upgrade(url, "0017")
+    engine = make_engine(url)
+    at = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    entries = [  # customer, kind, delta, reason
+        (1, "earn", 300, "birthday_gift:2026"),
+        (1, "earn", 300, "birthday_gift:2026"),  # the duplicate
+        (1, "earn", 300, "birthday_gift:2025"),
+        (1, "redeem", -500, "coupon:web-1"),
+        (2, "earn", 300, "birthday_gift:2026"),
+        (2, "earn", 100, "order"),
+    ]
+    try:
+        with engine.begin() as connection:
+            balances: dict[int, int] = {}
+            for customer_id in (1, 2):
+                _insert_customer(connection, customer_id, at)
+            _insert_sent_care_message(connection, at)
+            for customer_id, kind, delta, reason in entries:
+                balances[customer_id] = balances.get(customer_id, 0) + delta
+                connection.execute(
+                    insert(ledger).values(
+                        customer_id=customer_id,
+                        kind=kind,
+                        delta=delta,
+                        balance_after=balances[customer_id],
+                        reason=reason,
+                        created_at=at,
+                    )
+                )
+            for customer_id, balance in balances.items():
+                connection.exec_driver_sql(
+                    f"UPDATE customers SET points_balance = {balance} WHERE id = {customer_id}"
+                )
+        upgrade(url, "0018")
+        with engine.connect() as connection:
+            keys = connection.execute(
+                select(ledger.c.customer_id, ledger.c.reason, ledger.c.idempotency_key).order_by(
+                    ledger.c.id
+                )
+            ).all()
+        assert [row.idempotency_key for row in keys] == [
+            "birthday_gift:2026",
+            None,
+            "birthday_gift:2025",
+            None,
+            "birthday_gift:2026",
+            None,
+        ]
+        with session_scope(engine) as session:
+            again = earn_points(
+                session,
+                customer_id=1,
+                points=300,
+                reason="birthday_gift:2026",
+                idempotency_key="birthday_gift:2026",
+            )
+            assert again.created_at == at  # the stored gift, nothing credited
+            redeem_points(
+                session, customer_id=1, points=100, reason="coupon", idempotency_key="redeem:r1"
+            )
+            assert len(list_points_entries(session, customer_id=1)) == 5
+            message_id = session.scalars(select(MessageRow.id)).one()
+            assert record_delivery(
+                session, care_message_id=message_id, conversation_id="o_1", channel="wechat"
+            )
+        downgrade(url, "0016")
+        with engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(ledger)).scalar() == 7
+    finally:
+        engine.dispose()
+    downgrade(url, "base")
+
+
+def _insert_customer(connection: Connection, customer_id: int, at: datetime) -> None:
+    from crm_store.models import Customer as CustomerRow
+
+    connection.execute(
+        insert(CustomerRow.__table__).values(
+            id=customer_id,
+            name=f"顾客{customer_id}",
+            tier="普通",
+            points_balance=0,
+            preferred_channel="wechat",
+            timezone="Asia/Shanghai",
+            created_at=at,
+            lunar_birth_leap=False,
+            celebrates_lunar_birthday=False,
+        )
+    )
+
+
+def _insert_sent_care_message(connection: Connection, at: datetime) -> None:
+    from crm_store.models import Campaign as CampaignRow
+    from crm_store.models import CareMessage as MessageRow
+
+    connection.execute(
+        insert(CampaignRow.__table__).values(
+            id=1,
+            key="birthday",
+            name="生日",
+            kind="birthday",
+            category="care",
+            status="active",
+            created_at=at,
+        )
+    )
+    connection.execute(
+        insert(MessageRow.__table__).values(
+            customer_id=1,
+            campaign_id=1,
+            period="2026",
+            channel="wechat",
+            state="sent",
+            attempts=1,
+            scheduled_at=at,
+            sent_at=at,
+            created_at=at,
+            updated_at=at,
+        )
+    )

@@ -12,15 +12,18 @@ from sqlalchemy.orm import Session
 
 from crm_store.agent_notes import add_note
 from crm_store.audit import list_audit_entries, record_audit
+from crm_store.campaigns import create_campaign
 from crm_store.clock import ManualClock
 from crm_store.customers import get_consents, get_customer, set_consent, update_customer
 from crm_store.dashboard import FIGURES, DashboardFilter, read_figure
+from crm_store.deliveries import find_delivery, record_delivery
 from crm_store.feedback import record_feedback
 from crm_store.handoffs import request_handoff
 from crm_store.identities import link_identity
 from crm_store.interactions import ensure_conversation, log_interaction
 from crm_store.login_codes import issue_login_code
 from crm_store.models import Base, ConsentChange, Interaction, LoginCode, WebChatMessage
+from crm_store.outbox import enqueue_care_message
 from crm_store.personal_data import (
     ERASED_TEXT,
     RetentionPolicy,
@@ -234,6 +237,33 @@ def test_export_holds_everything_and_round_trips_as_json(
     assert ("offer", True, "wechat") in consents and ("offer", False, "web") in consents
     for section in ("orders", "order_items", "points_ledger", "coupons", "care_messages"):
         assert document[section] == []
+
+
+def test_forget_renames_the_conversation_a_care_message_was_delivered_to(
+    session: Session, clock: ManualClock
+) -> None:
+    """A delivery record (issue 18) names the conversation, a channel identity: erasure gives
+    it the conversation's new anonymous id, and the export lists it before."""
+    customer_id = a_member_who_chatted(session, clock)
+    create_campaign(session, key="tips", name="养护贴士", kind="care_tip", category="care")
+    message, _ = enqueue_care_message(
+        session,
+        customer_id=customer_id,
+        campaign_key="tips",
+        period="2026-11",
+        channel="wechat",
+        clock=clock,
+    )
+    record_delivery(
+        session, care_message_id=message.id, conversation_id=OPENID, channel="wechat", clock=clock
+    )
+    [exported] = export_customer(session, customer_id=customer_id)["care_deliveries"]
+    assert (exported["care_message_id"], exported["conversation_id"]) == (message.id, OPENID)
+    forget_customer(session, customer_id=customer_id, actor="cli:dpo", clock=clock)
+    session.flush()
+    delivery = find_delivery(session, care_message_id=message.id)
+    assert delivery is not None and delivery.conversation_id.startswith("erased:")
+    assert OPENID not in everything_stored(session)
 
 
 def test_retention_anonymises_old_turns_and_deletes_old_mail_and_codes(

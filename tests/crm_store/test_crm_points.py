@@ -4,7 +4,7 @@ import threading
 from datetime import datetime, timedelta
 
 import pytest
-from crm_helpers import a_customer, empty_all_tables
+from crm_helpers import a_customer, empty_all_tables, run_concurrently
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
@@ -208,3 +208,165 @@ def test_the_expiry_schedule_names_each_batchs_own_date_after_spending(
     clock.advance(timedelta(days=POINTS_VALID_DAYS))  # past both: nothing written off yet
     expire_points(session, customer_id=customer.id, clock=clock)
     assert schedule(second) == []
+
+
+def _ledger(engine: Engine, customer_id: int) -> list[tuple[str, int, str | None]]:
+    with session_scope(engine) as session:
+        entries = list_points_entries(session, customer_id=customer_id, limit=100)
+    return [(entry.kind, entry.delta, entry.idempotency_key) for entry in reversed(entries)]
+
+
+def test_a_keyed_grant_is_credited_once_per_key(session: Session) -> None:
+    customer = a_customer(session)
+    first = earn_points(
+        session,
+        customer_id=customer.id,
+        points=300,
+        reason="birthday_gift:2026",
+        idempotency_key="birthday_gift:2026",
+    )
+    again = earn_points(
+        session,
+        customer_id=customer.id,
+        points=300,
+        reason="birthday_gift:2026",
+        idempotency_key="birthday_gift:2026",
+    )
+    assert again == first and first.idempotency_key == "birthday_gift:2026"
+    earn_points(
+        session,
+        customer_id=customer.id,
+        points=300,
+        reason="birthday_gift:2027",
+        idempotency_key="birthday_gift:2027",
+    )
+    other = a_customer(session, name="李娜")  # a key is the customer's own
+    earn_points(
+        session,
+        customer_id=other.id,
+        points=300,
+        reason="birthday_gift:2026",
+        idempotency_key="birthday_gift:2026",
+    )
+    assert points_balance(session, customer_id=customer.id) == 600
+    assert points_balance(session, customer_id=other.id) == 300
+    assert reconcile_points(session, customer_id=customer.id) == 600
+
+
+def test_a_retried_redemption_returns_the_first_spend_even_when_the_balance_is_now_short(
+    session: Session,
+) -> None:
+    customer = a_customer(session)
+    earn_points(session, customer_id=customer.id, points=100, reason="order")
+    first = redeem_points(
+        session, customer_id=customer.id, points=80, reason="coupon", idempotency_key="redeem:a"
+    )
+    retry = redeem_points(
+        session, customer_id=customer.id, points=80, reason="coupon", idempotency_key="redeem:a"
+    )
+    assert retry == first and (first.delta, first.balance_after) == (-80, 20)
+    with pytest.raises(Conflict):  # a new redemption is a new spend, refused on its own merits
+        redeem_points(
+            session, customer_id=customer.id, points=80, reason="coupon", idempotency_key="redeem:b"
+        )
+    assert points_balance(session, customer_id=customer.id) == 20
+
+
+def test_a_new_redemption_key_spends_again(session: Session) -> None:
+    customer = a_customer(session)
+    earn_points(session, customer_id=customer.id, points=200, reason="order")
+    for key in ("redeem:a", "redeem:b", "redeem:a", "redeem:b"):
+        redeem_points(
+            session, customer_id=customer.id, points=80, reason="coupon", idempotency_key=key
+        )
+    assert points_balance(session, customer_id=customer.id) == 40
+    with pytest.raises(InvalidInput):
+        redeem_points(
+            session, customer_id=customer.id, points=1, reason="coupon", idempotency_key="x" * 65
+        )
+
+
+@pytest.mark.parametrize("balance", [100, 200])  # enough for one spend, enough for both
+def test_concurrent_retries_of_one_redemption_spend_once(committing: Engine, balance: int) -> None:
+    """The first spend outlived Rasa's timeout and the retry arrives while it still runs: both
+    get the one spend, whether or not the balance would have covered a second."""
+    with session_scope(committing) as session:
+        customer_id = a_customer(session).id
+        earn_points(session, customer_id=customer_id, points=balance, reason="order")
+
+    def redeem() -> int:
+        with session_scope(committing) as session:
+            entry = redeem_points(
+                session,
+                customer_id=customer_id,
+                points=80,
+                reason="coupon",
+                idempotency_key="redeem:once",
+            )
+        return entry.id
+
+    first, second = run_concurrently(redeem, redeem)
+    assert first == second
+    assert _ledger(committing, customer_id) == [
+        ("earn", balance, None),
+        ("redeem", -80, "redeem:once"),
+    ]
+    with session_scope(committing) as session:
+        assert points_balance(session, customer_id=customer_id) == balance - 80
+        assert reconcile_points(session, customer_id=customer_id) == balance - 80
+
+
+def test_concurrent_birthday_grants_credit_once(committing: Engine) -> None:
+    """Two paths credit the year's birthday gift at the same moment: one ledger entry."""
+    with session_scope(committing) as session:
+        customer_id = a_customer(session).id
+
+    def grant() -> int:
+        with session_scope(committing) as session:
+            return earn_points(
+                session,
+                customer_id=customer_id,
+                points=300,
+                reason="birthday_gift:2026",
+                idempotency_key="birthday_gift:2026",
+            ).id
+
+    assert len(set(run_concurrently(grant, grant, grant))) == 1
+    assert _ledger(committing, customer_id) == [("earn", 300, "birthday_gift:2026")]
+    with session_scope(committing) as session:
+        assert points_balance(session, customer_id=customer_id) == 300
+
+
+def test_a_retry_waits_for_the_running_spend_and_returns_it(committing: Engine) -> None:
+    with session_scope(committing) as session:
+        customer_id = a_customer(session).id
+        earn_points(session, customer_id=customer_id, points=500, reason="order")
+    spent, release, entries = threading.Event(), threading.Event(), []
+
+    def redeem(hold: bool) -> None:
+        with session_scope(committing) as session:
+            entry = redeem_points(
+                session,
+                customer_id=customer_id,
+                points=300,
+                reason="coupon",
+                idempotency_key="redeem:slow",
+            )
+            if hold:
+                spent.set()
+                release.wait(10)
+        entries.append(entry)
+
+    first = threading.Thread(target=redeem, args=(True,))
+    first.start()
+    assert spent.wait(10)
+    retry = threading.Thread(target=redeem, args=(False,))
+    retry.start()
+    retry.join(timeout=0.5)
+    assert retry.is_alive(), "the retry should wait for the running spend"
+    release.set()
+    first.join(10)
+    retry.join(10)
+    assert len(entries) == 2 and entries[0] == entries[1]
+    with session_scope(committing) as session:
+        assert points_balance(session, customer_id=customer_id) == 200

@@ -117,6 +117,8 @@ def test_points_are_redeemed_once_after_confirmation(system: System) -> None:
         after = session.scalars(select(PointsEntry).where(PointsEntry.customer_id == 1)).all()
     new = [e for e in after if e.id not in {b.id for b in before}]
     assert [(e.kind, e.delta) for e in new] == [("redeem", -300)]
+    # written under the id the form gave this redemption (issue 18): a retry spends it once
+    assert re.fullmatch(r"redeem:[0-9a-f]{32}", new[0].idempotency_key or "")
 
 
 def test_every_turn_lands_in_the_crm_once(system: System) -> None:

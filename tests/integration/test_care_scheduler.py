@@ -1,6 +1,7 @@
 """The care scheduler that `carebot run` starts, end to end: a due outbox row goes out through
 dispatch, Rasa's trigger_intent and the care action, and arrives in the WeChat simulator or in
-the web widget; a re-trigger after a crash between send and acknowledgement shows nothing new.
+the web widget; a re-trigger after a crash between send and acknowledgement shows nothing new,
+also when the conversation started a new session in between.
 
 The system fixture runs the scheduler with CAREBOT_SCHEDULER_AUTOPLAN=0 (it plans nothing on
 its own) and dispatch every second, so these tests queue rows themselves."""
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Engine
 from crm_store.clock import utcnow
 from crm_store.customers import set_quiet_hours
 from crm_store.db import make_engine, session_scope
+from crm_store.deliveries import find_delivery
 from crm_store.eligibility import ensure_campaigns
 from crm_store.identities import find_customer_by_identity
 from crm_store.models import CareMessage as MessageRow
@@ -130,6 +132,42 @@ def test_a_due_care_message_reaches_the_demo_follower_once_even_when_retriggered
     assert wait_sent(system, message_id, attempts=2).attempts == 2
     time.sleep(2)
     assert bot_messages(system, DEMO, since) == [delivered]
+
+
+def test_a_retry_in_a_new_session_of_the_conversation_says_nothing_again(
+    system: System, demo_customer_id: int
+) -> None:
+    """Exactly once beyond the conversation's history (issue 18): the conversation starts a new
+    session between the delivery and the retry, so the earlier trigger is no longer in the
+    tracker the action reads; the delivery recorded in the CRM keeps the retry silent."""
+    act(system, DEMO, "event", {"event": "subscribe"})
+    time.sleep(2)
+    since = last_id(system)
+    message_id = queue(system, demo_customer_id, "holiday", "2026-mid_autumn", "wechat")
+    wait_sent(system, message_id)
+    time.sleep(2)
+    [delivered] = bot_messages(system, DEMO, since)
+    assert "王小明" in delivered["content"]
+
+    status, _ = system.post(
+        f"/conversations/{DEMO}/execute", {"name": "action_session_start"}, token=True
+    )
+    assert status == 200
+    engine = crm(system)
+    try:
+        with session_scope(engine) as session:
+            stuck = session.get(MessageRow, message_id)
+            stuck.state, stuck.updated_at = "sending", utcnow() - timedelta(hours=1)
+        with session_scope(engine) as session:
+            assert reclaim_stale_claims(session, older_than=timedelta(minutes=10)) == 1
+        assert wait_sent(system, message_id, attempts=2).attempts == 2
+        time.sleep(2)
+        assert bot_messages(system, DEMO, since) == [delivered]
+        with session_scope(engine) as session:
+            delivery = find_delivery(session, care_message_id=message_id)
+        assert delivery is not None and delivery.channel == "wechat"
+    finally:
+        engine.dispose()
 
 
 def test_a_due_care_message_reaches_a_connected_web_customer(system: System) -> None:
