@@ -12,6 +12,7 @@ import argparse
 import hmac
 import logging
 import os
+import sys
 
 from rasa_sdk import utils
 from rasa_sdk.constants import APPLICATION_ROOT_LOGGER_NAME
@@ -53,11 +54,25 @@ def create_action_app(secret: str, actions: str = "actions") -> Sanic:
     return app
 
 
+# Packages the actions never use that their dependencies import if they are installed: spaCy's
+# thinc probes for TensorFlow (Rasa's dependency), which costs the action server about 370 MiB and
+# 14 s of start-up (docs/benchmarks.md). The actions run without it.
+NOT_IN_THE_ACTION_SERVER = ("tensorflow",)
+
+
+def keep_tensorflow_out() -> None:
+    """Makes `import tensorflow` fail in this process (a None entry in sys.modules is Python's
+    own way to say a module cannot be imported), so optional probes fall back."""
+    for name in NOT_IN_THE_ACTION_SERVER:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="bot.action_server", description=__doc__)
     parser.add_argument("--port", type=int, default=5055)
     parser.add_argument("--actions", default="actions")
     args = parser.parse_args()
+    keep_tensorflow_out()
     os.umask(0o077)
     log_masking.install()
     utils.configure_colored_logging(os.environ.get("LOG_LEVEL", "INFO"))

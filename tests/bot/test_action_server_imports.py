@@ -1,0 +1,33 @@
+"""The action server runs its actions without TensorFlow (issue 19: its memory)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from bot.settings import PROJECT_DIR
+
+PROBE = """
+import json, resource, sys
+from bot.action_server import keep_tensorflow_out
+keep_tensorflow_out()
+from actions.feedback import analyse
+result = analyse("物流很快，但是质量太差了")
+print(json.dumps({
+    "tensorflow": sys.modules.get("tensorflow") is not None,
+    "themes": list(result.themes),
+    "polarity": result.polarity,
+    "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+}))
+"""
+
+
+def test_the_actions_feedback_analysis_runs_without_tensorflow_in_little_memory() -> None:
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    )
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    assert probe["tensorflow"] is False
+    assert probe["themes"] == ["物流", "质量"] and probe["polarity"] == "negative"
+    assert probe["rss_mib"] < 400  # with TensorFlow it was about 630
