@@ -9,7 +9,7 @@ import sys
 from bot.settings import PROJECT_DIR
 
 PROBE = """
-import json, resource, sys
+import json, sys
 from bot.action_server import keep_tensorflow_out
 keep_tensorflow_out()
 from actions.feedback import analyse
@@ -18,16 +18,15 @@ print(json.dumps({
     "tensorflow": sys.modules.get("tensorflow") is not None,
     "themes": list(result.themes),
     "polarity": result.polarity,
-    "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }))
 """
 
 
-def test_the_actions_feedback_analysis_runs_without_tensorflow_in_little_memory() -> None:
+def test_the_actions_feedback_analysis_runs_without_tensorflow() -> None:
+    """Its memory is measured by `make bench` (docs/benchmarks.md), not asserted here."""
     out = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
     )
     probe = json.loads(out.stdout.strip().splitlines()[-1])
     assert probe["tensorflow"] is False
     assert probe["themes"] == ["物流", "质量"] and probe["polarity"] == "negative"
-    assert probe["rss_mib"] < 400  # with TensorFlow it was about 630
