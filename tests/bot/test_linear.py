@@ -10,6 +10,7 @@ from bot.nlu.linear import (
     base_intents,
     best_temperature,
     blend,
+    expand_dense,
     message_terms,
     response_selector_output,
 )
@@ -35,6 +36,12 @@ def test_terms_are_character_ngrams_across_words_plus_the_words() -> None:
     terms = message_terms("查订单", ["查", "订单"], max_ngram=2)
     assert "c:查订" in terms  # spans the word boundary
     assert {"c: 查", "c:单 ", "w:查", "w:订单"} <= set(terms)
+
+
+def test_word_bigrams_pair_neighbouring_words_and_the_message_edges() -> None:
+    terms = message_terms("查订单", ["查", "订单"], max_ngram=1, word_bigrams=True)
+    assert {"b:<s>|查", "b:查|订单", "b:订单|</s>"} <= set(terms)
+    assert not any(t.startswith("b:") for t in message_terms("查订单", ["查", "订单"]))
 
 
 def test_learns_intents_and_returns_a_distribution() -> None:
@@ -97,6 +104,36 @@ def test_sentence_vectors_are_stacked_beside_the_ngrams_and_saved(tmp_path: Path
     assert loaded.dense_weight == 1.0
     probabilities = loaded.probabilities(message_terms("🙂", ["🙂"]), dense=vector)
     assert max(probabilities, key=probabilities.__getitem__) == "goodbye"
+
+
+def test_the_squares_of_a_vector_are_stacked_beside_it_at_unit_length() -> None:
+    vectors = np.array([[0.6, -0.8, 0.0], [0.0, 0.0, 0.0]], dtype=np.float32)
+    expanded = expand_dense(vectors, squares=True)
+    assert expanded.shape == (2, 6)
+    assert expanded[0, :3] == pytest.approx([0.6, -0.8, 0.0])
+    assert expanded[0, 3:] == pytest.approx(np.array([0.36, 0.64, 0.0]) / np.hypot(0.36, 0.64))
+    assert expanded[1].tolist() == [0.0] * 6  # an empty vector stays empty, no division by 0
+    assert expand_dense(vectors, squares=False) is vectors
+
+
+def test_a_model_with_squares_and_word_pairs_keeps_them_when_saved(tmp_path: Path) -> None:
+    texts = [text for texts, _ in TRAIN for text in texts]
+    labels = [label for texts, label in TRAIN for _ in texts]
+    terms = [message_terms(t, [t], word_bigrams=True) for t in texts]
+    model = LinearModel.fit(
+        terms, labels, c=1.0, dense=_dense(texts), dense_weight=1.0, dense_squares=True
+    )
+    model.word_bigrams = True
+    assert model.coef.shape[1] == len(model.vocabulary) + 6
+    model.save(tmp_path)
+    loaded = LinearModel.load(tmp_path)
+    assert loaded.dense_squares and loaded.word_bigrams
+    vector = _dense(["谢"])[0]
+    unknown = message_terms("🙂", ["🙂"], word_bigrams=True)
+    probabilities = loaded.probabilities(unknown, dense=vector)
+    assert max(probabilities, key=probabilities.__getitem__) == "thank"
+    again = model.probabilities(unknown, dense=vector)
+    assert probabilities == pytest.approx(again)
 
 
 def test_without_vectors_a_model_trained_with_them_still_answers() -> None:
