@@ -14,7 +14,6 @@ import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Request, Sanic, response
@@ -29,6 +28,7 @@ from bot.console.desk import Desk
 from bot.console.logins import Logins
 from bot.console.rasa_api import Rasa, RasaApi
 from bot.console.views import desk_pages
+from crm_store.clock import BUSINESS_TZ
 from crm_store.db import make_engine
 from crm_store.masking import alias, mask_email, mask_name, mask_phone, mask_text
 from crm_store.staff import dummy_password_hash
@@ -53,7 +53,6 @@ ORDER_STATUSES = {
     "refunded": "已退款",
 }
 TICKET_KINDS = {"complaint": "投诉", "return": "退换货", "refund": "退款", "message": "留言"}
-STAFF_ZONE = ZoneInfo("Asia/Shanghai")
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
@@ -100,8 +99,8 @@ def templates() -> Environment:
 
 
 def local_time(moment: datetime | None) -> str:
-    """A CRM time as staff read it (China time)."""
-    return moment.astimezone(STAFF_ZONE).strftime("%m-%d %H:%M") if moment else ""
+    """A CRM time as staff read it (in the business time zone)."""
+    return moment.astimezone(BUSINESS_TZ).strftime("%m-%d %H:%M") if moment else ""
 
 
 def create_app(

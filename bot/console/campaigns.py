@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.console.auth import MANAGERS, refusal, staff
 from crm_store.audit import AuditEntry, list_audit_entries
-from crm_store.campaign_rules import BUSINESS_TZ, next_planning
+from crm_store.campaign_rules import next_planning
 from crm_store.campaigns import (
     MAX_DAILY_CAP,
     Campaign,
@@ -25,7 +25,7 @@ from crm_store.campaigns import (
     set_campaign_enabled,
     set_daily_cap,
 )
-from crm_store.clock import Clock, fixed
+from crm_store.clock import BUSINESS_TZ, Clock, fixed
 from crm_store.eligibility import (
     AudiencePreview,
     ensure_campaigns,

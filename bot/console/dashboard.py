@@ -1,11 +1,12 @@
 """The manager dashboard: four pages of figures (surveys, care campaigns, bot, customers).
 
-Every figure comes from crm_store.dashboard's `read_figure`, as in `carebot report`, and every
-table exports through the same `to_csv`, so the console, the CSV and the command line agree to
-the digit. The filter lives in the query string (shareable URLs); days are whole days in China
-time, the command line's default --tz. Charts are drawn in the browser by Apache ECharts (from
-node_modules, no CDN) from the chart data embedded in the page; /api/dashboard/<figure> answers
-a figure's rows as JSON. Only managers (and admins) may read any of it.
+Every figure comes from crm_store.dashboard's `read_figure`, as in `carebot report`, and every table
+exports through the same `to_csv`, so the console, the CSV and the command line agree to the digit.
+The filter lives in the query string (shareable URLs); days are whole days in the business time zone
+(crm_store.clock.BUSINESS_TZ), the command line's default --tz. Charts are drawn in the browser by
+Apache ECharts (from node_modules, no CDN) from the chart data embedded in the page;
+/api/dashboard/<figure> answers a figure's rows as JSON. Only managers (and admins) may read any of
+it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
@@ -26,6 +26,7 @@ from bot.console.auth import MANAGERS, staff
 from bot.report_cli import NEEDS_TZ, OPTIONS
 from bot.settings import PROJECT_DIR
 from crm_store.audit import record_audit
+from crm_store.clock import BUSINESS_TZ
 from crm_store.dashboard import (
     CUSTOMER_TEXT,
     FIGURES,
@@ -41,7 +42,6 @@ from crm_store.errors import InvalidInput
 from crm_store.reports import day_window
 from crm_store.staff import list_staff_users
 
-ZONE = "Asia/Shanghai"  # the command line's default --tz: a day on the dashboard is a China day
 DEFAULT_DAYS = 90
 DIMENSIONS = ("channel", "tier", "segment", "stage", "agent")
 ECHARTS = PROJECT_DIR / "node_modules" / "echarts" / "dist" / "echarts.min.js"
@@ -105,7 +105,7 @@ def parse_query(args: Mapping[str, Any], today: date) -> Query:
     first_text, last_text = _text(args, "from"), _text(args, "to")
     last = _day(last_text, "结束日期") if last_text else today
     first = _day(first_text, "开始日期") if first_text else last - timedelta(days=DEFAULT_DAYS - 1)
-    since, until = day_window(first, last, tz=ZONE)
+    since, until = day_window(first, last, tz=BUSINESS_TZ.key)
     dimensions = {name: _text(args, name) for name in DIMENSIONS}
     f = DashboardFilter(since=since, until=until, **dimensions)
     values = {name: value for name, value in dimensions.items() if value}
@@ -126,7 +126,7 @@ def figure_options(name: str, query: Query, clock: Callable[[], datetime]) -> di
         if value is not None:
             options[dest] = value
     if name in NEEDS_TZ:
-        options["tz"] = ZONE
+        options["tz"] = BUSINESS_TZ.key
     if name == "follow-ups":
         options["clock"] = clock
     return options
@@ -143,8 +143,8 @@ def _option(dest: str, given: str, spec: dict[str, Any]) -> Any:
     return given
 
 
-def today_in_china(clock: Callable[[], datetime]) -> date:
-    return clock().astimezone(ZoneInfo(ZONE)).date()
+def business_today(clock: Callable[[], datetime]) -> date:
+    return clock().astimezone(BUSINESS_TZ).date()
 
 
 # Charts: what the page's script hands to ECharts (series of plain numbers per category) ------
@@ -451,12 +451,12 @@ SHARES = ("rate", "share", "uplift", "uplift_low", "uplift_high")
 
 
 def cell(name: str, value: Any) -> str:
-    """A value as the table shows it: shares as percentages, money in yuan, times in China
-    time, codes in Chinese (the CSV keeps the raw values)."""
+    """A value as the table shows it: shares as percentages, money in yuan, times in the
+    business zone, codes in Chinese (the CSV keeps the raw values)."""
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        return value.astimezone(ZoneInfo(ZONE)).strftime("%Y-%m-%d %H:%M")
+        return value.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, tuple):
         return "、".join(str(item) for item in value)
     if isinstance(value, float) and (name.endswith(SHARES[:2]) or name in SHARES):
@@ -583,7 +583,7 @@ async def figure_rows(
     desk = request.app.ctx.desk
     full_for = request.ctx.agent.id if full and figure in CUSTOMER_TEXT else None
     try:
-        query = parse_query(request.args, today_in_china(desk.clock))
+        query = parse_query(request.args, business_today(desk.clock))
         return list(await desk.db(lambda s: read_rows(s, figure, query, desk.clock, full_for)))
     except InvalidInput as error:
         return _refused(request, str(error))
@@ -595,7 +595,7 @@ async def show_view(request: Request, name: str) -> HTTPResponse:
         return request.app.ctx.render(request, "error.html", status=404, message="没有这个页面")
     desk = request.app.ctx.desk
     try:
-        query = parse_query(request.args, today_in_china(desk.clock))
+        query = parse_query(request.args, business_today(desk.clock))
         page = await desk.db(lambda s: read_page(s, view, query, desk.clock))
     except InvalidInput as error:
         return _refused(request, str(error))
