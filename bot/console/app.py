@@ -23,11 +23,12 @@ from bot.console.admin import admin_pages
 from bot.console.auth import AGENTS, MANAGERS, SUPERVISORS, auth
 from bot.console.campaigns import campaign_pages
 from bot.console.config import ConsoleConfig
+from bot.console.conversation import Rasa, RasaConversations
 from bot.console.dashboard import ECHARTS_PATH, dashboard_blueprint
 from bot.console.desk import Desk
 from bot.console.logins import Logins
-from bot.console.rasa_api import Rasa, RasaApi
 from bot.console.views import desk_pages
+from bot.rasa_api import RasaApi
 from crm_store.clock import BUSINESS_TZ
 from crm_store.db import make_engine
 from crm_store.masking import alias, mask_email, mask_name, mask_phone, mask_text
@@ -112,7 +113,7 @@ def create_app(
     app.ctx.config = config
     app.ctx.desk = Desk(
         make_engine(config.database_url),
-        rasa or RasaApi(config.rasa_url, config.api_token),
+        rasa or RasaConversations(RasaApi(config.rasa_url, config.api_token)),
         config.domain_path,
         **desk,
     )

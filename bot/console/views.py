@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from bot.console.auth import AGENTS, HOME_BY_ROLE, SUPERVISORS, current_session, refusal, staff
 from bot.console.card import customer_card
 from bot.console.desk import Agent
-from bot.console.rasa_api import RasaError
 from bot.console.transcript import Line, transcript
+from bot.rasa_api import RasaError
 from crm_store.agent_notes import add_note, list_notes, list_snippets
 from crm_store.audit import record_audit
 from crm_store.customers import get_customer
