@@ -26,6 +26,7 @@ from bot.console.config import ConsoleConfig
 from bot.console.conversation import Rasa, RasaConversations
 from bot.console.dashboard import ECHARTS_PATH, dashboard_blueprint
 from bot.console.desk import Desk
+from bot.console.labels import HANDOFF_REASONS, ORDER_STATUSES, RASA_CHANNELS, TICKET_KINDS
 from bot.console.logins import Logins
 from bot.console.views import desk_pages
 from bot.rasa_api import RasaApi
@@ -36,24 +37,6 @@ from crm_store.staff import dummy_password_hash
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-REASONS = {
-    "customer_request": "客户要求",
-    "complaint": "投诉",
-    "fallback": "机器人未理解",
-    "detractor": "差评回访",
-    "agent_initiated": "客服主动接入",
-}
-CHANNELS = {"webchat": "网页", "wechat": "微信", "rest": "接口"}
-ORDER_STATUSES = {
-    "pending": "待付款",
-    "paid": "已付款",
-    "shipped": "已发货",
-    "delivered": "已签收",
-    "completed": "已完成",
-    "cancelled": "已取消",
-    "refunded": "已退款",
-}
-TICKET_KINDS = {"complaint": "投诉", "return": "退换货", "refund": "退款", "message": "留言"}
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
@@ -80,8 +63,8 @@ def templates() -> Environment:
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
     )
     env.globals |= {
-        "REASONS": REASONS,
-        "CHANNELS": CHANNELS,
+        "REASONS": HANDOFF_REASONS,
+        "RASA_CHANNELS": RASA_CHANNELS,
         "ORDER_STATUSES": ORDER_STATUSES,
         "TICKET_KINDS": TICKET_KINDS,
         "AGENTS": AGENTS,
