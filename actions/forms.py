@@ -61,10 +61,15 @@ EXTRA_SLOTS = {
 }
 
 
-def form_slots(domain: DomainDict, form: str) -> tuple[str, ...]:
-    """The form's required slots as the domain Rasa sent declares them, then its extra slots."""
+def required_slots(domain: DomainDict, form: str) -> tuple[str, ...]:
+    """The form's required slots as the domain Rasa sent declares them."""
     spec = (domain.get("forms") or {}).get(form) or {}
-    return (*spec.get("required_slots", ()), *EXTRA_SLOTS.get(form, ()))
+    return tuple(spec.get("required_slots", ()))
+
+
+def form_slots(domain: DomainDict, form: str) -> tuple[str, ...]:
+    """Everything the form holds: its required slots, then its extra slots."""
+    return (*required_slots(domain, form), *EXTRA_SLOTS.get(form, ()))
 
 
 def asks_for_a_person(turn: Turn) -> bool:

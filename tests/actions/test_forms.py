@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from actions.forms import EXTRA_SLOTS, ActionStopForm, form_slots
+from actions.forms import EXTRA_SLOTS, ActionStopForm, form_slots, required_slots
 from tests.actions.helpers import DOMAIN, Run, slots_set, tracker
 
 FORMS = sorted(DOMAIN["forms"])
@@ -35,3 +35,5 @@ def test_the_slots_are_the_domains_as_rasa_sends_it() -> None:
     assert form_slots(domain, "identify_form") == ("otp_state",)  # not in this domain
     assert form_slots({}, "a_form") == ()
     assert form_slots(DOMAIN, "return_form") == ("order_id", "return_item", "return_reason")
+    assert required_slots(DOMAIN, "survey_form") == ("survey_csat", "survey_nps", "survey_comment")
+    assert form_slots(DOMAIN, "survey_form")[-1] == "survey_due"
