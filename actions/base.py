@@ -24,7 +24,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from crm_store.clock import Clock, fixed, utcnow
+from crm_store.clock import BUSINESS_TZ, Clock, fixed, utcnow
 from crm_store.customers import Customer, get_customer
 from crm_store.db import database_url, make_engine, session_scope
 from crm_store.errors import NotFound
@@ -96,9 +96,10 @@ class Turn:
         return str(variants[0].get("text", ""))
 
     def local(self, moment: datetime, pattern: str = "%m月%d日 %H:%M") -> str:
-        """A time as the customer reads it: in their time zone (China by default)."""
+        """A time as the customer reads it: in their time zone (the business zone for an
+        anonymous customer)."""
         customer = self.customer()
-        zone = ZoneInfo(customer.timezone if customer else "Asia/Shanghai")
+        zone = ZoneInfo(customer.timezone) if customer else BUSINESS_TZ
         return unpadded(moment.astimezone(zone).strftime(pattern))
 
     @property

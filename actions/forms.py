@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.types import DomainDict
 
 from actions.base import CareAction, Events, Turn
 
@@ -52,13 +53,23 @@ class CareFormValidation(CareAction):
         return {}
 
 
-FORM_SLOTS = {
-    "identify_form": ("identify_phone", "otp_code", "otp_state"),
-    "redeem_form": ("points_amount", "redeem_confirmed"),
-    "update_contact_form": ("new_phone", "contact_confirmed"),
-    "return_form": ("return_item", "return_reason"),
-    "survey_form": ("survey_csat", "survey_nps", "survey_comment", "survey_due"),
+# What a form keeps besides its required slots (domain.yml's `forms`), forgotten with them when
+# the customer leaves the form: the state of the one-time code, the survey that was due.
+EXTRA_SLOTS = {
+    "identify_form": ("otp_state",),
+    "survey_form": ("survey_due",),
 }
+
+
+def required_slots(domain: DomainDict, form: str) -> tuple[str, ...]:
+    """The form's required slots as the domain Rasa sent declares them."""
+    spec = (domain.get("forms") or {}).get(form) or {}
+    return tuple(spec.get("required_slots", ()))
+
+
+def form_slots(domain: DomainDict, form: str) -> tuple[str, ...]:
+    """Everything the form holds: its required slots, then its extra slots."""
+    return (*required_slots(domain, form), *EXTRA_SLOTS.get(form, ()))
 
 
 def asks_for_a_person(turn: Turn) -> bool:
@@ -77,7 +88,7 @@ class ActionStopForm(CareAction):
             turn.say("utter_identify_stopped")
         elif not asks_for_a_person(turn):  # the handoff that follows speaks for itself
             turn.say("utter_form_stopped")
-        slots = FORM_SLOTS.get(form or "", ())
+        slots = form_slots(turn.domain, form) if form else ()
         return [
             ActiveLoop(None),
             SlotSet("requested_slot", None),

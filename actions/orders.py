@@ -4,17 +4,16 @@ their recent orders. Only the customer's own orders are ever described."""
 from __future__ import annotations
 
 import logging
-from zoneinfo import ZoneInfo
 
 from rasa_sdk.events import SlotSet
 
 from actions.base import CareAction, Events, Turn
 from actions.identity import is_external_trigger, owner_of_conversation
 from actions.rules.orders import arrived, obvious_order, running_late, usual_arrival
+from crm_store.clock import BUSINESS_TZ  # the warehouse's and carriers' calendar
 from crm_store.orders import Order, find_order, list_orders
 
 RECENT_ORDERS = 5
-SHOP_ZONE = ZoneInfo("Asia/Shanghai")  # the warehouse's and carriers' calendar
 ORDERS_LOOKED_AT = 20  # how far back "my order" may reach for the one obvious order
 log = logging.getLogger(__name__)
 
@@ -46,8 +45,8 @@ def tell_shipping(turn: Turn, order: Order) -> None:
     if arrived(order):  # the delivery scan came before the order's status moved
         turn.say("utter_order_delivered", when=turn.local(order.shipments[-1].occurred_at))
         return
-    shipped_on = order.shipments[0].occurred_at.astimezone(SHOP_ZONE).date()
-    today = turn.now.astimezone(SHOP_ZONE).date()
+    shipped_on = order.shipments[0].occurred_at.astimezone(BUSINESS_TZ).date()
+    today = turn.now.astimezone(BUSINESS_TZ).date()
     eta = usual_arrival(order.carrier, shipped_on)
     late = running_late(order.carrier, shipped_on, today)
     turn.say(

@@ -4,7 +4,6 @@ delivery; an allowed request opens a ticket."""
 from __future__ import annotations
 
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from rasa_sdk.events import ActiveLoop, SlotSet
 
@@ -19,10 +18,9 @@ from actions.rules.returns import (
     return_window,
     stops_the_return,
 )
+from crm_store.clock import BUSINESS_TZ  # the shop's calendar: delivery dates, return windows
 from crm_store.orders import Order, find_order
 from crm_store.tickets import open_ticket
-
-SHOP_ZONE = ZoneInfo("Asia/Shanghai")
 
 
 def customers_order(turn: Turn, order_id: str) -> Order | None:
@@ -33,9 +31,9 @@ def customers_order(turn: Turn, order_id: str) -> Order | None:
 def delivered_on(order: Order) -> Any:
     """The delivery scan's date; for an order marked delivered without one, the carrier's usual
     arrival after the order was placed."""
-    scanned = delivery_date(order.shipments, SHOP_ZONE)
+    scanned = delivery_date(order.shipments, BUSINESS_TZ)
     if scanned is None and order.status in ("delivered", "completed"):
-        placed = order.placed_at.astimezone(SHOP_ZONE)
+        placed = order.placed_at.astimezone(BUSINESS_TZ)
         return expected_delivery(order.carrier, placed, placed.date())
     return scanned
 
@@ -96,7 +94,7 @@ def open_return(turn: Turn, reason: str) -> None:
     customer = turn.customer()
     if order is None or customer is None:
         return
-    today = turn.now.astimezone(SHOP_ZONE).date()
+    today = turn.now.astimezone(BUSINESS_TZ).date()
     decision = return_window(
         order.status, delivered_on(order), today, classify_return_reason(reason)
     )

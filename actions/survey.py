@@ -15,7 +15,7 @@ from rasa_sdk.events import SlotSet
 from actions.base import CareAction, Events, Turn
 from actions.care_messages import first_delivery
 from actions.feedback import analyse
-from actions.forms import CareFormValidation
+from actions.forms import CareFormValidation, form_slots, required_slots
 from actions.identity import channel_of, is_external_trigger
 from actions.rules.care import care_message_id_of
 from actions.rules.survey import is_detractor, parse_comment, parse_csat, parse_nps
@@ -63,7 +63,7 @@ SERVICE_INTENTS = {
 NOT_ASKED = "-"  # a form slot the survey does not ask this time (NPS not due, ended early)
 MAX_RETRIES = 2  # an unclear answer is asked again at most twice
 STRONGLY_NEGATIVE = -0.6
-FORM_SLOTS = ("survey_csat", "survey_nps", "survey_comment")
+SURVEY_FORM = "survey_form"
 HINTS = {"survey_csat": "utter_survey_csat_hint", "survey_nps": "utter_survey_nps_hint"}
 DETRACTOR_ALERT = "detractor_alert"  # the audit entry that links a survey to its follow-up
 
@@ -156,8 +156,10 @@ def first_follow_up(turn: Turn) -> bool:
     return message.customer_id != turn.customer_id or first_delivery(turn, message)
 
 
-def ended_early(outcome: str) -> dict[str, Any]:
-    return {"survey_outcome": outcome, **{slot: NOT_ASKED for slot in FORM_SLOTS}}
+def ended_early(outcome: str, turn: Turn) -> dict[str, Any]:
+    """Every question of the form filled as not asked, which ends it."""
+    slots = required_slots(turn.domain, SURVEY_FORM)
+    return {"survey_outcome": outcome, **{slot: NOT_ASKED for slot in slots}}
 
 
 def survey_where(turn: Turn) -> dict[str, Any]:
@@ -174,7 +176,7 @@ class ValidateSurveyForm(CareFormValidation):
     """Each answer is stored the moment it is read (the row turns `partial`), so a survey left
     midway keeps what was answered; an unhappy answer opens the follow-up at once."""
 
-    form = "survey_form"
+    form = SURVEY_FORM
 
     def on_activation(self, turn: Turn) -> dict[str, Any]:
         ask_survey(turn.session, clock=turn.clock, **survey_where(turn))
@@ -213,10 +215,10 @@ class ValidateSurveyForm(CareFormValidation):
         if reading.kind == "score":
             return {slot: str(reading.score), "survey_retries": 0.0}
         if reading.kind == "skip":
-            return ended_early("declined")
+            return ended_early("declined", turn)
         retries = int(turn.tracker.get_slot("survey_retries") or 0) + 1
         if retries > MAX_RETRIES:
-            return ended_early("incomplete")
+            return ended_early("incomplete", turn)
         turn.say(HINTS[slot])
         return {slot: None, "survey_retries": float(retries)}
 
@@ -274,7 +276,8 @@ class ActionSubmitSurvey(CareAction):
             turn.say("utter_survey_detractor", due=turn.local(ticket.sla_due_at))
         else:
             turn.say(closing)
-        return [SlotSet(slot, None) for slot in (*FORM_SLOTS, "survey_due", "survey_outcome")]
+        slots = (*form_slots(turn.domain, SURVEY_FORM), "survey_outcome")
+        return [SlotSet(slot, None) for slot in slots]
 
 
 def follow_up_of(turn: Turn, response_id: int) -> Ticket | None:

@@ -18,6 +18,7 @@ from bot.privacy_cli import add_parsers as add_privacy_parsers
 from bot.report_cli import add_figure_parsers, print_report
 from bot.settings import Settings, load_settings
 from bot.wechat_sim.config import add_arguments as add_wechat_sim_arguments
+from crm_store.clock import BUSINESS_TZ
 
 if TYPE_CHECKING:
     from crm_store.reports import SurveyReport
@@ -158,7 +159,7 @@ def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     surveys.add_argument(
         "--format", choices=("table", "csv", "json"), default="table", help="csv: UTF-8 BOM"
     )
-    surveys.add_argument("--tz", default="Asia/Shanghai", help="days in this zone (%(default)s)")
+    surveys.add_argument("--tz", default=BUSINESS_TZ.key, help="days in this zone (%(default)s)")
     surveys.set_defaults(handler=cmd_report_surveys)
     add_figure_parsers(reports, _day)  # the dashboard's figures (bot/report_cli.py)
 

@@ -1,11 +1,11 @@
 """Every customer and bot turn, from Rasa's event stream into the CRM's interactions.
 
 Rasa's event broker (`event_broker` in endpoints.yml) sees every new tracker event in the Rasa
-server process. `publish()` runs on Rasa's event loop, so it only turns the event into a `Turn`
-and queues it; one writer thread stores the queue in batches, one transaction each, and keeps
-retrying (with backoff) while the database is down. Each turn carries an idempotency key (sender,
-event type, Rasa timestamp), so a batch retried after a commit that did succeed, or an event
-published twice, is stored once.
+server process. `publish()` runs on Rasa's event loop, so it only turns the event into an
+`InteractionRow` and queues it; one writer thread stores the queue in batches, one transaction each,
+and keeps retrying (with backoff) while the database is down. Each turn carries an idempotency key
+(sender, event type, Rasa timestamp), so a batch retried after a commit that did succeed, or an
+event published twice, is stored once.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ DEFAULT_CHANNEL = "web"
 
 
 @dataclass(frozen=True)
-class Turn:
+class InteractionRow:
     """One interaction row to write; `channel` None means "the conversation's channel"."""
 
     conversation_id: str
@@ -77,10 +77,10 @@ def event_key(event: dict[str, Any]) -> str | None:
     return f"{conversation_id}:{event['event']}:{float(timestamp)!r}"
 
 
-def customer_turn(event: dict[str, Any], handled_by: str = "bot") -> Turn:
+def customer_turn(event: dict[str, Any], handled_by: str = "bot") -> InteractionRow:
     """A customer turn; `handled_by` is "agent" while a person has the conversation."""
     intent = (event.get("parse_data") or {}).get("intent") or {}
-    return Turn(
+    return InteractionRow(
         conversation_id=conversation_id_for(str(event["sender_id"])),
         speaker="customer",
         channel=crm_channel(event.get("input_channel")),
@@ -94,12 +94,12 @@ def customer_turn(event: dict[str, Any], handled_by: str = "bot") -> Turn:
     )
 
 
-def bot_turn(event: dict[str, Any], channel: str | None) -> Turn:
+def bot_turn(event: dict[str, Any], channel: str | None) -> InteractionRow:
     """A bot turn, or an agent's reply when its metadata says `handled_by: agent`."""
     metadata = event.get("metadata") or {}
     handled_by = "agent" if metadata.get("handled_by") == "agent" else "bot"
     agent_id = _agent_id(metadata.get("agent_id")) if handled_by == "agent" else None
-    return Turn(
+    return InteractionRow(
         conversation_id=conversation_id_for(str(event["sender_id"])),
         speaker="agent" if agent_id is not None else "bot",
         channel=channel,
@@ -229,7 +229,7 @@ class TurnReader:
         self._channels = SenderChannels()
         self._paused = PausedSenders()
 
-    def read(self, event: dict[str, Any]) -> Turn | None:
+    def read(self, event: dict[str, Any]) -> InteractionRow | None:
         sender_id = str(event.get("sender_id"))
         kind = event.get("event")
         if kind in ("pause", "resume"):  # a handoff to a person starts or ends
@@ -253,14 +253,14 @@ class TurnQueue:
     """
 
     def __init__(self, limit: int = MAX_QUEUED) -> None:
-        self._items: deque[Turn] = deque()
+        self._items: deque[InteractionRow] = deque()
         self._limit = limit
         self._in_flight = 0
         self._closed = False
         self._changed = threading.Condition()
         self.dropped = 0
 
-    def put(self, turn: Turn) -> bool:
+    def put(self, turn: InteractionRow) -> bool:
         """Queues `turn`; False if the oldest queued turn was dropped to make room."""
         with self._changed:
             full = len(self._items) + self._in_flight >= self._limit and bool(self._items)
@@ -271,7 +271,7 @@ class TurnQueue:
             self._changed.notify_all()
             return not full
 
-    def take(self, limit: int) -> list[Turn]:
+    def take(self, limit: int) -> list[InteractionRow]:
         """Up to `limit` turns, waiting for the first; an empty list once closed and drained."""
         with self._changed:
             while not self._items and not self._closed:
@@ -348,7 +348,7 @@ class CrmInteractionLog(EventBroker):
         except Exception:  # a malformed event must not break Rasa's turn
             logger.exception("could not queue an event for the CRM interaction log")
 
-    def _enqueue(self, turn: Turn) -> None:
+    def _enqueue(self, turn: InteractionRow) -> None:
         if self._closed:
             logger.error("interaction log closed: a turn of %s is not logged", turn.conversation_id)
         elif not self._queue.put(turn) and self._queue.dropped % DROP_LOG_EVERY == 1:
@@ -393,7 +393,7 @@ class CrmInteractionLog(EventBroker):
             if self._engine is not None:
                 self._engine.dispose()
 
-    def _store_until_done(self, pending: list[Turn]) -> bool:
+    def _store_until_done(self, pending: list[InteractionRow]) -> bool:
         """Stores `pending`, retrying with backoff while the database is down.
 
         False only when stop() gave up waiting for the database.
@@ -414,7 +414,7 @@ class CrmInteractionLog(EventBroker):
             return True
         return False
 
-    def _store(self, pending: list[Turn]) -> None:
+    def _store(self, pending: list[InteractionRow]) -> None:
         if self._engine is None:
             self._engine = make_engine(self.url)
         write_turns(self._engine, pending)
@@ -438,7 +438,7 @@ class CrmInteractionLog(EventBroker):
             self._down_since = None
 
 
-def write_turns(engine: Engine, turns: list[Turn]) -> None:
+def write_turns(engine: Engine, turns: list[InteractionRow]) -> None:
     """Stores `turns` in one transaction; if the database refuses a turn (not a transient
     error), one transaction per turn, dropping (and logging) only the refused ones. A transient
     error (the database down) is raised with nothing dropped. Stored turns are idempotent by
@@ -452,7 +452,7 @@ def write_turns(engine: Engine, turns: list[Turn]) -> None:
             _write_refusing_one(engine, turn)
 
 
-def _write_refusing_one(engine: Engine, turn: Turn) -> None:
+def _write_refusing_one(engine: Engine, turn: InteractionRow) -> None:
     try:
         _write(engine, [turn])
     except Exception as error:
@@ -461,13 +461,13 @@ def _write_refusing_one(engine: Engine, turn: Turn) -> None:
         logger.exception("the CRM refused a turn of %s: dropped", turn.conversation_id)
 
 
-def _write(engine: Engine, turns: list[Turn]) -> None:
+def _write(engine: Engine, turns: list[InteractionRow]) -> None:
     with session_scope(engine) as session:
         for turn in turns:
             _log_turn(session, turn)
 
 
-def _log_turn(session: Session, turn: Turn) -> None:
+def _log_turn(session: Session, turn: InteractionRow) -> None:
     log_interaction(
         session,
         conversation_id=turn.conversation_id,

@@ -25,7 +25,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from sqlalchemy.engine import Engine
 
-from bot.interaction_log import Turn, TurnReader, is_transient, write_turns
+from bot.interaction_log import InteractionRow, TurnReader, is_transient, write_turns
 from crm_store.db import make_engine
 
 logger = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ class LogConsumer:
         return batch
 
     async def handle(self, batch: list[AbstractIncomingMessage]) -> None:
-        turns: list[Turn] = []
+        turns: list[InteractionRow] = []
         for message in batch:
             event = decode(message)
             if event is None:
@@ -127,7 +127,7 @@ class LogConsumer:
         self.stats.messages += len(batch)
         self.stats.turns += len(turns)
 
-    async def write_until_done(self, turns: list[Turn]) -> bool:
+    async def write_until_done(self, turns: list[InteractionRow]) -> bool:
         delay, down = self.config.first_retry_s, False
         while not self.stopping.is_set():
             try:
@@ -148,7 +148,7 @@ class LogConsumer:
             return True
         return False
 
-    def write(self, turns: list[Turn]) -> None:
+    def write(self, turns: list[InteractionRow]) -> None:
         if self.engine is None:
             self.engine = make_engine(self.config.database_url)
         write_turns(self.engine, turns)

@@ -4,7 +4,9 @@ outside it: Rasa's tracker store and, in the demo, the WeChat simulator's record
 
 Erasure while the system runs goes through Rasa's HTTP API (`PUT .../tracker/events` with an
 empty list, under Rasa's conversation lock; bot/tracker_store.py turns that into a delete).
-When no Rasa server answers, the tracker database file is edited directly. The trackers are
+When no Rasa server answers, the tracker database is edited directly; so is a conversation whose
+id Rasa's HTTP API cannot name (bot/rasa_api.py: a space or a Chinese character in a web user
+id), where the request would empty another conversation. The trackers are
 erased before the CRM (whose identities say which trackers are the member's, so a failure can
 be retried), and once more afterwards, for a turn that arrived in between.
 """
@@ -23,6 +25,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from bot.rasa_api import RasaApi, RasaUnreachable, addressable
 from bot.tracker_store import TrackerPlace, erase_trackers, purge_idle_trackers
 from crm_store.audit import record_audit
 from crm_store.clock import Clock, utcnow
@@ -38,9 +41,6 @@ from crm_store.personal_data import (
 
 log = logging.getLogger(__name__)
 TIMEOUT_S = 10
-# Rasa's `<conversation_id:path>` route does not percent-decode: `rest%3Ax` would name another
-# conversation than `rest:x`. So the characters a URL path may carry are sent as they are.
-SAFE_IN_PATH = ":/@!$&'()*+,;=~"
 
 
 @dataclass(frozen=True)
@@ -62,39 +62,29 @@ class ForgetReport:
     notes: list[str] = field(default_factory=list)
 
 
-class RasaRefused(Exception):
-    """The Rasa server answered the erasure with an error."""
-
-
 def _erase_through_rasa(rasa_url: str, token: str, sender_ids: Iterable[str]) -> int:
-    """Empty each tracker through the running server; how many conversations."""
-    erased = 0
-    for sender in sorted(set(sender_ids)):
-        path = urllib.parse.quote(sender, safe=SAFE_IN_PATH)
-        query = urllib.parse.urlencode({"token": token})
-        request = urllib.request.Request(
-            f"{rasa_url}/conversations/{path}/tracker/events?{query}",
-            data=b"[]",
-            method="PUT",
-            headers={"Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=TIMEOUT_S):
-                erased += 1
-        except urllib.error.HTTPError as error:
-            raise RasaRefused(f"Rasa refused the erasure: HTTP {error.code}") from None
-    return erased
+    """Empty each tracker through the running server; how many conversations. Raises
+    bot.rasa_api.RasaRefused when it answers with an error."""
+    api = RasaApi(rasa_url, token, timeout_s=TIMEOUT_S)
+    senders = sorted(set(sender_ids))
+    for sender in senders:
+        api.replace_events(sender, [])
+    return len(senders)
 
 
 def erase_conversations(places: Places, sender_ids: Iterable[str]) -> int:
-    """Every tracker of these senders, through Rasa when it runs, else in the file."""
+    """Every tracker of these senders, through Rasa when it runs, else in the file (as is a
+    conversation Rasa's HTTP API cannot name)."""
     senders = list(sender_ids)
-    if places.rasa_url:
-        try:
-            return _erase_through_rasa(places.rasa_url, places.api_token, senders)
-        except urllib.error.URLError as error:
-            log.info("Rasa is not answering (%s): erasing in the tracker file", error.reason)
-    return erase_trackers(places.tracker_db, senders)
+    if not places.rasa_url:
+        return erase_trackers(places.tracker_db, senders)
+    unnamed = [sender for sender in senders if not addressable(sender)]
+    try:
+        erased = _erase_through_rasa(places.rasa_url, places.api_token, set(senders) - set(unnamed))
+    except RasaUnreachable as error:
+        log.info("%s: erasing in the tracker file", error)
+        return erase_trackers(places.tracker_db, senders)
+    return erased + (erase_trackers(places.tracker_db, unnamed) if unnamed else 0)
 
 
 def _forget_in_wechat_sim(url: str, openids: Iterable[str]) -> int:

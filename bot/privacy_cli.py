@@ -47,7 +47,8 @@ def operator() -> str:
 
 
 def cmd_forget(args: argparse.Namespace) -> int:
-    from bot.privacy import RasaRefused, forget, places_from
+    from bot.privacy import forget, places_from
+    from bot.rasa_api import RasaRefused
     from crm_store.db import make_engine
     from crm_store.errors import NotFound
 

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from bot.settings import load_settings
+from crm_store.clock import BUSINESS_TZ
 
 T = TypeVar("T")
 
@@ -68,7 +69,7 @@ def add_figure_parsers(
 def _add_filter_arguments(parser: argparse.ArgumentParser, day: Day) -> None:
     parser.add_argument("--from", dest="first", type=day, metavar="YYYY-MM-DD")
     parser.add_argument("--to", dest="last", type=day, metavar="YYYY-MM-DD", help="included")
-    parser.add_argument("--tz", default="Asia/Shanghai", help="days in this zone (%(default)s)")
+    parser.add_argument("--tz", default=BUSINESS_TZ.key, help="days in this zone (%(default)s)")
     parser.add_argument("--channel", choices=("web", "wechat"))
     parser.add_argument("--tier", help="普通, 银卡, 金卡 or 钻石")
     parser.add_argument("--segment", help="an RFM segment, e.g. champions")

@@ -21,9 +21,9 @@ from sqlalchemy.orm import Session
 
 from crm_store import bench_dashboard
 from crm_store.analytics import refresh_customer_metrics
-from crm_store.campaign_rules import BUSINESS_TZ, PlanSettings, holiday_on
+from crm_store.campaign_rules import PlanSettings, holiday_on
 from crm_store.campaigns import set_daily_cap
-from crm_store.clock import utcnow
+from crm_store.clock import BUSINESS_TZ, utcnow
 from crm_store.customers import find_customer
 from crm_store.db import make_engine, session_scope
 from crm_store.demo import COLUMNS, Progress, demo_phone, seed

@@ -37,6 +37,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from crm_store.clock import BUSINESS_TZ
 from crm_store.db import make_engine, session_scope
 from crm_store.demo import customer_count
 from crm_store.errors import Conflict, InvalidInput
@@ -85,7 +86,7 @@ def insert_customers(session: Session, count: int) -> int:
         pick(TIER_MIX, i),
         literal(0),
         literal("web"),
-        literal("Asia/Shanghai"),
+        literal(BUSINESS_TZ.key),
         literal(YEAR_START),
         literal(False),
         literal(False),

@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 import holidays
 
+from crm_store.clock import BUSINESS_TZ
 from crm_store.customers import in_quiet_hours
 
-# Order and delivery times become dates in the shop's time zone (China has no daylight saving).
-BUSINESS_TZ = ZoneInfo("Asia/Shanghai")
+# Order and delivery times become dates in the shop's time zone, crm_store.clock.BUSINESS_TZ.
 # Who wins when several campaigns compete for a customer's budget (first wins).
 PRIORITY = (
     "complaint_follow_up",

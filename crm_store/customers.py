@@ -15,7 +15,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from crm_store._unique import try_change, try_insert
 from crm_store.audit import diff, record_audit
-from crm_store.clock import Clock, utcnow
+from crm_store.clock import BUSINESS_TZ, Clock, utcnow
 from crm_store.errors import Conflict, InvalidInput, NotFound
 from crm_store.models import CATEGORIES, CHANNELS, TIERS, Consent, ConsentChange
 from crm_store.models import Customer as CustomerRow
@@ -36,7 +36,6 @@ TIER_SPEND_THRESHOLDS: Mapping[str, int] = {
     "钻石": 2_000_000,
 }
 DEFAULT_QUIET_HOURS = (time(22, 0), time(8, 0))
-DEFAULT_TIMEZONE = "Asia/Shanghai"
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ def create_customer(
     lunar_birthday: LunarBirthday | None = None,
     tier: str = "普通",
     preferred_channel: str = "web",
-    timezone: str = DEFAULT_TIMEZONE,
+    timezone: str = BUSINESS_TZ.key,
     quiet_hours: tuple[time, time] | None = DEFAULT_QUIET_HOURS,
     consents: Mapping[str, bool] | None = None,
     clock: Clock = utcnow,

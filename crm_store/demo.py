@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from crm_store.analytics import refresh_customer_metrics
-from crm_store.clock import Clock, as_utc, utcnow
+from crm_store.clock import BUSINESS_TZ, Clock, as_utc, utcnow
 from crm_store.customers import TIER_SPEND_THRESHOLDS
 from crm_store.eligibility import ensure_campaigns
 from crm_store.errors import Conflict
@@ -383,7 +383,7 @@ class Generator:
             tier,
             balance,
             "wechat" if self.random() < 0.65 else "web",
-            "Asia/Shanghai",
+            BUSINESS_TZ.key,
             QUIET_START,
             QUIET_END,
             created,
@@ -703,7 +703,7 @@ def _fixed_profile(
         tier=tier,
         points_balance=balance,
         preferred_channel=channel,
-        timezone="Asia/Shanghai",
+        timezone=BUSINESS_TZ.key,
         quiet_start=time(22),
         quiet_end=time(8),
         created_at=created_at,

@@ -23,8 +23,8 @@ from sqlalchemy import case, func, outerjoin, select, true
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from crm_store.clock import as_utc
-from crm_store.customers import DEFAULT_TIMEZONE, check_timezone
+from crm_store.clock import BUSINESS_TZ, as_utc
+from crm_store.customers import check_timezone
 from crm_store.errors import InvalidInput
 from crm_store.masking import spreadsheet_safe
 from crm_store.models import Customer, CustomerMetrics, StaffUser
@@ -70,7 +70,7 @@ class SurveyReport:
     top_themes: list[tuple[str, int]]
 
 
-def day_window(first: date, last: date, *, tz: str = DEFAULT_TIMEZONE) -> tuple[datetime, datetime]:
+def day_window(first: date, last: date, *, tz: str = BUSINESS_TZ.key) -> tuple[datetime, datetime]:
     """[first 00:00, the day after last 00:00) in `tz`, in UTC: a report's days are whole local
     days, and its last day is included."""
     if last < first:

@@ -1,9 +1,9 @@
 """When people staff the console, and why a conversation is handed over.
 
 Staffed hours come from CAREBOT_HANDOFF_HOURS ("09:00-21:00", every day, in
-CAREBOT_HANDOFF_TIMEZONE, default Asia/Shanghai). Unset, "" or "always" means around the clock,
-so that the demo works at any hour. A range that ends before it starts runs past midnight
-("20:00-02:00").
+CAREBOT_HANDOFF_TIMEZONE, by default the business zone crm_store.clock.BUSINESS_TZ). Unset, ""
+or "always" means around the clock, so that the demo works at any hour. A range that ends before
+it starts runs past midnight ("20:00-02:00").
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-DEFAULT_TIMEZONE = "Asia/Shanghai"
+from crm_store.clock import BUSINESS_TZ
+
 ALWAYS = ("", "always", "24h")
 
 
@@ -47,9 +48,10 @@ class StaffedHours:
         return opening
 
 
-def parse_staffed_hours(text: str | None, zone: str = DEFAULT_TIMEZONE) -> StaffedHours:
-    """ "09:00-21:00" → StaffedHours; ValueError on anything else (a configuration error)."""
-    tz = ZoneInfo(zone or DEFAULT_TIMEZONE)
+def parse_staffed_hours(text: str | None, zone: str = "") -> StaffedHours:
+    """ "09:00-21:00" → StaffedHours in `zone` ("": the business zone); ValueError on anything
+    else (a configuration error)."""
+    tz = ZoneInfo(zone) if zone else BUSINESS_TZ
     text = (text or "").strip().lower()
     if text in ALWAYS:
         return StaffedHours(time(0), time(0), tz, always=True)

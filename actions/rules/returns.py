@@ -125,7 +125,8 @@ def classify_return_reason(text: str) -> ReasonKind:
 
 
 def delivery_date(shipments: Sequence[Shipment], tz: tzinfo) -> date | None:
-    """The local date of the last "delivered" scan (pass the shop's zone, Asia/Shanghai)."""
+    """The local date of the last "delivered" scan (pass the shop's zone,
+    crm_store.clock.BUSINESS_TZ)."""
     scans = [s.occurred_at for s in shipments if s.status == "delivered"]
     return max(scans).astimezone(tz).date() if scans else None
 

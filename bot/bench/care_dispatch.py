@@ -140,9 +140,9 @@ def seed_outbox(url: str, messages: int) -> None:
 
 
 def daytime() -> Clock:
-    """Tomorrow 10:00 in Shanghai, when the demo customers are outside their quiet hours: a
-    dispatch measured at night would only defer."""
-    from crm_store.campaign_rules import BUSINESS_TZ
+    """Tomorrow 10:00 in the business zone, when the demo customers are outside their quiet
+    hours: a dispatch measured at night would only defer."""
+    from crm_store.clock import BUSINESS_TZ
 
     tomorrow = datetime.now(BUSINESS_TZ).date() + timedelta(days=1)
     return fixed(datetime.combine(tomorrow, dt_time(10, 0), BUSINESS_TZ))

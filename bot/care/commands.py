@@ -70,9 +70,8 @@ def _cap(text: str) -> int | None:
 
 
 def clock_for(day: date | None) -> Clock:
-    """The real clock, or one fixed at PLAN_TIME (Shanghai) on `day`."""
-    from crm_store.campaign_rules import BUSINESS_TZ
-    from crm_store.clock import fixed, utcnow
+    """The real clock, or one fixed at PLAN_TIME (the business zone) on `day`."""
+    from crm_store.clock import BUSINESS_TZ, fixed, utcnow
 
     if day is None:
         return utcnow

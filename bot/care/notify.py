@@ -7,10 +7,6 @@ conversation's transcript and the CRM's interactions like any other bot message.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +14,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bot.care.routing import OUTPUT_CHANNELS, choose_contact_point
+from bot.rasa_api import RasaApi, RasaError
 from crm_store.clock import Clock, utcnow
 from crm_store.customers import get_customer
 from crm_store.db import session_scope
@@ -27,7 +24,8 @@ TRIGGER_TIMEOUT_S = 30
 
 
 class NotDelivered(Exception):
-    """Rasa refused or failed the trigger; the reason is the message."""
+    """Rasa refused or failed the trigger, or cannot name the conversation; the reason is the
+    message (bot.rasa_api's)."""
 
 
 @dataclass(frozen=True)
@@ -52,17 +50,9 @@ def route_for(engine: Engine, customer_id: int, clock: Clock = utcnow) -> Route 
 def trigger(
     rasa_url: str, token: str, route: Route, intent: str, entities: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """POST /conversations/{id}/trigger_intent with the route's output channel."""
-    conversation = urllib.parse.quote(route.conversation_id, safe=":")  # Rasa does not decode
-    query = urllib.parse.urlencode({"output_channel": route.output_channel, "token": token})
-    url = f"{rasa_url}/conversations/{conversation}/trigger_intent?{query}"
-    body = json.dumps({"name": intent, "entities": dict(entities)}).encode()
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
+    """Trigger the intent in the route's conversation, answered on its output channel."""
+    api = RasaApi(rasa_url, token, timeout_s=TRIGGER_TIMEOUT_S)
     try:
-        with urllib.request.urlopen(request, timeout=TRIGGER_TIMEOUT_S) as answer:
-            return dict(json.loads(answer.read()))
-    except urllib.error.HTTPError as error:
-        detail = error.read().decode(errors="replace")[:300]
-        raise NotDelivered(f"Rasa answered {error.code}: {detail}") from error
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        raise NotDelivered(f"Rasa is unreachable: {error}") from error
+        return api.trigger_intent(route.conversation_id, intent, entities, route.output_channel)
+    except RasaError as error:
+        raise NotDelivered(str(error)) from error

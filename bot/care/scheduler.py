@@ -35,9 +35,8 @@ from bot.care.leader import wait_for_leadership
 from bot.privacy import run_retention
 from bot.settings import scheduler_plan_at
 from crm_store.analytics import refresh_customer_metrics
-from crm_store.campaign_rules import BUSINESS_TZ
 from crm_store.campaigns import campaign_settings
-from crm_store.clock import Clock, utcnow
+from crm_store.clock import BUSINESS_TZ, Clock, utcnow
 from crm_store.dashboard.summaries import record_care_responses, refresh_customer_summary
 from crm_store.db import make_engine, session_scope
 from crm_store.locks import LeaderLock, lock_for
@@ -70,7 +69,7 @@ class SchedulerConfig:
     dispatch_every_s: float = 10.0
     stale_claim_after: timedelta = timedelta(minutes=10)
     reclaim_every_s: float = 60.0
-    plan_at: tuple[int, int] = (0, 5)  # UTC hour, minute (08:05 in Shanghai)
+    plan_at: tuple[int, int] = (0, 5)  # UTC hour, minute (08:05 in Asia/Shanghai)
     autoplan: bool = True
     misfire_grace_s: int = 6 * 3600
     lock_poll_s: float = 5.0
@@ -168,7 +167,7 @@ def _current() -> Runtime:
 
 
 def business_day(clock: Clock) -> date:
-    """Today in the shop's time zone: the campaigns' dates are Shanghai dates."""
+    """Today in the shop's time zone: the campaigns' dates are business-zone dates."""
     return clock().astimezone(BUSINESS_TZ).date()
 
 

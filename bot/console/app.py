@@ -14,7 +14,6 @@ import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Request, Sanic, response
@@ -24,36 +23,20 @@ from bot.console.admin import admin_pages
 from bot.console.auth import AGENTS, MANAGERS, SUPERVISORS, auth
 from bot.console.campaigns import campaign_pages
 from bot.console.config import ConsoleConfig
+from bot.console.conversation import Rasa, RasaConversations
 from bot.console.dashboard import ECHARTS_PATH, dashboard_blueprint
 from bot.console.desk import Desk
+from bot.console.labels import HANDOFF_REASONS, ORDER_STATUSES, RASA_CHANNELS, TICKET_KINDS
 from bot.console.logins import Logins
-from bot.console.rasa_api import Rasa, RasaApi
 from bot.console.views import desk_pages
+from bot.rasa_api import RasaApi
+from crm_store.clock import BUSINESS_TZ
 from crm_store.db import make_engine
 from crm_store.masking import alias, mask_email, mask_name, mask_phone, mask_text
 from crm_store.staff import dummy_password_hash
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
-REASONS = {
-    "customer_request": "客户要求",
-    "complaint": "投诉",
-    "fallback": "机器人未理解",
-    "detractor": "差评回访",
-    "agent_initiated": "客服主动接入",
-}
-CHANNELS = {"webchat": "网页", "wechat": "微信", "rest": "接口"}
-ORDER_STATUSES = {
-    "pending": "待付款",
-    "paid": "已付款",
-    "shipped": "已发货",
-    "delivered": "已签收",
-    "completed": "已完成",
-    "cancelled": "已取消",
-    "refunded": "已退款",
-}
-TICKET_KINDS = {"complaint": "投诉", "return": "退换货", "refund": "退款", "message": "留言"}
-STAFF_ZONE = ZoneInfo("Asia/Shanghai")
 CONTENT_SECURITY_POLICY = "; ".join(
     (
         "default-src 'self'",
@@ -80,8 +63,8 @@ def templates() -> Environment:
         loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
     )
     env.globals |= {
-        "REASONS": REASONS,
-        "CHANNELS": CHANNELS,
+        "REASONS": HANDOFF_REASONS,
+        "RASA_CHANNELS": RASA_CHANNELS,
         "ORDER_STATUSES": ORDER_STATUSES,
         "TICKET_KINDS": TICKET_KINDS,
         "AGENTS": AGENTS,
@@ -100,8 +83,8 @@ def templates() -> Environment:
 
 
 def local_time(moment: datetime | None) -> str:
-    """A CRM time as staff read it (China time)."""
-    return moment.astimezone(STAFF_ZONE).strftime("%m-%d %H:%M") if moment else ""
+    """A CRM time as staff read it (in the business time zone)."""
+    return moment.astimezone(BUSINESS_TZ).strftime("%m-%d %H:%M") if moment else ""
 
 
 def create_app(
@@ -113,7 +96,7 @@ def create_app(
     app.ctx.config = config
     app.ctx.desk = Desk(
         make_engine(config.database_url),
-        rasa or RasaApi(config.rasa_url, config.api_token),
+        rasa or RasaConversations(RasaApi(config.rasa_url, config.api_token)),
         config.domain_path,
         **desk,
     )

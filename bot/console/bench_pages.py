@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.console.app import templates
-from bot.console.dashboard import VIEWS, page_values, parse_query, read_page, today_in_china
+from bot.console.dashboard import VIEWS, business_today, page_values, parse_query, read_page
 from bot.console.sessions import new_session
 from crm_store.clock import utcnow
 from crm_store.db import make_engine, session_scope
@@ -34,7 +34,7 @@ FILTERS: dict[str, dict[str, str]] = {  # the views crm_store.bench_dashboard ti
 
 def query_string(view: dict[str, str]) -> dict[str, str]:
     """A relative `from` (days before today) made a date, as a manager would pick it."""
-    today = today_in_china(utcnow)
+    today = business_today(utcnow)
     if view.get("from", "").startswith("-"):
         view = {**view, "from": (today + timedelta(days=int(view["from"]))).isoformat()}
     return view
@@ -46,7 +46,7 @@ def page_ms(engine: Any, name: str, args: dict[str, str]) -> float:
     timings = []
     for _ in range(REPEAT + 1):
         started = time.perf_counter()
-        query = parse_query(args, today_in_china(utcnow))
+        query = parse_query(args, business_today(utcnow))
         with session_scope(engine) as db:
             page = read_page(db, VIEWS[name], query, utcnow)
         env.get_template("dashboard.html").render(session=session, **page_values(name, page, query))

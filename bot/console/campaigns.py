@@ -15,8 +15,9 @@ from sanic.response import HTTPResponse
 from sqlalchemy.orm import Session
 
 from bot.console.auth import MANAGERS, refusal, staff
+from bot.console.labels import CAMPAIGN_CHANGES, CAMPAIGN_STATUSES, CHANNELS, PLAN_OUTCOMES
 from crm_store.audit import AuditEntry, list_audit_entries
-from crm_store.campaign_rules import BUSINESS_TZ, next_planning
+from crm_store.campaign_rules import next_planning
 from crm_store.campaigns import (
     MAX_DAILY_CAP,
     Campaign,
@@ -25,7 +26,7 @@ from crm_store.campaigns import (
     set_campaign_enabled,
     set_daily_cap,
 )
-from crm_store.clock import Clock, fixed
+from crm_store.clock import BUSINESS_TZ, Clock, fixed
 from crm_store.eligibility import (
     AudiencePreview,
     ensure_campaigns,
@@ -36,20 +37,6 @@ from crm_store.errors import InvalidInput
 
 campaign_pages = Blueprint("console_campaigns")
 
-# What a candidate of the preview gets, as a manager reads it (the planner's outcomes).
-OUTCOMES = {
-    "send": "将发送",
-    "daily_cap": "超出每日上限（以后再发）",
-    "budget": "超出每周联系上限（以后再发）",
-    "one_per_day": "当天已有同类消息（以后再发）",
-    "already_planned": "已安排过",
-    "no_consent": "未同意接收",
-    "open_complaint": "有未结投诉",
-    "control_group": "对照组（不发送，用于衡量效果）",
-}
-CHANNELS = {"web": "网页", "wechat": "微信"}
-CHANGES = {"set_campaign_enabled": "开关", "set_campaign_daily_cap": "每日上限"}
-STATUSES = {"active": "已开启", "paused": "已关闭"}
 CAP_RULE = f"每日上限应为 0 到 {MAX_DAILY_CAP} 的整数，留空表示不限"
 SAMPLE = 20
 
@@ -113,10 +100,10 @@ async def campaign_page(request: Request, key: str) -> HTTPResponse:
 
 def labels() -> dict[str, Any]:
     return {
-        "outcomes": OUTCOMES,
+        "outcomes": PLAN_OUTCOMES,
         "channels": CHANNELS,
-        "change_names": CHANGES,
-        "value_names": STATUSES,
+        "change_names": CAMPAIGN_CHANGES,
+        "value_names": CAMPAIGN_STATUSES,
     }
 
 

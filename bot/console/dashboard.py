@@ -1,11 +1,12 @@
 """The manager dashboard: four pages of figures (surveys, care campaigns, bot, customers).
 
-Every figure comes from crm_store.dashboard's `read_figure`, as in `carebot report`, and every
-table exports through the same `to_csv`, so the console, the CSV and the command line agree to
-the digit. The filter lives in the query string (shareable URLs); days are whole days in China
-time, the command line's default --tz. Charts are drawn in the browser by Apache ECharts (from
-node_modules, no CDN) from the chart data embedded in the page; /api/dashboard/<figure> answers
-a figure's rows as JSON. Only managers (and admins) may read any of it.
+Every figure comes from crm_store.dashboard's `read_figure`, as in `carebot report`, and every table
+exports through the same `to_csv`, so the console, the CSV and the command line agree to the digit.
+The filter lives in the query string (shareable URLs); days are whole days in the business time zone
+(crm_store.clock.BUSINESS_TZ), the command line's default --tz. Charts are drawn in the browser by
+Apache ECharts (from node_modules, no CDN) from the chart data embedded in the page;
+/api/dashboard/<figure> answers a figure's rows as JSON. Only managers (and admins) may read any of
+it.
 """
 
 from __future__ import annotations
@@ -16,16 +17,23 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from sanic import Blueprint, Request, response
 from sanic.response import HTTPResponse
 from sqlalchemy.orm import Session
 
 from bot.console.auth import MANAGERS, staff
+from bot.console.labels import (
+    COLUMN_HEADINGS,
+    FIGURE_TITLES,
+    SEGMENT_NAMES,
+    STAGES,
+    VALUE_NAMES,
+)
 from bot.report_cli import NEEDS_TZ, OPTIONS
 from bot.settings import PROJECT_DIR
 from crm_store.audit import record_audit
+from crm_store.clock import BUSINESS_TZ
 from crm_store.dashboard import (
     CUSTOMER_TEXT,
     FIGURES,
@@ -41,7 +49,6 @@ from crm_store.errors import InvalidInput
 from crm_store.reports import day_window
 from crm_store.staff import list_staff_users
 
-ZONE = "Asia/Shanghai"  # the command line's default --tz: a day on the dashboard is a China day
 DEFAULT_DAYS = 90
 DIMENSIONS = ("channel", "tier", "segment", "stage", "agent")
 ECHARTS = PROJECT_DIR / "node_modules" / "echarts" / "dist" / "echarts.min.js"
@@ -105,7 +112,7 @@ def parse_query(args: Mapping[str, Any], today: date) -> Query:
     first_text, last_text = _text(args, "from"), _text(args, "to")
     last = _day(last_text, "结束日期") if last_text else today
     first = _day(first_text, "开始日期") if first_text else last - timedelta(days=DEFAULT_DAYS - 1)
-    since, until = day_window(first, last, tz=ZONE)
+    since, until = day_window(first, last, tz=BUSINESS_TZ.key)
     dimensions = {name: _text(args, name) for name in DIMENSIONS}
     f = DashboardFilter(since=since, until=until, **dimensions)
     values = {name: value for name, value in dimensions.items() if value}
@@ -126,7 +133,7 @@ def figure_options(name: str, query: Query, clock: Callable[[], datetime]) -> di
         if value is not None:
             options[dest] = value
     if name in NEEDS_TZ:
-        options["tz"] = ZONE
+        options["tz"] = BUSINESS_TZ.key
     if name == "follow-ups":
         options["clock"] = clock
     return options
@@ -143,8 +150,8 @@ def _option(dest: str, given: str, spec: dict[str, Any]) -> Any:
     return given
 
 
-def today_in_china(clock: Callable[[], datetime]) -> date:
-    return clock().astimezone(ZoneInfo(ZONE)).date()
+def business_today(clock: Callable[[], datetime]) -> date:
+    return clock().astimezone(BUSINESS_TZ).date()
 
 
 # Charts: what the page's script hands to ECharts (series of plain numbers per category) ------
@@ -211,7 +218,7 @@ def campaigns_chart(rows: list[Any]) -> dict[str, Any]:
         "各活动发送情况",
         "bar",
         [row.name for row in rows],
-        *(_series(LABELS[name], [getattr(row, name) for row in rows]) for name in names),
+        *(_series(COLUMN_HEADINGS[name], [getattr(row, name) for row in rows]) for name in names),
     )
 
 
@@ -297,166 +304,23 @@ CHARTS: dict[str, tuple[str, Callable[[list[Any]], dict[str, Any]]]] = {
     "revenue": ("segments", revenue_chart),
 }
 
-# Tables: each figure's columns with Chinese headings --------------------------------------
-
-TITLES = {
-    "survey-trend": "按周期的满意度",
-    "survey-breakdown": "分组满意度",
-    "survey-scores": "评分分布",
-    "comments": "客户原话",
-    "themes": "主题变化",
-    "follow-ups": "待处理的差评回访",
-    "campaigns": "关怀活动",
-    "campaign-reasons": "失败、跳过与推迟的原因",
-    "win-back": "挽回优惠与回流",
-    "bot": "机器人概况",
-    "handoff-reasons": "转人工原因",
-    "misunderstood": "未理解的高频消息（可补充训练数据）",
-    "agents": "客服处理情况",
-    "funnel": "生命周期漏斗",
-    "segments": "RFM 分层",
-}
-LABELS = {
-    "group": "分组",
-    "asked": "发出",
-    "answered": "完整回答",
-    "partial": "部分回答",
-    "declined": "拒答",
-    "no_reply": "未回复",
-    "response_rate": "回复率",
-    "csat_answers": "CSAT 答卷",
-    "csat_average": "CSAT 均分",
-    "csat_satisfied_share": "满意率",
-    "nps_answers": "NPS 答卷",
-    "promoters": "推荐者",
-    "passives": "中立者",
-    "detractors": "贬损者",
-    "nps": "NPS",
-    "question": "问题",
-    "score": "分数",
-    "answers": "人数",
-    "share": "占比",
-    "source": "来源",
-    "id": "编号",
-    "at": "时间",
-    "channel": "渠道",
-    "customer_id": "客户",
-    "csat": "CSAT",
-    "text": "内容",
-    "themes": "主题",
-    "polarity": "倾向",
-    "theme": "主题",
-    "mentions": "本期提及",
-    "previous_mentions": "上期提及",
-    "change": "变化",
-    "change_share": "变化率",
-    "ticket_id": "工单",
-    "response_id": "答卷",
-    "comment": "评论",
-    "status": "状态",
-    "owner": "负责人",
-    "created_at": "创建时间",
-    "sla_due_at": "SLA 截止",
-    "sla_state": "SLA 状态",
-    "campaign": "活动",
-    "name": "名称",
-    "kind": "类型",
-    "planned": "计划",
-    "waiting": "等待",
-    "deferred": "推迟",
-    "sending": "发送中",
-    "sent": "已发送",
-    "delivered": "已送达",
-    "failed": "失败",
-    "skipped": "跳过",
-    "control": "对照组",
-    "replies": "回复",
-    "opt_outs": "退订",
-    "reply_rate": "回复率",
-    "opt_out_rate": "退订率",
-    "outcome": "结果",
-    "reason": "原因",
-    "messages": "消息数",
-    "offers_issued": "已发优惠",
-    "offers_redeemed": "已核销",
-    "redemption_rate": "核销率",
-    "treated": "试验组",
-    "treated_returned": "试验组回流",
-    "control_returned": "对照组回流",
-    "treated_rate": "试验组回流率",
-    "control_rate": "对照组回流率",
-    "uplift": "提升",
-    "uplift_low": "提升 95% 下限",
-    "uplift_high": "提升 95% 上限",
-    "conversations": "会话数",
-    "contained": "机器人解决",
-    "handed_off": "转人工",
-    "containment_rate": "自助解决率",
-    "handoff_rate": "转人工率",
-    "customer_turns": "客户消息",
-    "fallback_turns": "未理解",
-    "fallback_rate": "未理解率",
-    "handoffs_closed": "已结束人工会话",
-    "average_handling_seconds": "平均处理秒数",
-    "handoffs": "转人工",
-    "turns": "次数",
-    "last_seen": "最近出现",
-    "agent": "客服",
-    "stage": "阶段",
-    "customers": "客户数",
-    "revenue_cents": "收入（元）",
-    "segment": "分层",
-    "average_clv_cents": "平均 CLV（元）",
-}
-STAGES = {
-    "new": "新客",
-    "converting": "转化中",
-    "maintaining": "维持",
-    "loyal": "忠诚",
-    "churning": "流失中",
-}
-SEGMENT_NAMES = {
-    "champions": "冠军客户",
-    "loyal": "忠诚客户",
-    "new": "新客户",
-    "promising": "潜力客户",
-    "about_to_sleep": "即将沉睡",
-    "cannot_lose": "不能失去",
-    "at_risk": "流失风险",
-    "hibernating": "休眠客户",
-    "lost": "已流失",
-    "prospect": "未购买",
-    "unknown": "未分析",
-}
-VALUES: dict[str, dict[str, str]] = {  # what a column's codes read as in the tables and charts
-    "stage": STAGES,
-    "segment": SEGMENT_NAMES,
-    "channel": {"web": "网页", "wechat": "微信"},
-    "polarity": {"positive": "正面", "negative": "负面", "neutral": "中性"},
-    "sla_state": {"overdue": "已超时", "due_soon": "即将到期", "on_time": "未超时"},
-    "source": {"survey": "问卷", "feedback": "反馈"},
-    "question": {"csat": "CSAT", "nps": "NPS"},
-    "outcome": {"failed": "失败", "skipped": "跳过", "deferred": "推迟"},
-}
-CHURN_BAND_NAMES = {"low": "流失风险低", "medium": "流失风险中", "high": "流失风险高"}
-# A breakdown's groups are channels, segments, stages or churn bands (tiers and agents are names).
-VALUES["group"] = {**VALUES["channel"], **SEGMENT_NAMES, **STAGES, **CHURN_BAND_NAMES}
+# Tables: each figure's columns with Chinese headings (bot/console/labels.py) ----------------
 
 
 def named(column: str, value: str) -> str:
-    return VALUES.get(column, {}).get(value, value)
+    return VALUE_NAMES.get(column, {}).get(value, value)
 
 
 SHARES = ("rate", "share", "uplift", "uplift_low", "uplift_high")
 
 
 def cell(name: str, value: Any) -> str:
-    """A value as the table shows it: shares as percentages, money in yuan, times in China
-    time, codes in Chinese (the CSV keeps the raw values)."""
+    """A value as the table shows it: shares as percentages, money in yuan, times in the
+    business zone, codes in Chinese (the CSV keeps the raw values)."""
     if value is None:
         return "—"
     if isinstance(value, datetime):
-        return value.astimezone(ZoneInfo(ZONE)).strftime("%Y-%m-%d %H:%M")
+        return value.astimezone(BUSINESS_TZ).strftime("%Y-%m-%d %H:%M")
     if isinstance(value, tuple):
         return "、".join(str(item) for item in value)
     if isinstance(value, float) and (name.endswith(SHARES[:2]) or name in SHARES):
@@ -470,8 +334,8 @@ def table(name: str, rows: list[Any]) -> dict[str, Any]:
     columns = export_columns(FIGURES[name].row_type)
     return {
         "name": name,
-        "title": TITLES[name],
-        "headings": [LABELS.get(column, column) for column in columns],
+        "title": FIGURE_TITLES[name],
+        "headings": [COLUMN_HEADINGS.get(column, column) for column in columns],
         "rows": [[cell(column, getattr(row, column)) for column in columns] for row in rows],
     }
 
@@ -583,7 +447,7 @@ async def figure_rows(
     desk = request.app.ctx.desk
     full_for = request.ctx.agent.id if full and figure in CUSTOMER_TEXT else None
     try:
-        query = parse_query(request.args, today_in_china(desk.clock))
+        query = parse_query(request.args, business_today(desk.clock))
         return list(await desk.db(lambda s: read_rows(s, figure, query, desk.clock, full_for)))
     except InvalidInput as error:
         return _refused(request, str(error))
@@ -595,7 +459,7 @@ async def show_view(request: Request, name: str) -> HTTPResponse:
         return request.app.ctx.render(request, "error.html", status=404, message="没有这个页面")
     desk = request.app.ctx.desk
     try:
-        query = parse_query(request.args, today_in_china(desk.clock))
+        query = parse_query(request.args, business_today(desk.clock))
         page = await desk.db(lambda s: read_page(s, view, query, desk.clock))
     except InvalidInput as error:
         return _refused(request, str(error))

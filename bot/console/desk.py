@@ -19,8 +19,9 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bot.console.rasa_api import PAUSE, RESUME, Rasa, RasaError, agent_message
+from bot.console.conversation import PAUSE, RESUME, Rasa, agent_message
 from bot.console.texts import AGENT_JOINED, AGENT_TRANSFERRED, response_text
+from bot.rasa_api import RasaError
 from crm_store.clock import Clock, utcnow
 from crm_store.db import session_scope
 from crm_store.errors import InvalidInput

@@ -13,8 +13,9 @@ from sqlalchemy.orm import Session
 from bot.console.auth import AGENTS, HOME_BY_ROLE, SUPERVISORS, current_session, refusal, staff
 from bot.console.card import customer_card
 from bot.console.desk import Agent
-from bot.console.rasa_api import RasaError
+from bot.console.labels import HANDOFF_OUTCOMES
 from bot.console.transcript import Line, transcript
+from bot.rasa_api import RasaError
 from crm_store.agent_notes import add_note, list_notes, list_snippets
 from crm_store.audit import record_audit
 from crm_store.customers import get_customer
@@ -28,7 +29,6 @@ from crm_store.staff import list_staff_users
 desk_pages = Blueprint("console_desk")
 LIVE_WINDOW = timedelta(minutes=30)
 LIVE_LIMIT = 50
-OUTCOME_LABELS = {"resolved": "已解决", "ticket_opened": "已建工单", "call_back": "需回电"}
 
 
 def entry_json(entry: QueueEntry) -> dict[str, Any]:
@@ -159,7 +159,7 @@ async def conversation_page(request: Request, handoff_id: int) -> HTTPResponse:
         "conversation.html",
         handoff=handoff,
         mine=holder_or_supervisor(request.ctx.agent, handoff),
-        outcomes=[(o, OUTCOME_LABELS[o]) for o in CONSOLE_OUTCOMES],
+        outcomes=[(o, HANDOFF_OUTCOMES[o]) for o in CONSOLE_OUTCOMES],
         **page,
     )
 

@@ -17,7 +17,9 @@ from typing import Any, Protocol
 from bot.wechat_sim.config import SimConfig
 
 DAY_S = 86_400
-CHINA_OFFSET_S = 8 * 3600  # WeChat's daily quotas reset at midnight Beijing time
+# WeChat's daily quotas reset at midnight Beijing time: WeChat's own day, whatever the brand's
+# business zone (crm_store.clock.BUSINESS_TZ) is, so the simulator keeps WeChat's offset.
+CHINA_OFFSET_S = 8 * 3600
 MAX_TEXT_BYTES = 2048
 MAX_RECORDS = 20_000  # the oldest records go first; a demo runs for days
 

@@ -19,7 +19,7 @@ from sqlalchemy.sql import ColumnElement
 
 from crm_store.analytics import PROSPECT, RFM_RULES
 from crm_store.clock import as_utc
-from crm_store.customers import DEFAULT_TIMEZONE, check_timezone
+from crm_store.customers import check_timezone
 from crm_store.errors import InvalidInput
 from crm_store.models import CHANNELS, LIFECYCLE_STAGES, TIERS, Customer, CustomerMetrics, StaffUser
 from crm_store.validation import check_choice
@@ -154,6 +154,3 @@ def seconds_between(start: Any, end: Any, dialect: str) -> Any:
 def share(part: int, whole: int) -> float | None:
     """part / whole to 4 places, None when there is no whole (every figure rounds alike)."""
     return None if whole == 0 else round(part / whole, 4)
-
-
-DEFAULT_TZ = DEFAULT_TIMEZONE

@@ -25,10 +25,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from crm_store.clock import Clock, utcnow
+from crm_store.clock import BUSINESS_TZ, Clock, utcnow
 from crm_store.dashboard.filters import (
     BOT,
-    DEFAULT_TZ,
     UNKNOWN,
     DashboardFilter,
     as_date,
@@ -132,7 +131,7 @@ def _period_start(day: date, period: str) -> date:
 
 
 def survey_trend(
-    session: Session, f: DashboardFilter, *, period: str = "week", tz: str = DEFAULT_TZ
+    session: Session, f: DashboardFilter, *, period: str = "week", tz: str = BUSINESS_TZ.key
 ) -> list[SurveyFigures]:
     """CSAT, NPS and response rate per week (from Monday) or month; `group` is its first day.
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import secrets
 import socket
 import threading
@@ -18,7 +17,6 @@ from rasa.utils.endpoints import EndpointConfig
 from sqlalchemy import event as sa_event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.future import create_engine
 from sqlalchemy.orm import Session
 
 from bot.interaction_log import CrmInteractionLog, describe_payload
@@ -26,6 +24,7 @@ from crm_store.db import make_engine, session_scope
 from crm_store.interactions import Interaction, conversation_id_for, list_interactions
 from crm_store.migrate import upgrade
 from crm_store.staff import create_staff_user
+from tests.postgres import throwaway_database
 
 T0 = 1_790_000_000.25  # a Rasa event timestamp (seconds since the epoch)
 WRITER = "crm-interaction-log"
@@ -327,10 +326,6 @@ async def test_rasa_builds_it_from_the_endpoint_config(db_url: str) -> None:
 
 # PostgreSQL: a live outage (the server goes away under an open pool and comes back).
 
-PG_ADMIN_URL = os.environ.get(
-    "CAREBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-
 
 class TcpRelay:
     """A loopback port that forwards to PostgreSQL while up; `down()` cuts every connection."""
@@ -384,21 +379,8 @@ def _cut(sock: socket.socket) -> None:
 
 @pytest.fixture
 def pg_database() -> Iterator[str]:
-    admin = create_engine(PG_ADMIN_URL, future=True, isolation_level="AUTOCOMMIT")
-    try:
-        admin.connect().close()
-    except OperationalError as error:
-        admin.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL unreachable at {PG_ADMIN_URL}: {error.orig}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}")
-    name = f"carebot_test_{secrets.token_hex(6)}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
+    with throwaway_database("carebot_test") as url:
+        yield url
 
 
 @pytest.mark.postgres

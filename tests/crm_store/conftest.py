@@ -2,62 +2,30 @@
 
 from __future__ import annotations
 
-import os
-import secrets
 from collections.abc import Callable, Iterator
 
 import pytest
 from crm_helpers import BACKENDS, NOW, empty_all_tables
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.future import create_engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from crm_store.clock import ManualClock
 from crm_store.db import make_engine
 from crm_store.migrate import upgrade
-
-PG_ADMIN_URL = os.environ.get(
-    "CAREBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
-
-
-def _admin_engine() -> Engine:
-    engine = create_engine(PG_ADMIN_URL, future=True, isolation_level="AUTOCOMMIT")
-    try:
-        engine.connect().close()
-    except OperationalError as error:
-        engine.dispose()
-        reason = f"PostgreSQL unreachable at {PG_ADMIN_URL}: {error.orig}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return engine
+from tests.postgres import throwaway_databases
 
 
 @pytest.fixture(scope="session")
 def new_database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], str]]:
     """A factory of empty databases: a fresh SQLite file or a throwaway PostgreSQL database."""
-    admin: Engine | None = None
-    created: list[str] = []
+    with throwaway_databases("carebot_test") as new_postgres_database:
 
-    def make(backend: str) -> str:
-        nonlocal admin
-        if backend == "sqlite":
-            return f"sqlite:///{tmp_path_factory.mktemp('db') / 'crm.db'}"
-        admin = admin or _admin_engine()
-        name = f"carebot_test_{secrets.token_hex(6)}"
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        created.append(name)
-        return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+        def make(backend: str) -> str:
+            if backend == "sqlite":
+                return f"sqlite:///{tmp_path_factory.mktemp('db') / 'crm.db'}"
+            return new_postgres_database()
 
-    yield make
-    if admin is not None:
-        with admin.connect() as connection:
-            for name in created:
-                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+        yield make
 
 
 @pytest.fixture(scope="session", params=BACKENDS)

@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from bot.console.conversation import RasaConversations
 from bot.console.desk import Desk
-from bot.console.rasa_api import RasaApi
 from bot.console.texts import response_text
+from bot.rasa_api import RasaApi
 from bot.settings import PROJECT_DIR
 from crm_store.db import make_engine, session_scope
 from crm_store.handoffs import find_open_handoff, get_handoff
@@ -77,7 +78,7 @@ async def seen_by_agent(
 ) -> float:
     """Seconds from the message being in Rasa's tracker to the console's transcript showing it
     (the page polls that transcript every 0.7 s)."""
-    rasa = RasaApi(system.rasa_url, TOKEN)
+    rasa = RasaConversations(RasaApi(system.rasa_url, TOKEN))
     deadline = time.monotonic() + 20
     while not any(event.get("text") == text for event in await rasa.events(sender)):
         assert time.monotonic() < deadline, f"Rasa never logged {text!r}"
@@ -218,7 +219,9 @@ def test_nobody_picks_up_and_the_customer_leaves_a_message(system: System) -> No
     through the real Rasa: the customer is offered the choices and leaves a message."""
     user, _ = a_web_customer(system, "孙小美")
     engine = make_engine(f"sqlite:///{system.var_dir / 'crm.db'}")
-    desk = Desk(engine, RasaApi(system.rasa_url, TOKEN), PROJECT_DIR / "domain.yml")
+    desk = Desk(
+        engine, RasaConversations(RasaApi(system.rasa_url, TOKEN)), PROJECT_DIR / "domain.yml"
+    )
 
     async def scenario() -> None:
         customer = await WebChatCustomer(system.rasa_url, login_token(system, user)).open()

@@ -3,55 +3,31 @@ REST channel with its credential, one allowed web origin. Started once for tests
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.future import create_engine
 
 from tests.bot.test_log_consumer import AMQP_URL, rabbitmq_is_up
 from tests.conftest import reachable_redis, running_system
 from tests.integration.system import System
+from tests.postgres import throwaway_database
 
-PG_ADMIN_URL = os.environ.get(
-    "CAREBOT_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
-)
 SHOP_ORIGIN = "https://shop.example.com"
 
 
 @pytest.fixture(scope="session")
 def postgres_crm_url() -> Iterator[str]:
     """A throwaway PostgreSQL database (under CI=true PostgreSQL must be there)."""
-    yield from throwaway_postgres("carebot_prod")
+    with throwaway_database("carebot_prod") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def postgres_tracker_url() -> Iterator[str]:
     """Rasa's conversation store in a PostgreSQL database of its own."""
-    yield from throwaway_postgres("carebot_tracker")
-
-
-def throwaway_postgres(prefix: str) -> Iterator[str]:
-    admin = create_engine(PG_ADMIN_URL, future=True, isolation_level="AUTOCOMMIT")
-    try:
-        admin.connect().close()
-    except OperationalError as error:
-        admin.dispose()
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true but PostgreSQL is unreachable: {error.orig}")
-        pytest.skip(f"PostgreSQL unreachable at {PG_ADMIN_URL}")
-    name = f"{prefix}_{secrets.token_hex(6)}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
+    with throwaway_database("carebot_tracker") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

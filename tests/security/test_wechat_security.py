@@ -24,7 +24,7 @@ from bot.channels.wechat.api import forget_tokens
 from bot.channels.wechat.channel import WeChatConfig, WeChatInput
 from bot.channels.wechat.linking import link_token
 from bot.channels.wechat.messages import parse_fields
-from bot.channels.wechat.turns import Turns
+from bot.channels.wechat.turns import PushRuns
 from crm_store.clock import utcnow
 from crm_store.customers import create_customer
 from crm_store.db import make_engine, session_scope
@@ -224,7 +224,7 @@ async def test_a_replayed_push_never_gets_a_second_turn(plain: Rig) -> None:
     first = await plain.post(push(), query)
     assert first[0] == 200 and "您好" in first[1]
     assert await plain.post(push(), query) == first  # the very same request: one turn
-    plain.channel.turns = Turns()  # the retry map forgot the push (after 120 s)
+    plain.channel.turns = PushRuns()  # the retry map forgot the push (after 120 s)
     assert await plain.post(push(), query) == (200, "success")
     assert heard(plain) == ["查订单"]
 
@@ -244,7 +244,7 @@ async def test_a_replayed_safe_mode_push_never_gets_a_second_turn(safe: Rig) -> 
     query = signed_query(field)
     assert (await safe.post(body, query))[0] == 200
     assert (await safe.post(body, query))[0] == 200
-    safe.channel.turns = Turns()
+    safe.channel.turns = PushRuns()
     assert await safe.post(body, query) == (200, "success")
     assert heard(safe) == ["查订单"]
 

@@ -1,7 +1,8 @@
 """D+3 after delivery: "用得怎么样？", which starts the survey (EXTERNAL_survey).
 
-Due from the third day after the delivery (the shop's calendar, Asia/Shanghai) and caught up
-until the seventh, when the budget or a second delivery pushed it back; period: the order id.
+Due from the third day after the delivery (the shop's calendar, crm_store.clock.BUSINESS_TZ) and
+caught up until the seventh, when the budget or a second delivery pushed it back; period: the order
+id.
 """
 
 from __future__ import annotations

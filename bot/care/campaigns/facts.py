@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
 from crm_store.campaign_rules import PlanSettings, send_time
+from crm_store.clock import BUSINESS_TZ
 from crm_store.customers import LunarBirthday
 
 
@@ -14,7 +15,7 @@ from crm_store.customers import LunarBirthday
 class CustomerFacts:
     customer_id: int
     tier: str = "普通"
-    timezone: str = "Asia/Shanghai"
+    timezone: str = BUSINESS_TZ.key  # a new customer's, as in crm_store.customers
     quiet_hours: tuple[time | None, time | None] = (time(22), time(8))
     birthday: date | None = None
     lunar_birthday: LunarBirthday | None = None

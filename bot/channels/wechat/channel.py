@@ -61,7 +61,7 @@ from bot.channels.wechat.nonces import (
 )
 from bot.channels.wechat.shared import DEFAULT_PREFIX, SharedState
 from bot.channels.wechat.templates import TemplateConfig
-from bot.channels.wechat.turns import BotMessages, Turn, Turns
+from bot.channels.wechat.turns import BotMessages, PushRun, PushRuns
 from crm_store.clock import Clock, utcnow
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,7 @@ class WeChatInput(InputChannel):
             else None
         )
         self.api = WeChatAPI(config.api_base_url, config.app_id, config.app_secret, self.shared)
-        self.turns = Turns()
+        self.turns = PushRuns()
         self.followers = Followers(
             config.database_url, clock, forget_history=config.forget_on_unfollow
         )
@@ -364,7 +364,7 @@ class WeChatInput(InputChannel):
             return await self._body_of(turn, inbound, started)
         return await self._answer_of_another_process(inbound.dedupe_key, self._left(started))
 
-    async def _body_of(self, turn: Turn, inbound: InboundMessage, started: float) -> str:
+    async def _body_of(self, turn: PushRun, inbound: InboundMessage, started: float) -> str:
         """The HTTP body of a turn, decided by the first request that gets here."""
         async with turn.lock:
             if turn.body is None:
@@ -449,7 +449,7 @@ class WeChatInput(InputChannel):
         )
         return collector.messages
 
-    async def _decide(self, turn: Turn, inbound: InboundMessage, deadline: float) -> str:
+    async def _decide(self, turn: PushRun, inbound: InboundMessage, deadline: float) -> str:
         """The passive reply when the bot answers in time, else "success" and a later send."""
         try:
             messages = await asyncio.wait_for(asyncio.shield(turn.task), max(deadline, 0.0))

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from bot.console.dashboard import (
-    SEGMENT_NAMES,
     VIEWS,
     cell,
     misunderstood_chart,
@@ -18,6 +17,7 @@ from bot.console.dashboard import (
     script_json,
     table,
 )
+from bot.console.labels import SEGMENT_NAMES
 from crm_store.dashboard import FIGURES, DashboardFilter, read_figure, to_csv
 from crm_store.dashboard.bot import Misunderstood
 from crm_store.db import session_scope

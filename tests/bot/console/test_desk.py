@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from bot.cli import main
-from bot.console.rasa_api import RESUME
+from bot.console.conversation import RESUME
 from bot.console.transcript import transcript
 from crm_store.audit import list_audit_entries
 from crm_store.db import session_scope
@@ -231,7 +231,7 @@ def test_users_add(console: Console, monkeypatch: Any, capsys: Any) -> None:
 async def test_rasa_down_is_told_to_the_agent(console: Console, browsers: Any) -> None:
     """The claim stands (the agent can write once Rasa is back); the agent is told why the
     customer has not been greeted, and a reply is refused rather than lost silently."""
-    from bot.console.rasa_api import RasaError
+    from bot.rasa_api import RasaError
 
     async def unreachable(*args: Any) -> None:
         raise RasaError("Rasa is unreachable")

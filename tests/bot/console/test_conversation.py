@@ -1,4 +1,5 @@
-"""The console's client of Rasa's HTTP API, against a recording stand-in for Rasa's routes."""
+"""What the console writes into a conversation, through bot/rasa_api.py, against a recording
+stand-in for Rasa's routes (the client's own URL rules: tests/bot/test_rasa_api.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bot.console.rasa_api import RESUME, RasaApi, RasaError, agent_message
+from bot.console.conversation import RESUME, RasaConversations, agent_message
+from bot.rasa_api import RasaApi, RasaError
 from tests.integration.system import free_port
+
+
+def conversations(url: str, token: str) -> RasaConversations:
+    return RasaConversations(RasaApi(url, token))
 
 
 @pytest.fixture
@@ -19,15 +25,14 @@ async def rasa() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
     async def record(request: web.Request) -> web.Response:
         body = await request.json() if request.can_read_body else None
-        seen.append(
-            {"path": request.raw_path.split("?")[0], "query": dict(request.query), "body": body}
-        )
-        if request.match_info["sender"] == "broken":
+        path = request.raw_path.split("?")[0]
+        seen.append({"path": path, "query": dict(request.query), "body": body})
+        if path.startswith("/conversations/broken/"):
             return web.Response(status=500, text="boom")
         return web.json_response({"events": [{"event": "user", "text": "你好"}]})
 
     app = web.Application()
-    app.router.add_route("*", "/conversations/{sender}/{tail:.*}", record)
+    app.router.add_route("*", "/conversations/{tail:.*}", record)
     server = TestServer(app, host="127.0.0.1", port=free_port())
     await server.start_server()
     yield str(server.make_url("")).rstrip("/"), seen
@@ -36,12 +41,13 @@ async def rasa() -> AsyncIterator[tuple[str, list[dict[str, Any]]]]:
 
 async def test_events_go_with_side_effects_to_the_customers_channel(rasa: Any) -> None:
     url, seen = rasa
-    api = RasaApi(url, "secret-token")
+    api = conversations(url, "secret-token")
     await api.append("o_abc/1", [agent_message("您好", 3, "小张")], "wechat")
     await api.trigger("o_abc/1", "EXTERNAL_handoff_closed", "wechat")
     assert await api.events("web-1") == [{"event": "user", "text": "你好"}]
     append, trigger, tracker = seen
-    assert append["path"] == "/conversations/o_abc%2F1/tracker/events"
+    # the id as it is: Rasa does not decode, so `o_abc%2F1` would be another conversation
+    assert append["path"] == "/conversations/o_abc/1/tracker/events"
     assert append["query"] == {
         "token": "secret-token",
         "execute_side_effects": "true",
@@ -63,13 +69,13 @@ async def test_events_go_with_side_effects_to_the_customers_channel(rasa: Any) -
 async def test_refusals_and_silence_are_rasa_errors(rasa: Any) -> None:
     url, _ = rasa
     with pytest.raises(RasaError, match="500"):
-        await RasaApi(url, "t").append("broken", [], None)
+        await conversations(url, "t").append("broken", [], None)
     with pytest.raises(RasaError, match="unreachable"):
-        await RasaApi(f"http://127.0.0.1:{free_port()}", "t").events("web-1")
+        await conversations(f"http://127.0.0.1:{free_port()}", "t").events("web-1")
 
 
 async def test_a_rest_conversation_keeps_its_colon(rasa: Any) -> None:
     """Rasa's conversation route does not percent-decode: `rest%3Au1` would be another one."""
     url, seen = rasa
-    await RasaApi(url, "secret-token").events("rest:u1")
+    await conversations(url, "secret-token").events("rest:u1")
     assert seen[-1]["path"] == "/conversations/rest:u1/tracker"
