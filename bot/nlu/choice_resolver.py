@@ -70,7 +70,7 @@ def apply_resolution(message: Message, resolution: Resolution) -> None:
             return
         intent, entities = parse_payload(choice.payload)
         _set_reading(message, intent, entities)
-        log.info("An answer took the offered choice %r (by %s).", choice.title, resolution.how)
+        log.debug("An answer took an offered choice (by %s).", resolution.how)
     elif resolution.ask_which:
         _set_reading(message, CHOOSE_OPTION, {})
 
