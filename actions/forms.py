@@ -2,7 +2,9 @@
 
 rasa-sdk's FormValidationAction is async and per-slot; ours runs in the CRM transaction of
 `CareAction`, so a validator may read and write the CRM. A validator returns the slots to set
-(None for the validated slot asks again) and may say something first.
+(None for the validated slot asks again) and may say something first. A validator that finds
+the message is not an answer at all but a request ("快递到哪了？" when asked for a comment) raises
+`NotAnAnswer`: the form steps aside, the request is served, and the form asks again.
 """
 
 from __future__ import annotations
@@ -11,12 +13,16 @@ from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any
 
-from rasa_sdk.events import ActiveLoop, SlotSet
+from rasa_sdk.events import ActionExecutionRejected, ActiveLoop, SlotSet
 from rasa_sdk.types import DomainDict
 
 from actions.base import CareAction, Events, Turn
 
 Validator = Callable[[Any, Turn], dict[str, Any]]
+
+
+class NotAnAnswer(Exception):
+    """The message the form extracted is a request of its own, not an answer to the question."""
 
 
 class CareFormValidation(CareAction):
@@ -44,10 +50,21 @@ class CareFormValidation(CareAction):
             # None is a slot being cleared (e.g. by the action that started the form), not an
             # answer the customer gave.
             if validator is not None and value is not None:
-                slots.update(validator(value, turn))
+                try:
+                    slots.update(validator(value, turn))
+                except NotAnAnswer:
+                    return [*self.slot_events({**slots, slot: None}), self.step_aside()]
             if slots.get("requested_slot", "") is None:
                 break  # a validator ended the form: nothing else is asked or checked
+        return self.slot_events(slots)
+
+    @staticmethod
+    def slot_events(slots: dict[str, Any]) -> Events:
         return [SlotSet(slot, value) for slot, value in slots.items()]
+
+    def step_aside(self) -> ActionExecutionRejected:
+        """Rasa lets the policies answer the message, then the form asks its question again."""
+        return ActionExecutionRejected(self.form)
 
     def on_activation(self, turn: Turn) -> dict[str, Any]:
         return {}

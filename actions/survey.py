@@ -15,10 +15,16 @@ from rasa_sdk.events import SlotSet
 from actions.base import CareAction, Events, Turn
 from actions.care_messages import first_delivery
 from actions.feedback import analyse
-from actions.forms import CareFormValidation, form_slots, required_slots
+from actions.forms import CareFormValidation, NotAnAnswer, form_slots, required_slots
 from actions.identity import channel_of, is_external_trigger
 from actions.rules.care import care_message_id_of
-from actions.rules.survey import is_detractor, parse_comment, parse_csat, parse_nps
+from actions.rules.survey import (
+    is_detractor,
+    parse_comment,
+    parse_csat,
+    parse_nps,
+    reads_as_request,
+)
 from actions.rules.survey_policy import FatigueWindows, PastSurvey, SurveyDecision, survey_decision
 from crm_store.audit import list_audit_entries, record_audit
 from crm_store.customers import get_consents
@@ -60,6 +66,10 @@ SERVICE_INTENTS = {
     "unsubscribe",
     "subscribe",
 }
+# At the comment question, a message read as one of these intents is a request of its own when it
+# is phrased as one (a complaint is a comment however it is phrased); an opt-out always is.
+ASKING_INTENTS = (SERVICE_INTENTS - {"complaint"}) | {"bot_challenge"}
+ALWAYS_REQUESTS = {"unsubscribe"}
 NOT_ASKED = "-"  # a form slot the survey does not ask this time (NPS not due, ended early)
 MAX_RETRIES = 2  # an unclear answer is asked again at most twice
 STRONGLY_NEGATIVE = -0.6
@@ -198,6 +208,8 @@ class ValidateSurveyForm(CareFormValidation):
 
     def validate_survey_comment(self, value: Any, turn: Turn) -> dict[str, Any]:
         comment = None if value == NOT_ASKED else parse_comment(str(value or ""))
+        if comment and asks_for_something(turn, comment):
+            raise NotAnAnswer(comment)
         if not comment:
             return {"survey_comment": NOT_ASKED}
         comment = comment[:1000]
@@ -221,6 +233,11 @@ class ValidateSurveyForm(CareFormValidation):
             return ended_early("incomplete", turn)
         turn.say(HINTS[slot])
         return {slot: None, "survey_retries": float(retries)}
+
+
+def asks_for_something(turn: Turn, text: str) -> bool:
+    intent = (turn.tracker.latest_message.get("intent") or {}).get("name")
+    return intent in ALWAYS_REQUESTS or (intent in ASKING_INTENTS and reads_as_request(text))
 
 
 def store_answer(turn: Turn, *, negative: bool = False, **answer: Any) -> None:

@@ -268,6 +268,21 @@ def parse_comment(text: str) -> str | None:
     return comment
 
 
+# A comment may mention an order, points or a delivery ("快递太慢了"); only a message phrased as
+# a question or a request ("快递到哪了？", "帮我查下积分") is the customer asking for something.
+_QUESTION = re.compile(
+    r"[?？]|[吗呢么嘛]\W*$|怎么|怎样|如何|多少|几[点时号天个]|哪[里儿个些]?|什么时候|是不是|是否"
+    r"|能不能|可不可以|能否|有没有|可以.*[吗么]"
+)
+_REQUEST = re.compile(r"^(请|麻烦|帮我|帮忙|给我|我要|我想(?!说)|我需要|查[一下询]|查查)")
+
+
+def reads_as_request(text: str) -> bool:
+    """Whether the text at the comment question asks for something rather than telling us."""
+    folded = text.strip()
+    return bool(_QUESTION.search(folded) or _REQUEST.search(folded))
+
+
 def is_detractor(csat: int | None, nps: int | None) -> bool:
     """Whether an answer calls for a follow-up: NPS 0-6 or CSAT 1-2."""
     return (nps is not None and nps <= 6) or (csat is not None and csat <= 2)

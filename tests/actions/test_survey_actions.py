@@ -83,6 +83,41 @@ def _answer(
     return responses(messages), slots_set(events)
 
 
+def _comment(run: Run, text: str, intent: str, sender: str) -> list[dict[str, Any]]:
+    state = tracker(
+        sender=sender,
+        slots={**identified(WANG), "requested_slot": "survey_comment"},
+        text=text,
+        intent=intent,
+        extracted={"survey_comment": text},
+        active_loop="survey_form",
+    )
+    return run(ValidateSurveyForm(), state)[1]
+
+
+def test_a_comment_about_the_delivery_is_a_comment_whatever_its_intent(
+    run: Run, crm: Engine
+) -> None:
+    events = _comment(run, "快递太慢了", "order_status", sender="web-c1")
+    assert slots_set(events)["survey_comment"] == "快递太慢了"
+    assert not [e for e in events if e["event"] == "action_execution_rejected"]
+    assert _row(crm, "web-c1").comment == "快递太慢了"
+
+
+def test_a_question_at_the_comment_step_steps_aside_and_is_not_stored(
+    run: Run, crm: Engine
+) -> None:
+    events = _comment(run, "我的快递到哪了？", "order_status", sender="web-c2")
+    assert slots_set(events) == {"survey_comment": None}  # asked again once the answer is given
+    assert [e["name"] for e in events if e["event"] == "action_execution_rejected"] == [
+        "survey_form"
+    ]
+    with session_scope(crm) as session:
+        assert (
+            find_survey_response(session, conversation_id="web-c2", trigger="end_of_chat") is None
+        )
+
+
 def _row(crm: Engine, sender: str) -> SurveyResponse:
     with session_scope(crm) as session:
         row = find_survey_response(session, conversation_id=sender, trigger="end_of_chat")

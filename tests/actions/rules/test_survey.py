@@ -15,6 +15,7 @@ from actions.rules.survey import (
     parse_comment,
     parse_csat,
     parse_nps,
+    reads_as_request,
 )
 
 
@@ -255,3 +256,35 @@ def test_nps_group(nps: int, group: str) -> None:
 def test_nps_group_rejects_out_of_range(nps: int) -> None:
     with pytest.raises(ValueError):
         nps_group(nps)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "我的快递到哪了？",
+        "积分还有多少",
+        "帮我查一下订单",
+        "你们几点关门",
+        "能不能退货",
+        "我想退货",
+        "优惠券怎么用",
+        "是机器人吗",
+    ],
+)
+def test_a_question_or_a_request_reads_as_a_request(text: str) -> None:
+    assert reads_as_request(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "快递太慢了",
+        "快递太慢了3f9a1c",
+        "积分兑换的东西质量一般",
+        "退货流程很顺利，点赞",
+        "我想说客服很耐心",
+        "门店的服务很好",
+    ],
+)
+def test_a_statement_about_an_order_or_points_is_a_comment(text: str) -> None:
+    assert not reads_as_request(text)
