@@ -24,7 +24,7 @@ from crm_store.clock import utcnow
 from crm_store.db import make_engine, session_scope
 
 REPEAT = 5
-FILTERS: dict[str, dict[str, str]] = {  # the views crm_store.bench_dashboard times, as URLs
+FILTERS: dict[str, dict[str, str]] = {  # the views bot.bench.dashboard_timings times, as URLs
     "90 days": {},
     "365 days": {"from": "-364"},
     "90 days, 金卡 champions": {"tier": "金卡", "segment": "champions"},

@@ -1,6 +1,6 @@
 """Timings of the survey reports over N synthetic survey responses, on PostgreSQL.
 
-python -m crm_store.bench_reports URL N
+python -m bot.bench.survey_timings URL N
 
 URL must name an empty (throwaway) PostgreSQL database; it is migrated, then filled by one
 INSERT ... SELECT generate_series per table: N // 10 customers (tiers 50/30/10/10%), RFM
