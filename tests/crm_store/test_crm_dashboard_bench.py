@@ -72,8 +72,9 @@ def test_0012_fills_the_summary_from_the_metrics_there_are_and_downgrades(
 ) -> None:
     url = new_database_url(backend)
     upgrade(url, "0011")
-    monkeypatch.setattr(demo, "DEMO_REST_USERS", {})  # rest_user identities came with 0014
-    monkeypatch.setattr(demo, "_ensure_campaigns", lambda *_: None)  # daily_cap came with 0017
+    monkeypatch.setattr(demo.fixed, "DEMO_REST_USERS", {})  # rest_user identities came with 0014
+    # daily_cap came with 0017
+    monkeypatch.setattr(demo.campaigns, "ensure_demo_campaigns", lambda *_: None)
     engine = make_engine(url)
     try:
         demo.seed(engine, customers=50, clock=fixed(SEEDED_AT))
