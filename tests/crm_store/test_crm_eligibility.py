@@ -1,5 +1,5 @@
 """Campaign planning in SQL (crm_store.eligibility) on SQLite and PostgreSQL, and its agreement
-with the pure rules of tests/oracles/campaigns and bot/care/budget on a fixture of customers."""
+with the pure rules of tests/oracles/ (the campaigns and the budget) on a fixture of customers."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Timings of the manager dashboard's pages on a big CRM (docs/benchmarks.md).
 
-python -m bot.console.bench_pages URL   (URL: e.g. the 1,000,000-customer demo on PostgreSQL)
+python -m bot.bench.console_pages URL   (URL: e.g. the 1,000,000-customer demo on PostgreSQL)
 
 Each page is built as its handler builds it: the query string parsed, every figure of the page
 read in one transaction (`read_page`), the charts and tables made and dashboard.html rendered.
