@@ -21,7 +21,7 @@ from bot.wechat_sim.config import add_arguments as add_wechat_sim_arguments
 from crm_store.clock import BUSINESS_TZ
 
 if TYPE_CHECKING:
-    from crm_store.reports import SurveyReport
+    from crm_store.dashboard.survey_report import SurveyReport
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-REPORT_GROUPINGS = ("channel", "tier", "segment", "agent")  # crm_store.reports.GROUPINGS
+REPORT_GROUPINGS = ("channel", "tier", "segment", "agent")  # survey_report.GROUPINGS
 
 
 def add_report_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -453,7 +453,7 @@ def cmd_nlu_gate(args: argparse.Namespace) -> int:
 
 def cmd_report_surveys(args: argparse.Namespace) -> int:
     """Survey figures over whole local days (--to included), rendered for a terminal or Excel."""
-    from crm_store.reports import render_survey_report
+    from bot.reports.render import render_survey_report
 
     url = load_settings().database_url
     return print_report(
@@ -464,8 +464,9 @@ def cmd_report_surveys(args: argparse.Namespace) -> int:
 
 
 def _survey_report(url: str, args: argparse.Namespace) -> SurveyReport:
+    from crm_store.dashboard import day_window
+    from crm_store.dashboard.survey_report import build_survey_report
     from crm_store.db import make_engine, session_scope
-    from crm_store.reports import build_survey_report, day_window
 
     since, until = day_window(args.first, args.last, tz=args.tz)
     engine = make_engine(url)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from bot.reports.options import NEEDS_TZ, OPTIONS
 from bot.settings import load_settings
 from crm_store.clock import BUSINESS_TZ
 
@@ -21,28 +22,6 @@ if TYPE_CHECKING:
     from crm_store.dashboard import DashboardFilter
 
 Day = Callable[[str], date]
-# Options beyond the filter, per figure: (flag, keyword of the query function, argparse kwargs).
-OPTIONS: dict[str, list[tuple[str, str, dict[str, Any]]]] = {
-    "survey-trend": [("--period", "period", {"choices": ("week", "month"), "default": "week"})],
-    "survey-breakdown": [
-        (
-            "--by",
-            "by",
-            {"choices": ("channel", "tier", "segment", "stage", "churn_band", "agent")},
-        )
-    ],
-    "comments": [
-        ("--text", "text", {"help": "only comments containing this text"}),
-        ("--theme", "theme", {"help": "only comments with this theme"}),
-        ("--polarity", "polarity", {"choices": ("positive", "negative", "neutral")}),
-        ("--page", "page", {"type": int, "default": 1}),
-        ("--page-size", "page_size", {"type": int, "default": 20}),
-    ],
-    "themes": [("--limit", "limit", {"type": int, "default": 10})],
-    "follow-ups": [("--limit", "limit", {"type": int, "default": 100})],
-    "misunderstood": [("--limit", "limit", {"type": int, "default": 20})],
-}
-NEEDS_TZ = ("survey-trend",)
 CUSTOMER_TEXT_FIGURES = ("comments", "misunderstood", "follow-ups")  # crm_store.dashboard
 
 
@@ -82,7 +61,7 @@ def _add_filter_arguments(parser: argparse.ArgumentParser, day: Day) -> None:
 
 def _range(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
     """Whole local days: --from's midnight to the midnight after --to (either may be left out)."""
-    from crm_store.reports import day_window
+    from crm_store.dashboard import day_window
 
     first, last = args.first, args.last
     if first is None and last is None:
@@ -145,7 +124,8 @@ def audit_full_read(session: Any, figure: str) -> None:
 
 def cmd_report_figure(args: argparse.Namespace) -> int:
     """One figure, rendered for a terminal, Excel (CSV with a BOM) or a program (JSON)."""
-    from crm_store.dashboard import FIGURES, render
+    from bot.reports.render import render
+    from crm_store.dashboard import FIGURES
 
     url = load_settings().database_url
     return print_report(

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from sqlalchemy.engine import make_url
 from sqlalchemy.future import create_engine
 
-from crm_store.bench import CrmBench, run
+from bot.bench.crm_timings import CrmBench, run
 from crm_store.demo import BULK_TABLES
 
 HEADING = "CRM store at scale"
@@ -21,7 +21,7 @@ DEFAULT_CUSTOMERS = 1_000_000
 SAMPLES = 100  # random customers per read
 SEED_TARGET_S = 600.0  # issue 3: a million customers in under 10 minutes
 PLAN_TARGET_S = 60.0  # issue 7: a day of campaigns for a million customers in under a minute
-# What each timed read answers in a conversation (crm_store.bench names them).
+# What each timed read answers in a conversation (bot.bench.crm_timings names them).
 READ_USES = {
     "find by identity": "who is writing: every turn of a logged-in web or WeChat user",
     "find by phone": "identification by mobile number",

@@ -12,7 +12,7 @@ import argparse
 import time
 from pathlib import Path
 
-from crm_store.bench_dashboard import PAGES, DashboardBench, FigureTiming
+from bot.bench.dashboard_timings import PAGES, DashboardBench, FigureTiming
 
 HEADING = "Manager dashboard at scale"
 PAGE_TARGET_MS = 1000.0  # issue 9: every view answers in under 1 s
@@ -68,7 +68,7 @@ def dashboard_section(
         f"`crm_store.dashboard` on the {customers:,}-customer demo data set (PostgreSQL), through "
         "`read_figure` as the console and `carebot report` call it: each figure once to warm "
         "the cache, then the median of 3 runs, each in its own transaction. The demo seed writes "
-        "no campaigns, handoffs, fallbacks or comments, so `crm_store.bench_dashboard.fill` adds "
+        "no campaigns, handoffs, fallbacks or comments, so `bot.bench.dashboard_timings.fill` adds "
         f"them first ({added or 'by an earlier run on this database'}). Target (issue 9): every "
         f"page under 1 s; the slowest page here took {slowest:.0f} ms.",
         "",
@@ -82,8 +82,8 @@ def dashboard_section(
 
 
 def main() -> None:
+    from bot.bench.dashboard_timings import fill, time_views
     from bot.bench.report import machine, write_report
-    from crm_store.bench_dashboard import fill, time_views
     from crm_store.db import make_engine
     from crm_store.demo import customer_count
     from crm_store.errors import InvalidInput

@@ -1,7 +1,8 @@
 """The manager dashboard: four pages of figures (surveys, care campaigns, bot, customers).
 
 Every figure comes from crm_store.dashboard's `read_figure`, as in `carebot report`, and every table
-exports through the same `to_csv`, so the console, the CSV and the command line agree to the digit.
+exports through the same `to_csv` (bot/reports/render.py), so the console, the CSV and the command
+line agree to the digit.
 The filter lives in the query string (shareable URLs); days are whole days in the business time zone
 (crm_store.clock.BUSINESS_TZ), the command line's default --tz. Charts are drawn in the browser by
 Apache ECharts (from node_modules, no CDN) from the chart data embedded in the page;
@@ -30,7 +31,9 @@ from bot.console.labels import (
     STAGES,
     VALUE_NAMES,
 )
-from bot.report_cli import NEEDS_TZ, OPTIONS
+from bot.reports.options import NEEDS_TZ, OPTIONS
+from bot.reports.render import columns as export_columns
+from bot.reports.render import to_csv, to_json
 from bot.settings import PROJECT_DIR
 from crm_store.audit import record_audit
 from crm_store.clock import BUSINESS_TZ
@@ -38,15 +41,12 @@ from crm_store.dashboard import (
     CUSTOMER_TEXT,
     FIGURES,
     DashboardFilter,
+    day_window,
     mask_rows,
     read_figure,
-    to_csv,
 )
-from crm_store.dashboard.export import columns as export_columns
-from crm_store.dashboard.export import to_json
 from crm_store.dashboard.surveys import survey_comments
 from crm_store.errors import InvalidInput
-from crm_store.reports import day_window
 from crm_store.staff import list_staff_users
 
 DEFAULT_DAYS = 90

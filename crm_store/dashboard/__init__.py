@@ -1,6 +1,7 @@
 """The manager dashboard's figures: one query function per figure, shared by the staff console,
 `carebot report` and the CSV export. Each takes a session and a DashboardFilter and returns typed
-rows (frozen dataclasses); FIGURES names them for the command line and the console.
+rows (frozen dataclasses); FIGURES names them for the command line and the console. The survey
+report (`survey_report.py`) reads the same survey figures. Rendering them is bot/reports/'s.
 """
 
 from __future__ import annotations
@@ -36,14 +37,14 @@ from crm_store.dashboard.customers import (
     lifecycle_funnel,
     rfm_segments,
 )
-from crm_store.dashboard.export import render, to_csv
-from crm_store.dashboard.filters import BOT, SEGMENTS, DashboardFilter
+from crm_store.dashboard.filters import BOT, SEGMENTS, DashboardFilter, day_window
 from crm_store.dashboard.surveys import (
     BREAKDOWNS,
     PERIODS,
     Comment,
     FollowUp,
     ScoreCount,
+    SurveyFigures,
     ThemeMovement,
     detractor_follow_ups,
     score_distribution,
@@ -53,7 +54,6 @@ from crm_store.dashboard.surveys import (
     theme_movement,
 )
 from crm_store.masking import mask_text
-from crm_store.reports import SurveyFigures
 
 
 @dataclass(frozen=True)
@@ -194,8 +194,7 @@ __all__ = [
     "SEGMENTS",
     "DashboardFilter",
     "Figure",
+    "day_window",
     "mask_rows",
     "read_figure",
-    "render",
-    "to_csv",
 ]

@@ -10,7 +10,7 @@ fact's agent. A dimension a fact has no column for does not narrow it (docs/dash
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,7 +18,7 @@ from sqlalchemy import Date, cast, func, select
 from sqlalchemy.sql import ColumnElement
 
 from crm_store.analytics import PROSPECT, RFM_RULES
-from crm_store.clock import as_utc
+from crm_store.clock import BUSINESS_TZ, as_utc
 from crm_store.customers import check_timezone
 from crm_store.errors import InvalidInput
 from crm_store.models import CHANNELS, LIFECYCLE_STAGES, TIERS, Customer, CustomerMetrics, StaffUser
@@ -62,6 +62,17 @@ class DashboardFilter:
             raise InvalidInput("a period-over-period figure needs both ends of the range")
         length = self.until - self.since
         return replace(self, since=self.since - length, until=self.since)
+
+
+def day_window(first: date, last: date, *, tz: str = BUSINESS_TZ.key) -> tuple[datetime, datetime]:
+    """[first 00:00, the day after last 00:00) in `tz`, in UTC: a report's days are whole local
+    days, and its last day is included."""
+    if last < first:
+        raise InvalidInput(f"the report ends ({last}) before it starts ({first})")
+    zone = ZoneInfo(check_timezone(tz))
+    since = datetime.combine(first, time(), zone)
+    until = datetime.combine(last + timedelta(days=1), time(), zone)
+    return since.astimezone(timezone.utc), until.astimezone(timezone.utc)
 
 
 def in_range(f: DashboardFilter, at: Any) -> list[ColumnElement]:

@@ -1,7 +1,9 @@
-"""Survey figures of the dashboard: trend, breakdowns, distributions, comments, themes, follow-ups.
+"""Survey figures: trend, breakdowns, distributions, comments, themes, follow-ups.
 
-Every count is done by the database in one grouped statement per figure; Python only folds
-days into weeks or months and turns counts into shares.
+The one place survey answers are counted: the dashboard's figures and the survey report
+(`crm_store.dashboard.survey_report`, `carebot report surveys`) both read them from here. Every
+count is done by the database in one grouped statement per figure; Python only folds days into
+weeks or months and turns counts into shares.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy import (
     union_all,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Select
 
 from crm_store.clock import BUSINESS_TZ, Clock, utcnow
 from crm_store.dashboard.filters import (
@@ -40,7 +43,6 @@ from crm_store.dashboard.filters import (
 from crm_store.models import AuditEntry, Customer, CustomerMetrics, StaffUser, Ticket
 from crm_store.models import Feedback as FeedbackRow
 from crm_store.models import SurveyResponse as ResponseRow
-from crm_store.reports import PASSIVE_NPS, PROMOTER_NPS, SATISFIED_CSAT, SurveyFigures
 from crm_store.surveys import RESPONDED, nps_score, status_counts
 from crm_store.tickets import OPEN_STATUSES
 from crm_store.validation import check_choice, check_positive, check_range
@@ -53,6 +55,29 @@ DETRACTOR_CSAT, DETRACTOR_NPS = 2, 6  # CSAT 1-2 or NPS 0-6 calls for a follow-u
 DETRACTOR_ALERT = "detractor_alert"  # the audit entry that links a survey to its ticket
 DUE_SOON = timedelta(hours=4)
 MAX_PAGE_SIZE = 200
+SATISFIED_CSAT = 4  # CSAT 4-5 counts as satisfied
+PROMOTER_NPS, PASSIVE_NPS = 9, 7  # 9-10 promoters, 7-8 passives, 0-6 detractors
+
+
+@dataclass(frozen=True)
+class SurveyFigures:
+    """One group's figures; shares are fractions (0-1), NPS runs from -100 to 100."""
+
+    group: str | None  # None: every survey in the range
+    asked: int  # surveys asked in the range: answered + partial + declined + no_reply
+    answered: int  # every question answered
+    partial: int  # some answered, the survey not finished or left midway
+    declined: int  # said no before answering anything
+    no_reply: int  # asked, nothing answered
+    response_rate: float | None  # (answered + partial) / asked
+    csat_answers: int
+    csat_average: float | None
+    csat_satisfied_share: float | None  # CSAT 4-5 among the CSAT answers
+    nps_answers: int
+    promoters: int
+    passives: int
+    detractors: int
+    nps: float | None  # promoters % minus detractors %
 
 
 def _count_if(condition: Any) -> Any:
@@ -187,17 +212,24 @@ def _grouping(by: str) -> tuple[Any, Any]:
     return _metrics_source(), key
 
 
+def survey_breakdown_query(f: DashboardFilter, *, by: str | None = None) -> Select:
+    """The statement behind survey_breakdown (exposed for EXPLAIN)."""
+    if by is None:
+        return select(*_count_columns()).where(*_where(f))
+    source, key = _grouping(check_choice(by, BREAKDOWNS, "survey breakdown"))
+    group = key.label("group_key")
+    return select(group, *_count_columns()).select_from(source).where(*_where(f)).group_by(group)
+
+
 def survey_breakdown(
     session: Session, f: DashboardFilter, *, by: str | None = None
 ) -> list[SurveyFigures]:
-    """The survey figures in the filter: one entry (group None) or one per group, largest first."""
+    """The survey figures in the filter: one entry (group None; zero counts and None averages
+    when nothing matches) or one per group that has surveys, the largest first."""
+    rows = session.execute(survey_breakdown_query(f, by=by)).all()
     if by is None:
-        row = session.execute(select(*_count_columns()).where(*_where(f))).one()
-        return [_figures(None, _counts(row))]
-    source, key = _grouping(check_choice(by, BREAKDOWNS, "survey breakdown"))
-    group = key.label("group_key")
-    query = select(group, *_count_columns()).select_from(source).where(*_where(f)).group_by(group)
-    figures = [_figures(str(row.group_key), _counts(row)) for row in session.execute(query)]
+        return [_figures(None, _counts(rows[0]))]
+    figures = [_figures(str(row.group_key), _counts(row)) for row in rows]
     return sorted(figures, key=lambda item: (-item.asked, item.group or ""))
 
 
@@ -388,6 +420,29 @@ def _comment(row: Any) -> Comment:
 
 
 # Themes --------------------------------------------------------------------------------------
+
+
+def _bytewise(column: Any, dialect: str) -> Any:
+    """Ties in code point order on both databases (SQLite compares bytes already)."""
+    return column.collate("C") if dialect == "postgresql" else column
+
+
+def top_themes(session: Session, f: DashboardFilter, *, limit: int = 10) -> list[tuple[str, int]]:
+    """The most mentioned themes of the comments of the surveys in the filter (answered or
+    partial) with their mentions, ties in code point order."""
+    dialect = session.get_bind().dialect.name
+    theme, is_array = _theme_elements(ResponseRow.themes, dialect)
+    mentions = func.count().label("mentions")
+    query = (
+        select(theme.c.value, mentions)
+        .select_from(ResponseRow)
+        .join(theme, true())
+        .where(ResponseRow.status.in_(RESPONDED), is_array, *_where(f))
+        .group_by(theme.c.value)
+        .order_by(mentions.desc(), _bytewise(theme.c.value, dialect))
+        .limit(check_positive(limit, "limit"))
+    )
+    return [(str(value), int(count)) for value, count in session.execute(query)]
 
 
 @dataclass(frozen=True)

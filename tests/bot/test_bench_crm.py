@@ -9,9 +9,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.future import create_engine
 
 from bot.bench import crm
+from bot.bench.crm_timings import CrmBench, QueryTiming
 from bot.bench.report import NOTES_MARKER, split_sections, write_report
 from bot.cli import build_parser
-from crm_store.bench import CrmBench, QueryTiming
 
 MEASURED = "2026-11-22 12:00 UTC"
 

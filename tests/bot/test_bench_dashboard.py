@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from bot.bench import dashboard
+from bot.bench.dashboard_timings import PAGES, DashboardBench, FigureTiming
 from bot.bench.report import NOTES_MARKER, split_sections, write_report
-from crm_store.bench_dashboard import PAGES, DashboardBench, FigureTiming
 
 VIEWS = ("90 days", "365 days")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.bench import crm
-from crm_store.bench import CrmBench, PlanTiming
+from bot.bench.crm_timings import CrmBench, PlanTiming
 
 
 def test_the_crm_section_shows_each_planned_day_with_its_rows_and_time() -> None:

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from bot.cli import main
+from bot.reports.render import to_csv, to_json
 from crm_store import migrate
-from crm_store.dashboard import FIGURES, DashboardFilter, read_figure, to_csv
-from crm_store.dashboard.export import to_json
+from crm_store.dashboard import FIGURES, DashboardFilter, read_figure
 from crm_store.db import make_engine, session_scope
 from tests.crm_store.dashboard_fixture import OCT, build
 

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from bot.cli import REPORT_GROUPINGS, main
-from crm_store import demo, migrate, reports
+from bot.reports import render
+from crm_store import demo, migrate
 from crm_store.analytics import refresh_customer_metrics
 from crm_store.clock import fixed
+from crm_store.dashboard import day_window, survey_report
 from crm_store.db import make_engine, session_scope
 from crm_store.surveys import ask_survey
 
@@ -40,12 +42,12 @@ def crm_db(demo_db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str
     return demo_db
 
 
-def expected(url: str, by: str | None) -> reports.SurveyReport:
-    since, until = reports.day_window(date(2026, 1, 1), date(2026, 11, 30))
+def expected(url: str, by: str | None) -> survey_report.SurveyReport:
+    since, until = day_window(date(2026, 1, 1), date(2026, 11, 30))
     engine = make_engine(url)
     try:
         with session_scope(engine) as session:
-            return reports.build_survey_report(session, since=since, until=until, by=by)
+            return survey_report.build_survey_report(session, since=since, until=until, by=by)
     finally:
         engine.dispose()
 
@@ -91,7 +93,7 @@ def test_the_table_is_aligned_and_shows_the_totals(
     outcomes = (total.asked, total.answered, total.partial, total.declined, total.no_reply)
     assert totals.split()[:6] == ["all", *(str(n) for n in outcomes)]
     assert totals.split()[-1] == f"{total.nps:.1f}"
-    assert len({reports.display_width(line) for line in themes_block.splitlines()}) == 1
+    assert len({render.display_width(line) for line in themes_block.splitlines()}) == 1
 
 
 def test_the_last_day_is_included_whole_in_the_chosen_time_zone(
@@ -146,4 +148,4 @@ def test_an_unreachable_database_is_reported_in_one_line(
 
 
 def test_the_cli_offers_exactly_the_groupings_of_crm_store() -> None:
-    assert reports.GROUPINGS == REPORT_GROUPINGS
+    assert survey_report.GROUPINGS == REPORT_GROUPINGS

@@ -13,9 +13,9 @@ from datetime import date, timedelta
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from crm_store.dashboard import FIGURES, DashboardFilter, read_figure, to_csv
+from bot.reports.render import to_csv
+from crm_store.dashboard import FIGURES, DashboardFilter, day_window, read_figure
 from crm_store.db import make_engine, session_scope
-from crm_store.reports import day_window
 from tests.browser.conftest import SCREENSHOTS
 from tests.browser.test_console import console_login
 from tests.integration.system import System

@@ -39,7 +39,7 @@ from crm_store.surveys import ask_survey, record_survey_response
 from crm_store.tickets import list_tickets, open_ticket
 
 SHOP_ZONE = ZoneInfo("Asia/Shanghai")
-PHONE_PREFIX = "166"  # no demo customer's prefix (crm_store/demo.py PHONE_PREFIXES)
+PHONE_PREFIX = "166"  # no demo customer's prefix (crm_store/demo/customers.py PHONE_PREFIXES)
 _used_tails: set[str] = set()
 
 

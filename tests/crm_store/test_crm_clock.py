@@ -19,7 +19,7 @@ from actions.rules.handoff import parse_staffed_hours
 from crm_store.campaign_rules import local_date
 from crm_store.clock import BUSINESS_TZ
 from crm_store.customers import create_customer
-from crm_store.reports import day_window
+from crm_store.dashboard import day_window
 late_evening_utc = datetime(2026, 11, 20, 20, 0, tzinfo=timezone.utc)
 print(BUSINESS_TZ.key)
 print(local_date(late_evening_utc))

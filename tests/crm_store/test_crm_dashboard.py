@@ -27,6 +27,7 @@ from crm_store.dashboard.summaries import (
     summary_is_current,
 )
 from crm_store.dashboard.surveys import (
+    SurveyFigures,
     detractor_follow_ups,
     score_distribution,
     sla_state,
@@ -37,7 +38,6 @@ from crm_store.dashboard.surveys import (
 )
 from crm_store.errors import InvalidInput
 from crm_store.models import CareMessage, CustomerMetrics, SurveyResponse
-from crm_store.reports import SurveyFigures
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -10,7 +10,8 @@ import pytest
 from crm_helpers import BACKENDS
 from sqlalchemy import func, inspect, select
 
-from crm_store import bench_dashboard, demo
+from bot.bench import dashboard_timings
+from crm_store import demo
 from crm_store.analytics import refresh_customer_metrics
 from crm_store.clock import fixed
 from crm_store.dashboard import FIGURES
@@ -34,16 +35,16 @@ def test_the_benchmark_fills_what_the_seed_lacks_and_times_every_figure(
         demo.seed(engine, customers=400, clock=fixed(SEEDED_AT))
         with session_scope(engine) as session:
             refresh_customer_metrics(session, clock=fixed(SEEDED_AT))
-        result = bench_dashboard.run(engine, now=SEEDED_AT)
+        result = dashboard_timings.run(engine, now=SEEDED_AT)
         with pytest.raises(InvalidInput):
-            bench_dashboard.fill(engine, now=SEEDED_AT)
+            dashboard_timings.fill(engine, now=SEEDED_AT)
         with session_scope(engine) as session:
             assert summary_is_current(session)
     finally:
         engine.dispose()
     assert result.added["handoffs"] > 0 and result.added["care_messages"] > 0
     assert result.added["customer_summary"] > 0
-    views = bench_dashboard.views(SEEDED_AT)
+    views = dashboard_timings.views(SEEDED_AT)
     assert {(t.view, t.figure) for t in result.timings} == {
         (view, figure) for view in views for figure in FIGURES
     }
@@ -51,16 +52,16 @@ def test_the_benchmark_fills_what_the_seed_lacks_and_times_every_figure(
     assert result.page_ms("90 days", "bot") == sum(
         t.median_ms
         for t in result.timings
-        if t.view == "90 days" and t.figure in bench_dashboard.PAGES["bot"]
+        if t.view == "90 days" and t.figure in dashboard_timings.PAGES["bot"]
     )
 
 
 def test_the_benchmark_refuses_sqlite(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path}/crm.db")
     try:
-        assert bench_dashboard.run_on_postgresql(engine) is None
+        assert dashboard_timings.run_on_postgresql(engine) is None
         with pytest.raises(InvalidInput):
-            bench_dashboard.fill(engine)
+            dashboard_timings.fill(engine)
     finally:
         engine.dispose()
 
@@ -71,8 +72,9 @@ def test_0012_fills_the_summary_from_the_metrics_there_are_and_downgrades(
 ) -> None:
     url = new_database_url(backend)
     upgrade(url, "0011")
-    monkeypatch.setattr(demo, "DEMO_REST_USERS", {})  # rest_user identities came with 0014
-    monkeypatch.setattr(demo, "_ensure_campaigns", lambda *_: None)  # daily_cap came with 0017
+    monkeypatch.setattr(demo.fixed, "DEMO_REST_USERS", {})  # rest_user identities came with 0014
+    # daily_cap came with 0017
+    monkeypatch.setattr(demo.campaigns, "ensure_demo_campaigns", lambda *_: None)
     engine = make_engine(url)
     try:
         demo.seed(engine, customers=50, clock=fixed(SEEDED_AT))

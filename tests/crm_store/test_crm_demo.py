@@ -92,7 +92,7 @@ def test_a_worker_process_generates_the_same_rows(
     seed(empty_engine, customers=60, seed=3, clock=fixed(NOW))
     inline = _digest(empty_engine)
     empty_all_tables(empty_engine)
-    monkeypatch.setattr(demo, "PIPELINE_MIN", 0)
+    monkeypatch.setattr(demo.seeding, "PIPELINE_MIN", 0)
     seed(empty_engine, customers=60, seed=3, clock=fixed(NOW))
     assert _digest(empty_engine) == inline
 
@@ -119,8 +119,8 @@ def test_a_failed_seed_keeps_every_key_and_postgresql_keeps_no_rows(
         real_write(connection, chunk)
 
     real_write = demo.write_chunk
-    monkeypatch.setattr(demo, "CHUNK", 20)
-    monkeypatch.setattr(demo, "write_chunk", write_twice_then_fail)
+    monkeypatch.setattr(demo.seeding, "CHUNK", 20)
+    monkeypatch.setattr(demo.seeding, "write_chunk", write_twice_then_fail)
     with pytest.raises(RuntimeError, match="disk full"):
         seed(empty_engine, customers=100, clock=fixed(NOW))
     assert _schema(empty_engine) == before

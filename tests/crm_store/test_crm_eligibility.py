@@ -1,5 +1,5 @@
 """Campaign planning in SQL (crm_store.eligibility) on SQLite and PostgreSQL, and its agreement
-with the pure rules of bot/care/campaigns and bot/care/budget on a fixture of customers."""
+with the pure rules of tests/oracles/ (the campaigns and the budget) on a fixture of customers."""
 
 from __future__ import annotations
 
@@ -14,17 +14,6 @@ from crm_helpers import a_customer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.care import budget
-from bot.care.campaigns import (
-    birthday,
-    care_tip,
-    delivery_follow_up,
-    follow_up,
-    holiday,
-    warranty_reminder,
-    win_back,
-)
-from bot.care.campaigns.facts import CustomerFacts, Decision, Delivery, OwnedItem
 from crm_store.audit import list_audit_entries
 from crm_store.campaign_rules import PlanSettings, same_day_window
 from crm_store.campaigns import (
@@ -67,6 +56,17 @@ from crm_store.orders import NewItem, add_shipping_event, create_order, upsert_p
 from crm_store.outbox import MAX_ATTEMPTS, enqueue_care_message, mark_sent
 from crm_store.surveys import ask_survey
 from crm_store.tickets import OPEN_STATUSES, open_ticket
+from tests.oracles import budget
+from tests.oracles.campaigns import (
+    birthday,
+    care_tip,
+    delivery_follow_up,
+    follow_up,
+    holiday,
+    warranty_reminder,
+    win_back,
+)
+from tests.oracles.campaigns.facts import CustomerFacts, Decision, Delivery, OwnedItem
 
 DAY = date(2026, 11, 20)
 EARLY = datetime(2026, 11, 19, 18, 0, tzinfo=timezone.utc)  # 02:00 on the 20th in Shanghai

@@ -8,8 +8,9 @@ from datetime import datetime, timezone
 
 import pytest
 
-from crm_store.dashboard import to_csv
-from crm_store.dashboard.surveys import Comment
+from bot.reports.render import render_survey_report, to_csv
+from crm_store.dashboard.survey_report import SurveyReport
+from crm_store.dashboard.surveys import Comment, SurveyFigures
 from crm_store.masking import (
     alias,
     mask_email,
@@ -19,7 +20,6 @@ from crm_store.masking import (
     mask_text,
     spreadsheet_safe,
 )
-from crm_store.reports import SurveyFigures, SurveyReport, render_survey_report
 
 AT = datetime(2026, 11, 2, tzinfo=timezone.utc)
 

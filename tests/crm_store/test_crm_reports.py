@@ -13,19 +13,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import Select
 
-from crm_store.errors import InvalidInput
-from crm_store.models import CustomerMetrics, SurveyResponse
-from crm_store.reports import (
-    SurveyFigures,
+from bot.reports.render import align, display_width, render_survey_report
+from crm_store.dashboard import day_window
+from crm_store.dashboard.survey_report import (
     SurveyReport,
-    align,
-    day_window,
-    display_width,
-    render_survey_report,
     survey_report,
     survey_report_query,
     top_themes,
 )
+from crm_store.dashboard.surveys import SurveyFigures
+from crm_store.errors import InvalidInput
+from crm_store.models import CustomerMetrics, SurveyResponse
 from crm_store.staff import create_staff_user
 
 SINCE = datetime(2026, 11, 1, tzinfo=timezone.utc)

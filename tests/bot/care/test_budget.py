@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from bot.care.budget import (
+from tests.oracles.budget import (
     Candidate,
     by_priority,
     consented,

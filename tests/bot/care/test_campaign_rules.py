@@ -7,16 +7,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.care.campaigns import (
-    birthday,
-    care_tip,
-    delivery_follow_up,
-    follow_up,
-    holiday,
-    warranty_reminder,
-    win_back,
-)
-from bot.care.campaigns.facts import CustomerFacts, Delivery, OwnedItem
 from crm_store.campaign_rules import (
     PlanSettings,
     birthday_offer_key,
@@ -26,6 +16,16 @@ from crm_store.campaign_rules import (
     win_back_offer_key,
 )
 from crm_store.customers import LunarBirthday
+from tests.oracles.campaigns import (
+    birthday,
+    care_tip,
+    delivery_follow_up,
+    follow_up,
+    holiday,
+    warranty_reminder,
+    win_back,
+)
+from tests.oracles.campaigns.facts import CustomerFacts, Delivery, OwnedItem
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 # 2026-11-19 18:00 UTC: 02:00 on the 20th in Shanghai, before the 10:00 send time.

@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-PASSWORD = "carebot-demo"  # the demo staff's password (crm_store/demo.py)
+PASSWORD = "carebot-demo"  # the demo staff's password (crm_store/demo/reference.py)
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 

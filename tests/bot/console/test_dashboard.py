@@ -18,10 +18,11 @@ from bot.console.dashboard import (
     table,
 )
 from bot.console.labels import SEGMENT_NAMES
-from crm_store.dashboard import FIGURES, DashboardFilter, read_figure, to_csv
+from bot.reports.render import to_csv
+from crm_store.dashboard import FIGURES, DashboardFilter, day_window, read_figure
 from crm_store.dashboard.bot import Misunderstood
+from crm_store.dashboard.surveys import SurveyFigures
 from crm_store.db import session_scope
-from crm_store.reports import SurveyFigures, day_window
 from tests.bot.console.conftest import Console
 
 CHART_DATA = re.compile(r'<script type="application/json" id="chart-data">(.*?)</script>', re.S)

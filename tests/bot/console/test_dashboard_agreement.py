@@ -15,7 +15,7 @@ from sqlalchemy.engine import Engine
 
 from bot.cli import main
 from bot.console.dashboard import DIMENSIONS
-from bot.report_cli import OPTIONS
+from bot.reports.options import OPTIONS
 from crm_store import migrate
 from crm_store.dashboard import FIGURES
 from crm_store.db import make_engine, session_scope

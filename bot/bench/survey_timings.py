@@ -1,6 +1,6 @@
 """Timings of the survey reports over N synthetic survey responses, on PostgreSQL.
 
-python -m crm_store.bench_reports URL N
+python -m bot.bench.survey_timings URL N
 
 URL must name an empty (throwaway) PostgreSQL database; it is migrated, then filled by one
 INSERT ... SELECT generate_series per table: N // 10 customers (tiers 50/30/10/10%), RFM
@@ -38,12 +38,12 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from crm_store.clock import BUSINESS_TZ
+from crm_store.dashboard.survey_report import GROUPINGS, survey_report, top_themes
 from crm_store.db import make_engine, session_scope
 from crm_store.demo import customer_count
 from crm_store.errors import Conflict, InvalidInput
 from crm_store.migrate import upgrade
 from crm_store.models import SURVEY_TRIGGERS, Customer, CustomerMetrics, StaffUser, SurveyResponse
-from crm_store.reports import GROUPINGS, survey_report, top_themes
 
 YEAR_START = datetime(2026, 1, 1)  # naive UTC, as stored
 YEAR_SECONDS = 365 * 24 * 3600

@@ -1,7 +1,7 @@
 """Timings of demo seeding, of the analytics refresh, of the reads the assistant makes and of
 campaign planning (a whole day of campaigns into the outbox).
 
-python -m crm_store.bench URL CUSTOMERS   (URL: an empty database; it is migrated first)
+python -m bot.bench.crm_timings URL CUSTOMERS   (URL: an empty database; it is migrated first)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from crm_store import bench_dashboard
+from bot.bench import dashboard_timings
 from crm_store.analytics import refresh_customer_metrics
 from crm_store.campaign_rules import PlanSettings, holiday_on
 from crm_store.campaigns import set_daily_cap
@@ -63,7 +63,7 @@ class CrmBench:
     rows: dict[str, int]  # per table the seed wrote
     queries: tuple[QueryTiming, ...]
     planning: tuple[PlanTiming, ...] = ()
-    dashboard: bench_dashboard.DashboardBench | None = None  # the manager dashboard's figures
+    dashboard: dashboard_timings.DashboardBench | None = None  # the manager dashboard's figures
 
     @property
     def rows_written(self) -> int:
@@ -91,7 +91,7 @@ def run(
             rows=row_counts(engine),
             queries=time_reads(engine, sample_customers(customers, samples)),
             planning=time_planning(engine),
-            dashboard=bench_dashboard.run_on_postgresql(engine),  # after the counts: it adds rows
+            dashboard=dashboard_timings.run_on_postgresql(engine),  # after the counts: it adds rows
         )
     finally:
         engine.dispose()

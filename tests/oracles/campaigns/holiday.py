@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from bot.care.campaigns.facts import NOT_DUE, CustomerFacts, Decision, due
 from crm_store.campaign_rules import PlanSettings, holiday_on
+from tests.oracles.campaigns.facts import NOT_DUE, CustomerFacts, Decision, due
 
 
 def eligible(

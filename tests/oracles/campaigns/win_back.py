@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from bot.care.campaigns.facts import NOT_DUE, CustomerFacts, Decision, due
 from crm_store.campaign_rules import (
     PlanSettings,
     control_bucket,
@@ -18,6 +17,7 @@ from crm_store.campaign_rules import (
     win_back_level,
     win_back_offer_key,
 )
+from tests.oracles.campaigns.facts import NOT_DUE, CustomerFacts, Decision, due
 
 
 def in_control_group(customer_id: int, period: str, settings: PlanSettings) -> bool:

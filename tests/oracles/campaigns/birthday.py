@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from bot.care.campaigns.facts import NOT_DUE, CustomerFacts, Decision, due
 from crm_store.campaign_rules import BIRTHDAY_GIFTS, Gift, PlanSettings, birthday_offer_key
 from crm_store.customers import lunar_to_solar
+from tests.oracles.campaigns.facts import NOT_DUE, CustomerFacts, Decision, due
 
 
 def celebrates_on(facts: CustomerFacts, day: date) -> bool:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from bot.care.campaigns.facts import NOT_DUE, CustomerFacts, Decision, due
 from crm_store.campaign_rules import (
     PlanSettings,
     cadence_period,
@@ -20,6 +19,7 @@ from crm_store.campaign_rules import (
     period_start,
     spread_offset,
 )
+from tests.oracles.campaigns.facts import NOT_DUE, CustomerFacts, Decision, due
 
 
 def eligible(

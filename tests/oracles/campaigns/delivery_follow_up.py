@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from bot.care.campaigns.facts import CustomerFacts, Decision, Delivery, due
 from crm_store.campaign_rules import PlanSettings, local_date
+from tests.oracles.campaigns.facts import CustomerFacts, Decision, Delivery, due
 
 
 def eligible(

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from bot.care.campaigns.facts import CustomerFacts, Decision, OwnedItem, due
 from crm_store.campaign_rules import PlanSettings, month_period
+from tests.oracles.campaigns.facts import CustomerFacts, Decision, OwnedItem, due
 
 
 def tip_day(warranty_ends_on: date, day: date) -> bool:

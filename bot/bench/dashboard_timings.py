@@ -1,6 +1,7 @@
 """Timings of the manager dashboard's figures on the demo data set, on PostgreSQL.
 
-python -m crm_store.bench_dashboard URL   (URL: a database the demo seed filled, e.g. 1M customers)
+python -m bot.bench.dashboard_timings URL   (URL: a database the demo seed filled, e.g. 1M
+customers)
 
 The demo seed writes customers, orders, chats and surveys but no care campaigns, handoffs,
 fallbacks or comments, so fill() first adds them set-based (one INSERT ... SELECT per table,

@@ -1,6 +1,6 @@
 """Timings of the manager dashboard's pages on a big CRM (docs/benchmarks.md).
 
-python -m bot.console.bench_pages URL   (URL: e.g. the 1,000,000-customer demo on PostgreSQL)
+python -m bot.bench.console_pages URL   (URL: e.g. the 1,000,000-customer demo on PostgreSQL)
 
 Each page is built as its handler builds it: the query string parsed, every figure of the page
 read in one transaction (`read_page`), the charts and tables made and dashboard.html rendered.
@@ -24,7 +24,7 @@ from crm_store.clock import utcnow
 from crm_store.db import make_engine, session_scope
 
 REPEAT = 5
-FILTERS: dict[str, dict[str, str]] = {  # the views crm_store.bench_dashboard times, as URLs
+FILTERS: dict[str, dict[str, str]] = {  # the views bot.bench.dashboard_timings times, as URLs
     "90 days": {},
     "365 days": {"from": "-364"},
     "90 days, 金卡 champions": {"tier": "金卡", "segment": "champions"},

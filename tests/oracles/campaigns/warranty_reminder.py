@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from bot.care.campaigns.facts import CustomerFacts, Decision, OwnedItem, due
 from crm_store.campaign_rules import PlanSettings
+from tests.oracles.campaigns.facts import CustomerFacts, Decision, OwnedItem, due
 
 
 def eligible(
