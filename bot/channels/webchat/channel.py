@@ -114,6 +114,14 @@ class OriginCheckedServer(socketio.AsyncServer):
         listed = self.listed_origins
 
         class SameOriginOrListed(engineio.AsyncServer):
+            async def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+                return await super().handle_request(*args, **kwargs)
+
+            # engine.io's handler returns nothing once a websocket has closed (the customer left
+            # the page); Sanic 21 logs that as an ERROR ("Invalid response type None") unless the
+            # handler is marked as a websocket handler. HTTP long-polling still returns responses.
+            handle_request.is_websocket = True  # type: ignore[attr-defined]
+
             def _cors_allowed_origins(self, environ: dict[str, Any]) -> list[str]:
                 return [*super()._cors_allowed_origins(environ), *listed]
 
