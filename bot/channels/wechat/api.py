@@ -13,7 +13,8 @@ HTTP 200 with an errcode; the ones a caller can act on are types:
     ├── DailyLimitReached   45009: the app's daily API quota is used up
     └── Unfollowed          43004: the user does not follow the account (template messages)
 
-`WeChatOutput` turns every failure into one `DeliveryFailed`, whose text says why.
+`WeChatOutput` turns every failure into one `DeliveryFailed`, whose text says why. The errcodes
+are wechatpy's names (`WeChatErrorCode`); its `WeChatClient` does not fit (docs/wechat.md).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from typing import Any
 import aiohttp
 from rasa.core.channels.channel import OutputChannel
 from redis.exceptions import RedisError
+from wechatpy.constants import WeChatErrorCode as Code
 
 from bot.channels.wechat.messages import render_texts, split_text
 from bot.channels.wechat.shared import LOCK_TTL_SECONDS, POLL_SECONDS, SharedState
@@ -36,7 +38,9 @@ from bot.channels.wechat.templates import TemplateConfig
 logger = logging.getLogger(__name__)
 
 REFRESH_MARGIN_SECONDS = 300  # the old token keeps working 5 minutes after a refresh
-STALE_TOKEN_CODES = frozenset({40001, 40014, 42001})
+STALE_TOKEN_CODES = frozenset(
+    {Code.INVALID_CREDENTIAL, Code.INVALID_ACCESS_TOKEN, Code.EXPIRED_ACCESS_TOKEN}
+)  # 40001, 40014, 42001
 REQUEST_TIMEOUT_SECONDS = 10
 
 
@@ -70,10 +74,10 @@ class Unfollowed(WeChatAPIError):
 
 
 ERRORS: dict[int, type[WeChatAPIError]] = {
-    45015: OutsideWindow,
-    45047: QuotaExceeded,
-    45009: DailyLimitReached,
-    43004: Unfollowed,
+    Code.OUT_OF_RESPONSE_TIME_LIMIT: OutsideWindow,  # 45015
+    Code.OUT_OF_RESPONSE_COUNT_LIMIT: QuotaExceeded,  # 45047
+    Code.OUT_OF_API_FREQ_LIMIT: DailyLimitReached,  # 45009
+    Code.REQUIRE_SUBSCRIBE: Unfollowed,  # 43004
 }
 CS_CLOSED = (OutsideWindow, QuotaExceeded)  # the CS API refuses this user; a template may not
 
@@ -99,7 +103,14 @@ class DeliveryFailed(Exception):
 
 # The user unfollowed (43004), the customer-service window closed or its quota is used up and no
 # template is configured (45015, 45047), the app's daily quota is used up (45009).
-HANDLED_ERRCODES = frozenset({43004, 45009, 45015, 45047})
+HANDLED_ERRCODES = frozenset(
+    {
+        Code.REQUIRE_SUBSCRIBE,
+        Code.OUT_OF_API_FREQ_LIMIT,
+        Code.OUT_OF_RESPONSE_TIME_LIMIT,
+        Code.OUT_OF_RESPONSE_COUNT_LIMIT,
+    }
+)
 
 
 @dataclass

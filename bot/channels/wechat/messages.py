@@ -4,6 +4,7 @@ WeChat's pushes are small flat documents. A body larger than MAX_BODY_BYTES is r
 any parsing, and the parser is defusedxml's: it stops at a DOCTYPE (in whatever encoding the
 document declares), so entity expansion ("billion laughs") and external entities (XXE) never
 happen. Every such refusal is a MalformedMessage, which the webhook answers with a 4xx.
+Passive replies are wechatpy's `TextReply`; its `parse_message` is not used (docs/wechat.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring as defused_fromstring
+from wechatpy.replies import TextReply
 
 MAX_BODY_BYTES = 64 * 1024  # a text push is under 2 KB; safe mode roughly triples it
 MAX_TEXT_BYTES = 2048  # the longest text Content WeChat delivers in one message
@@ -96,20 +98,25 @@ def parse_message(body: bytes) -> InboundMessage:
     )
 
 
-def _cdata(text: str) -> str:
+def _cdata_safe(text: str) -> str:
     # "]]>" cannot appear inside CDATA: split it across two sections.
-    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+    return text.replace("]]>", "]]]]><![CDATA[>")
+
+
+def _cdata(text: str) -> str:
+    return "<![CDATA[" + _cdata_safe(text) + "]]>"
 
 
 def text_reply(inbound: InboundMessage, content: str, *, now: int | None = None) -> str:
-    """The passive text reply to a push, with To and From swapped."""
-    created = int(time.time()) if now is None else now
-    return (
-        f"<xml><ToUserName>{_cdata(inbound.from_user)}</ToUserName>"
-        f"<FromUserName>{_cdata(inbound.to_user)}</FromUserName>"
-        f"<CreateTime>{created}</CreateTime><MsgType>{_cdata('text')}</MsgType>"
-        f"<Content>{_cdata(content)}</Content></xml>"
+    """The passive text reply to a push, with To and From swapped. TextReply puts values into
+    CDATA as they are: a "]]>" in them (the bot may echo the user) would end it early."""
+    reply = TextReply(
+        source=_cdata_safe(inbound.to_user),
+        target=_cdata_safe(inbound.from_user),
+        content=_cdata_safe(content),
+        time=int(time.time()) if now is None else now,
     )
+    return str(reply.render())
 
 
 def encrypted_reply(encrypted: str, msg_signature: str, timestamp: str, nonce: str) -> str:

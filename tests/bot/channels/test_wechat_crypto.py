@@ -91,3 +91,9 @@ def test_another_apps_message_is_refused() -> None:
 def test_bad_encoding_aes_key_is_refused(key: str) -> None:
     with pytest.raises(CryptoError):
         aes_key(key)
+
+
+def test_the_random_prefix_differs_between_encryptions() -> None:
+    first, second = (encrypt(KEY, REPLY, APP_ID) for _ in range(2))
+    assert first != second
+    assert decrypt(KEY, first, APP_ID) == decrypt(KEY, second, APP_ID) == REPLY
