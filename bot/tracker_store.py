@@ -27,10 +27,31 @@ from rasa.core.tracker_store import SQLTrackerStore
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy import create_engine, inspect, text
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.event import listen
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.pool import QueuePool
 
 
 class CareSQLTrackerStore(SQLTrackerStore):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.engine.dialect.name == "sqlite" and self.engine.url.database:
+            self._keep_sqlite_connections()
+
+    def _keep_sqlite_connections(self) -> None:
+        """SQLAlchemy 1.4 opens and closes a new SQLite connection for every session of a file
+        database (NullPool): a turn paid for two connects. Rasa's server calls the store from
+        its event loop thread only, so connections are kept in a pool instead (with WAL and no
+        fsync per commit: `_write_ahead_log`)."""
+        unpooled: Engine = self.engine  # type: ignore[has-type]
+        unpooled.dispose()
+        pooled = create_engine(
+            unpooled.url, poolclass=QueuePool, connect_args={"check_same_thread": False}
+        )
+        listen(pooled, "connect", _write_ahead_log)
+        self.engine, self.sessionmaker = pooled, sessionmaker(bind=pooled)
+
     async def save(self, tracker: DialogueStateTracker) -> None:
         if not tracker.events:
             self.erase(tracker.sender_id)
@@ -61,6 +82,17 @@ class CareSQLTrackerStore(SQLTrackerStore):
             action_name=data.get("name"),
             data=json.dumps(data),
         )
+
+
+def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
+    """The embedded default's SQLite file as the CRM has it (crm_store/db.py): WAL, and no fsync
+    per commit (a crash of the process loses nothing; a power cut may lose the last turns). Rasa's
+    default (rollback journal, fsync on every commit) spent a tenth of the server's time in
+    commits under load (docs/benchmarks.md, the profile)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
 
 
 TrackerPlace = str | Path  # a SQLAlchemy URL, or the embedded default's SQLite file

@@ -12,6 +12,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.future import create_engine
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import QueuePool
 
 DEFAULT_URL = "sqlite:///var/crm.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -35,8 +36,19 @@ def make_engine(url: str) -> Engine:
     _ensure_sqlite_parent(url)
     if make_url(url).get_backend_name() != "sqlite":
         return create_engine(url, future=True, pool_pre_ping=True)
+    file_database = make_url(url).database not in (None, "", ":memory:")
+    # SQLAlchemy 1.4 opens a new connection per session for a SQLite file (NullPool): every
+    # transaction paid a connect, its pragmas and a close. Connections are kept instead; the
+    # pool hands each to one thread at a time, so a thread other than its creator may use it.
+    pooling: dict[str, Any] = {"poolclass": QueuePool} if file_database else {}
     engine = create_engine(
-        url, future=True, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        url,
+        future=True,
+        connect_args={
+            "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+            **({"check_same_thread": False} if file_database else {}),
+        },
+        **pooling,
     )
     _configure_sqlite(engine)
     return engine
