@@ -24,9 +24,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from crm_store.analytics import refresh_customer_metrics
+from crm_store.campaigns.planning import ensure_campaigns
 from crm_store.clock import BUSINESS_TZ, Clock, as_utc, utcnow
 from crm_store.customers import TIER_SPEND_THRESHOLDS
-from crm_store.eligibility import ensure_campaigns
 from crm_store.errors import Conflict
 from crm_store.models import (
     CATEGORIES,

@@ -17,7 +17,7 @@ from bot.care.campaigns import (
     win_back,
 )
 from bot.care.campaigns.facts import CustomerFacts, Delivery, OwnedItem
-from crm_store.campaign_rules import (
+from crm_store.campaigns.rules import (
     PlanSettings,
     birthday_offer_key,
     care_tip_dates,
