@@ -13,7 +13,7 @@ from typing import Any
 from rasa_sdk.events import SlotSet
 
 from actions.base import CareAction, Events, Turn
-from actions.care_messages import first_delivery
+from actions.campaign_messages import first_delivery
 from actions.feedback import analyse
 from actions.forms import CareFormValidation, NotAnAnswer, form_slots, required_slots
 from actions.identity import channel_of, is_external_trigger

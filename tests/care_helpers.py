@@ -6,10 +6,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from crm_store.campaign_rules import birthday_offer_key, win_back_offer_key
 from crm_store.campaigns import Campaign, get_campaign
+from crm_store.campaigns.planning import ensure_campaigns
+from crm_store.campaigns.rules import birthday_offer_key, win_back_offer_key
 from crm_store.clock import fixed
-from crm_store.eligibility import ensure_campaigns
 from crm_store.errors import NotFound
 from crm_store.offers import Coupon, create_offer, get_offer, issue_coupon
 

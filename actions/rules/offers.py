@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from crm_store.campaign_rules import is_campaign_offer
+from crm_store.campaigns.rules import is_campaign_offer
 from crm_store.models import OFFER_KINDS
 from crm_store.offers import Offer
 

@@ -193,8 +193,8 @@ def section(results: list[DispatchRate], rate_limit: float) -> list[str]:
 def measure_rasa(database_url: str, rasa_url: str, token: str, logins: list[str]) -> DispatchRate:
     """Care tips to the bench members' web conversations through the real Rasa and action
     server (composed by the care action, stored in the web chat mailbox: nobody is connected)."""
+    from crm_store.campaigns.planning import ensure_campaigns
     from crm_store.db import make_engine, session_scope
-    from crm_store.eligibility import ensure_campaigns
     from crm_store.outbox import enqueue_care_message
 
     engine = make_engine(database_url)

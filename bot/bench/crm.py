@@ -132,7 +132,7 @@ def reads_table(result: CrmBench) -> list[str]:
 
 
 def planning_table(result: CrmBench) -> list[str]:
-    """`plan_day` (crm_store.eligibility): every campaign of a day into the outbox, set-based."""
+    """`plan_day` (crm_store.campaigns.planning): every campaign of a day into the outbox."""
     return [
         f"| campaign planning (at {result.customers:,} customers) | day | outbox rows written "
         f"| time (target {PLAN_TARGET_S:.0f} s) |",

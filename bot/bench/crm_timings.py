@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 
 from bot.bench import dashboard_timings
 from crm_store.analytics import refresh_customer_metrics
-from crm_store.campaign_rules import PlanSettings, holiday_on
 from crm_store.campaigns import set_daily_cap
+from crm_store.campaigns.planning import plan_day, planned_campaign_keys
+from crm_store.campaigns.rules import PlanSettings, holiday_on
 from crm_store.clock import BUSINESS_TZ, utcnow
 from crm_store.customers import find_customer
 from crm_store.db import make_engine, session_scope
 from crm_store.demo import COLUMNS, Progress, demo_phone, seed
-from crm_store.eligibility import plan_day, planned_campaign_keys
 from crm_store.identities import find_customer_by_identity
 from crm_store.migrate import upgrade
 from crm_store.models import Base, CareMessage, ChannelIdentity

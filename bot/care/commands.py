@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from crm_store.clock import Clock
 
 # With --date, the commands act as if it were this time of that day in the shop's time zone:
-# when planned messages fall due (crm_store.campaign_rules.PlanSettings.send_at), so run-once
+# when planned messages fall due (crm_store.campaigns.rules.PlanSettings.send_at), so run-once
 # sends them at once.
 PLAN_TIME = time(10, 0)
 OFF_LINE = "off, not planned (`carebot campaigns enable KEY`, or a manager in the staff console)"
@@ -94,11 +94,10 @@ def cmd_preview(args: argparse.Namespace) -> int:
     """Runs the planning queries in a transaction that is rolled back: nothing is written."""
     from sqlalchemy.orm import Session
 
-    from bot.care.scheduler import CAMPAIGNS, business_day
-    from crm_store.eligibility import ensure_campaigns, preview_campaign
+    from bot.care.scheduler import business_day
+    from crm_store.campaigns.planning import ensure_campaigns, preview_campaign
 
-    if args.campaign not in CAMPAIGNS:
-        print(f"carebot campaigns: no campaign {args.campaign} ({', '.join(CAMPAIGNS)})")
+    if not known(args.campaign):
         return 2
     clock, engine = clock_for(args.date), _engine()
     session = Session(bind=engine, future=True)
@@ -157,20 +156,22 @@ def cmd_run_once(args: argparse.Namespace) -> int:
 
 
 def plan_all(engine: Engine, clock: Clock, day: date) -> list[tuple[str, Any]]:
-    """Every campaign that is on, by priority; None for one that is off."""
-    from bot.care.scheduler import CAMPAIGNS, switched_off
+    """Every campaign that is on, by priority, each in a transaction of its own; None for one
+    that is off (crm_store.campaigns.planning.plan_campaigns, the scheduler's loop too)."""
+    from crm_store.campaigns.planning import plan_campaigns
     from crm_store.db import session_scope
-    from crm_store.eligibility import plan_campaign
 
-    off = switched_off(engine, CAMPAIGNS)
-    results: list[tuple[str, Any]] = []
-    for key in CAMPAIGNS:
-        if key in off:
-            results.append((key, None))
-            continue
-        with session_scope(engine) as session:
-            results.append((key, plan_campaign(session, campaign_key=key, day=day, clock=clock)))
-    return results
+    return plan_campaigns(lambda: session_scope(engine), day=day, clock=clock)
+
+
+def known(key: str) -> bool:
+    """Whether `key` is a registered campaign; if not, says which are."""
+    from crm_store.campaigns.registry import campaign_keys
+
+    if key in campaign_keys():
+        return True
+    print(f"carebot campaigns: no campaign {key} ({', '.join(campaign_keys())})")
+    return False
 
 
 def cmd_switch(args: argparse.Namespace) -> int:
@@ -198,13 +199,11 @@ def cmd_cap(args: argparse.Namespace) -> int:
 
 def _change(key: str, change: Any) -> int:
     """Apply one audited change to a campaign (made first when missing, switched off)."""
-    from bot.care.scheduler import CAMPAIGNS
+    from crm_store.campaigns.planning import ensure_campaigns
     from crm_store.db import session_scope
-    from crm_store.eligibility import ensure_campaigns
     from crm_store.errors import InvalidInput
 
-    if key not in CAMPAIGNS:
-        print(f"carebot campaigns: no campaign {key} ({', '.join(CAMPAIGNS)})")
+    if not known(key):
         return 2
     engine = _engine()
     try:
@@ -226,9 +225,9 @@ def describe_campaign(campaign: Any) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from bot.care.scheduler import CAMPAIGNS
     from bot.care.uplift import describe, uplift
     from crm_store.campaigns import campaign_settings
+    from crm_store.campaigns.registry import campaign_keys
     from crm_store.db import session_scope
     from crm_store.models import OUTBOX_STATES
     from crm_store.outbox import count_by_campaign
@@ -239,7 +238,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         with session_scope(engine) as session:
             counts = count_by_campaign(session)
             arms = win_back_counts(session)
-            owned = campaign_settings(session, keys=CAMPAIGNS)
+            owned = campaign_settings(session, keys=campaign_keys())
     finally:
         engine.dispose()
     print(render_status(counts, OUTBOX_STATES))

@@ -35,8 +35,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.engine import Engine
 
 from bot.care.notify import NotDelivered, Route, route_for, trigger
-from crm_store.campaign_rules import BUSINESS_TZ, business_midnight, defer_past_quiet_hours
 from crm_store.campaigns import get_campaign_by_id
+from crm_store.campaigns.registry import spec_for
+from crm_store.campaigns.rules import BUSINESS_TZ, business_midnight, defer_past_quiet_hours
 from crm_store.clock import Clock, utcnow
 from crm_store.customers import get_consents, get_customer
 from crm_store.db import session_scope
@@ -54,9 +55,6 @@ from crm_store.outbox import (
 
 log = logging.getLogger(__name__)
 
-CARE_INTENT = "EXTERNAL_care_message"
-SURVEY_INTENT = "EXTERNAL_survey"
-SURVEY_CAMPAIGN = "delivery_follow_up"  # D+3 after delivery: it starts the survey
 UNREACHABLE = "unreachable"
 QUIET_HOURS = "quiet_hours"
 NO_CONSENT = "no_consent"
@@ -165,13 +163,21 @@ def contact_hold(engine: Engine, message: CareMessage, clock: Clock) -> Hold | N
 
 
 def compose(engine: Engine, message: CareMessage) -> Intent:
-    """The intent and entities that make Rasa's action compose this row's message."""
-    if campaign_of(engine, message.campaign_id)[0] != SURVEY_CAMPAIGN:
-        return CARE_INTENT, {"care_message_id": message.id}
+    """The intent and entities that make Rasa's action compose this row's message: its
+    campaign's spec names the intent (a care message, or the post-purchase survey, which also
+    names the product of the order the row is about)."""
+    spec = spec_for(campaign_of(engine, message.campaign_id)[0])
+    entities: dict[str, Any] = {"care_message_id": message.id}
+    if spec.trigger_names_product:
+        entities["product"] = order_product(engine, message.period)
+    return spec.intent, entities
+
+
+def order_product(engine: Engine, order_id: str) -> str:
+    """The order's first product, or "" when the order or its items are gone."""
     with session_scope(engine) as session:
-        order = find_order(session, order_id=message.period)
-    product = order.items[0].name if order is not None and order.items else ""
-    return SURVEY_INTENT, {"care_message_id": message.id, "product": product}
+        order = find_order(session, order_id=order_id)
+    return order.items[0].name if order is not None and order.items else ""
 
 
 def crash_point(point: str, config: DispatchConfig) -> None:

@@ -35,7 +35,7 @@ from bot.care.leader import wait_for_leadership
 from bot.privacy import run_retention
 from bot.settings import scheduler_plan_at
 from crm_store.analytics import refresh_customer_metrics
-from crm_store.campaigns import campaign_settings
+from crm_store.campaigns.registry import campaign_keys
 from crm_store.clock import BUSINESS_TZ, Clock, utcnow
 from crm_store.dashboard.summaries import record_care_responses, refresh_customer_summary
 from crm_store.db import make_engine, session_scope
@@ -47,17 +47,9 @@ from crm_store.win_back_outcomes import record_win_back_outcomes
 
 log = logging.getLogger(__name__)
 
-# The contract's campaign keys, in the priority order of the contact budget: planned in this
-# order, one after the other, so a more important campaign takes a customer's budget first.
-CAMPAIGNS = (
-    "delivery_follow_up",
-    "warranty_reminder",
-    "follow_up",
-    "birthday",
-    "holiday",
-    "care_tip",
-    "win_back",
-)
+# The registered campaigns (crm_store.campaigns.registry), the most important first: planned in
+# this order, one after the other, so a more important campaign takes a customer's budget first.
+CAMPAIGNS = tuple(campaign_keys())
 JOB_TABLE = "apscheduler_jobs"
 Planner = Callable[..., Any]  # plan_campaign(session, *, campaign_key, day, clock) -> PlanResult
 
@@ -113,15 +105,15 @@ def config_from_env(
 
 
 def default_planner() -> Planner:
-    """crm_store.eligibility's `plan_campaign`, imported when first needed (it is large)."""
-    from crm_store.eligibility import plan_campaign
+    """crm_store.campaigns.planning's `plan_campaign`, imported when first needed (it is large)."""
+    from crm_store.campaigns.planning import plan_campaign
 
     return plan_campaign
 
 
 def ensure_campaigns(engine: Engine, clock: Clock) -> None:
-    """The campaign rows and this half-year's win-back offers exist before anything is planned."""
-    from crm_store.eligibility import ensure_campaigns as ensure
+    """The campaign rows (and the offers made with them) exist before anything is planned."""
+    from crm_store.campaigns.planning import ensure_campaigns as ensure
 
     with session_scope(engine) as session:
         ensure(session, clock=clock)
@@ -134,7 +126,7 @@ class Runtime:
     engine: Engine
     config: SchedulerConfig
     clock: Clock = utcnow
-    planner: Planner | None = None  # None: crm_store.eligibility.plan_campaign
+    planner: Planner | None = None  # None: crm_store.campaigns.planning.plan_campaign
     prepare: Callable[[Engine, Clock], None] | None = None  # run before planning
     dispatcher: Dispatcher | None = None
     lock: LeaderLock | None = None
@@ -145,11 +137,19 @@ class Runtime:
         if self.planner is None and self.prepare is None:
             self.prepare = ensure_campaigns
 
-    def plan(self, campaign_key: str, day: date) -> Any:
-        """One campaign's rows for `day`, in a transaction of its own."""
-        planner = self.planner or default_planner()
-        with session_scope(self.engine) as session:
-            return planner(session, campaign_key=campaign_key, day=day, clock=self.clock)
+    def plan(self, day: date) -> list[tuple[str, Any]]:
+        """Every campaign's rows for `day` (crm_store.campaigns.planning.plan_campaigns), each
+        in a transaction of its own; a failing one is logged and does not stop the rest."""
+        from crm_store.campaigns.planning import plan_campaigns
+
+        return plan_campaigns(
+            lambda: session_scope(self.engine),
+            day=day,
+            clock=self.clock,
+            keys=self.config.campaigns,
+            planner=self.planner or default_planner(),
+            on_error=lambda key, error: log.error("planning %s failed", key, exc_info=error),
+        )
 
 
 _runtime: Runtime | None = None
@@ -180,22 +180,13 @@ def plan_job() -> None:
     if runtime.prepare is not None:
         runtime.prepare(runtime.engine, runtime.clock)
     day = business_day(runtime.clock)
-    off = switched_off(runtime.engine, runtime.config.campaigns)
+    results = runtime.plan(day)
+    off = [key for key, result in results if result is None]
     if off:
         log.info("not planned, switched off (a manager switches them on): %s", ", ".join(off))
-    for key in runtime.config.campaigns:
-        if key in off:
-            continue
-        try:
-            log.info("planned %s for %s: %s", key, day, runtime.plan(key, day))
-        except Exception:  # one campaign's failure must not stop the others
-            log.exception("planning %s failed", key)
-
-
-def switched_off(engine: Engine, keys: Sequence[str]) -> list[str]:
-    """The campaigns among `keys` that are off (docs/campaigns.md: who switches them)."""
-    with session_scope(engine) as session:
-        return [c.key for c in campaign_settings(session, keys=keys) if not c.enabled]
+    for key, result in results:
+        if result is not None:
+            log.info("planned %s for %s: %s", key, day, result)
 
 
 def dispatch_job() -> None:

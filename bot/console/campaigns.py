@@ -17,7 +17,6 @@ from sqlalchemy.orm import Session
 from bot.console.auth import MANAGERS, refusal, staff
 from bot.console.labels import CAMPAIGN_CHANGES, CAMPAIGN_STATUSES, CHANNELS, PLAN_OUTCOMES
 from crm_store.audit import AuditEntry, list_audit_entries
-from crm_store.campaign_rules import next_planning
 from crm_store.campaigns import (
     MAX_DAILY_CAP,
     Campaign,
@@ -26,13 +25,10 @@ from crm_store.campaigns import (
     set_campaign_enabled,
     set_daily_cap,
 )
+from crm_store.campaigns.planning import AudiencePreview, ensure_campaigns, preview_audience
+from crm_store.campaigns.registry import campaign_keys
+from crm_store.campaigns.rules import next_planning
 from crm_store.clock import BUSINESS_TZ, Clock, fixed
-from crm_store.eligibility import (
-    AudiencePreview,
-    ensure_campaigns,
-    planned_campaign_keys,
-    preview_audience,
-)
 from crm_store.errors import InvalidInput
 
 campaign_pages = Blueprint("console_campaigns")
@@ -59,7 +55,7 @@ def next_run(request: Request) -> NextRun:
 def campaigns(session: Session, clock: Clock) -> list[Campaign]:
     """The planned campaigns, the most important first (made when missing: switched off)."""
     ensure_campaigns(session, clock=clock)
-    return campaign_settings(session, keys=planned_campaign_keys())
+    return campaign_settings(session, keys=campaign_keys())
 
 
 @campaign_pages.get("/campaigns")
@@ -89,7 +85,7 @@ def detail(session: Session, key: str, run: NextRun, clock: Clock) -> Detail:
 @campaign_pages.get("/campaigns/<key:str>")
 @staff(*MANAGERS)
 async def campaign_page(request: Request, key: str) -> HTTPResponse:
-    if key not in planned_campaign_keys():
+    if key not in campaign_keys():
         return refusal(request, 404, "没有这个活动")
     ctx, run = request.app.ctx, next_run(request)
     shown = await ctx.desk.db(lambda s: detail(s, key, run, ctx.desk.clock))
@@ -110,7 +106,7 @@ def labels() -> dict[str, Any]:
 @campaign_pages.post("/campaigns/<key:str>/switch")
 @staff(*MANAGERS)
 async def switch(request: Request, key: str) -> HTTPResponse:
-    if key not in planned_campaign_keys():
+    if key not in campaign_keys():
         return refusal(request, 404, "没有这个活动")
     enabled = str((request.form or {}).get("enabled") or "") == "1"
     ctx, actor = request.app.ctx, f"staff:{request.ctx.agent.id}"
@@ -138,7 +134,7 @@ def parse_cap(text: str) -> int | None:
 @campaign_pages.post("/campaigns/<key:str>/cap")
 @staff(*MANAGERS)
 async def cap(request: Request, key: str) -> HTTPResponse:
-    if key not in planned_campaign_keys():
+    if key not in campaign_keys():
         return refusal(request, 404, "没有这个活动")
     ctx, actor = request.app.ctx, f"staff:{request.ctx.agent.id}"
     try:

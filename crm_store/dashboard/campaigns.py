@@ -2,7 +2,8 @@
 
 The outbox (care_messages) has one row per customer x campaign x period; a row planned in the
 range is counted by the state it is in now. Replies and opt-outs are read from what the
-customer did after the message was sent (docs/dashboard.md defines each figure).
+customer did after the message was sent (docs/dashboard.md defines each figure). These are
+the campaign results; one campaign's all-time totals are crm_store.campaigns.campaign_totals.
 """
 
 from __future__ import annotations

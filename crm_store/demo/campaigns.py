@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from crm_store.campaigns.planning import ensure_campaigns
 from crm_store.clock import Clock
-from crm_store.eligibility import ensure_campaigns
 from crm_store.offers import create_offer
 
 # The demo's campaigns are on from the start, each capped so that a day reaches at most 100 of

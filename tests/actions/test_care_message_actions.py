@@ -12,9 +12,9 @@ import pytest
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.engine import Engine
 
-from actions.care_messages import ActionSendCareMessage
+from actions.campaign_messages import ActionSendCareMessage
 from actions.coupons import ActionUseCoupon
-from crm_store.campaign_rules import BIRTHDAY_GIFTS
+from crm_store.campaigns.rules import BIRTHDAY_GIFTS
 from crm_store.clock import fixed
 from crm_store.db import session_scope
 from crm_store.deliveries import find_delivery
@@ -201,7 +201,7 @@ def test_a_care_message_never_reaches_another_customers_conversation(
     run: Run, crm: Engine, sender: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     message_id = a_care_message(crm, WANG, "holiday", "2026-qixi")
-    with caplog.at_level(logging.WARNING, logger="actions.care_messages"):
+    with caplog.at_level(logging.WARNING, logger="actions.campaign_messages"):
         assert run(ActionSendCareMessage(), trigger(message_id, sender=sender))[0] == []
     assert "not that customer's conversation" in caplog.text
 

@@ -16,7 +16,7 @@ PROBE = """
 import inspect
 from datetime import datetime, timezone
 from actions.rules.handoff import parse_staffed_hours
-from crm_store.campaign_rules import local_date
+from crm_store.campaigns.rules import local_date
 from crm_store.clock import BUSINESS_TZ
 from crm_store.customers import create_customer
 from crm_store.dashboard import day_window

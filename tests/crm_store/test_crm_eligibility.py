@@ -1,4 +1,4 @@
-"""Campaign planning in SQL (crm_store.eligibility) on SQLite and PostgreSQL, and its agreement
+"""Campaign planning in SQL (crm_store.campaigns) on SQLite and PostgreSQL, and its agreement
 with the pure rules of tests/oracles/ (the campaigns and the budget) on a fixture of customers."""
 
 from __future__ import annotations
@@ -15,28 +15,28 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm_store.audit import list_audit_entries
-from crm_store.campaign_rules import PlanSettings, same_day_window
 from crm_store.campaigns import (
     MAX_DAILY_CAP,
     campaign_settings,
     set_campaign_enabled,
     set_daily_cap,
 )
-from crm_store.clock import ManualClock
-from crm_store.customers import LunarBirthday, get_consents
-from crm_store.eligibility import (
-    CAMPAIGN_SPECS,
+from crm_store.campaigns.coupons import find_message_coupon
+from crm_store.campaigns.planning import (
     DEFAULT_DAILY_CAP,
     NO_DAILY_CAPS,
     AudiencePreview,
     PlanResult,
     ensure_campaigns,
-    find_message_coupon,
     plan_campaign,
     plan_day,
     preview_audience,
     preview_campaign,
 )
+from crm_store.campaigns.registry import REGISTRY
+from crm_store.campaigns.rules import PlanSettings, same_day_window
+from crm_store.clock import ManualClock
+from crm_store.customers import LunarBirthday, get_consents
 from crm_store.errors import InvalidInput, NotFound
 from crm_store.models import Campaign as CampaignRow
 from crm_store.models import (
@@ -114,7 +114,7 @@ def test_ensure_campaigns_creates_the_seven_campaigns_and_the_win_back_offers_on
 ) -> None:
     first = ensure_campaigns(session, clock=lambda: EARLY)
     again = ensure_campaigns(session, clock=lambda: EARLY)
-    assert [c.key for c in first] == [spec.key for spec in CAMPAIGN_SPECS] == [c.key for c in again]
+    assert [c.key for c in first] == [spec.key for spec in REGISTRY] == [c.key for c in again]
     assert {c.key: c.category for c in first}["win_back"] == "offer"
     keys = {offer.key for offer in list_offers(session)}
     assert keys == {"win_back_2026-H2_l1", "win_back_2026-H2_l2", "win_back_2026-H2_l3"}
@@ -368,7 +368,7 @@ def test_a_new_installation_starts_with_every_campaign_off_and_plans_nothing(
     assert {(c.enabled, c.daily_cap) for c in created} == {(False, DEFAULT_DAILY_CAP)}
     a_customer(session, birthday=date(1990, 11, 20))
     results = plan_day(session, day=DAY, clock=lambda: EARLY)
-    assert list(results.values()) == [PlanResult(0, 0, {})] * len(CAMPAIGN_SPECS)
+    assert list(results.values()) == [PlanResult(0, 0, {})] * len(REGISTRY)
     assert session.scalar(select(func.count()).select_from(CareMessage)) == 0
     # what an owner set stays: ensuring again never switches a campaign on or changes its cap
     again = ensure_campaigns(session, clock=lambda: EARLY, enabled=True, daily_caps=NO_DAILY_CAPS)
@@ -660,7 +660,7 @@ def _decisions(
             facts, items, day, now=now, settings=settings
         ),
     }
-    categories = {spec.key: spec.category for spec in CAMPAIGN_SPECS}
+    categories = {spec.key: spec.category for spec in REGISTRY}
     found = [(key, d) for key, d in single.items() if d is not None and d.eligible]
     found += [(key, d) for key, ds in many.items() for d in ds]
     return [(key, categories[key], d) for key, d in found]

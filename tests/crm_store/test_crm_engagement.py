@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from crm_store.audit import list_audit_entries
 from crm_store.campaigns import (
-    campaign_results,
+    campaign_totals,
     create_campaign,
     get_campaign,
     is_running,
@@ -194,7 +194,7 @@ def test_campaign_lifecycle_and_results(session: Session, clock: ManualClock) ->
     )
     mark_sent(session, message_id=message.id, clock=clock)
     issue_coupon(session, offer_key="bday", customer_id=customer.id)
-    results = campaign_results(session, key="birthday-2026")
+    results = campaign_totals(session, key="birthday-2026")
     assert results.messages["sent"] == 1 and results.messages["pending"] == 0
     assert (results.coupons_issued, results.coupons_redeemed) == (1, 0)
     paused = set_campaign_status(session, key="birthday-2026", status="paused", actor="staff:1")

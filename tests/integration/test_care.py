@@ -19,7 +19,7 @@ import yaml
 from sqlalchemy import select
 
 from bot.settings import PROJECT_DIR
-from crm_store.campaign_rules import half_year_period
+from crm_store.campaigns.rules import half_year_period
 from crm_store.customers import create_customer
 from crm_store.db import make_engine, session_scope
 from crm_store.identities import find_customer_by_identity, link_identity

@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from crm_store.campaigns.planning import ensure_campaigns
 from crm_store.clock import utcnow
 from crm_store.customers import set_quiet_hours
 from crm_store.db import make_engine, session_scope
 from crm_store.deliveries import find_delivery
-from crm_store.eligibility import ensure_campaigns
 from crm_store.identities import find_customer_by_identity
 from crm_store.models import CareMessage as MessageRow
 from crm_store.outbox import (

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from crm_store.campaign_rules import half_year_period
+from crm_store.campaigns.rules import half_year_period
 from crm_store.outbox import enqueue_care_message
 from tests.care_helpers import a_win_back_coupon
 from tests.conversations import crm

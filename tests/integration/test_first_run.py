@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.settings import PROJECT_DIR
-from crm_store.campaign_rules import BUSINESS_TZ
+from crm_store.campaigns.rules import BUSINESS_TZ
 from crm_store.clock import utcnow
 from crm_store.db import make_engine, session_scope
 from crm_store.demo import DEMO_DAILY_CAPS

@@ -11,7 +11,8 @@ For each candidate message, in this order (the first that applies is the outcome
 Contacts are outbox rows that are or will be sent, and surveys asked (post-purchase surveys
 come with their delivery follow-up, which already counts). Campaigns are planned in PRIORITY
 order, so a complaint follow-up or a delivery follow-up takes the budget before a promotion.
-crm_store/eligibility.py applies the same policy in SQL; the tests hold the two together.
+crm_store/campaigns/ (the candidate queries and pipeline.py) applies the same policy in SQL;
+the tests hold the two together.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from crm_store.campaign_rules import PRIORITY, business_midnight, defer_past_quiet_hours
+from crm_store.campaigns.registry import priority_order
+from crm_store.campaigns.rules import business_midnight, defer_past_quiet_hours
 from crm_store.customers import CONSENT_DEFAULTS
 
+PRIORITY = priority_order()
 DEFAULT_WEEKLY_CAP = 2
 WINDOW_DAYS = 7
 SEND = "send"

@@ -1,4 +1,4 @@
-"""Campaign planning: indexes for the set-based candidate queries (crm_store/eligibility.py).
+"""Campaign planning: indexes for the set-based candidate queries (crm_store/campaigns/).
 
 Warranty reminders and care tips look order items up by the day their warranty ends; delivery
 follow-ups look shipping events up by status and time. Without them both scan every row.

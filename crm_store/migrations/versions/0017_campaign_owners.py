@@ -3,7 +3,7 @@ per campaign, the most messages its planning writes in one day (NULL: no cap).
 
 On/off is the existing `status` (`active` / `paused`). Rows already there keep their status, so
 an upgraded installation sends what it sent before; the cap starts empty (no cap) for the same
-reason. New installations create their campaigns switched off (crm_store.eligibility).
+reason. New installations create their campaigns switched off (crm_store.campaigns).
 
 Revision ID: 0017
 Revises: 0016

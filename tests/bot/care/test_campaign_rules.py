@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from crm_store.campaign_rules import (
+from crm_store.campaigns.rules import (
     PlanSettings,
     birthday_offer_key,
     care_tip_dates,

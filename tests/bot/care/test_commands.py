@@ -15,8 +15,8 @@ from bot.bench.care_dispatch import StubRasa
 from bot.care.commands import PLAN_TIME, clock_for, render_status
 from bot.cli import main
 from crm_store.audit import list_audit_entries
-from crm_store.campaign_rules import PlanSettings
 from crm_store.campaigns import create_campaign
+from crm_store.campaigns.rules import PlanSettings
 from crm_store.clock import ManualClock
 from crm_store.customers import create_customer
 from crm_store.db import session_scope

@@ -15,7 +15,7 @@ import pytest
 from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy.engine import Engine
 
-from actions.care_messages import ActionSendCareMessage
+from actions.campaign_messages import ActionSendCareMessage
 from bot.care.dispatch import DispatchConfig, Dispatcher
 from bot.care.notify import Route
 from crm_store.clock import Clock, ManualClock, utcnow

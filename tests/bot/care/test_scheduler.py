@@ -36,9 +36,9 @@ from bot.care.scheduler import (
 )
 from crm_store.analytics import get_customer_metrics
 from crm_store.campaigns import set_campaign_enabled
+from crm_store.campaigns.planning import ensure_campaigns
 from crm_store.clock import Clock, ManualClock
 from crm_store.db import make_engine, session_scope
-from crm_store.eligibility import ensure_campaigns
 from crm_store.locks import AdvisoryLock, FileLock, lock_for
 from crm_store.offers import create_offer, issue_coupon, list_coupons
 from crm_store.outbox import claim_due_messages, get_care_message, list_care_messages

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from crm_store.campaign_rules import BIRTHDAY_GIFTS, Gift, PlanSettings, birthday_offer_key
+from crm_store.campaigns.rules import BIRTHDAY_GIFTS, Gift, PlanSettings, birthday_offer_key
 from crm_store.customers import lunar_to_solar
 from tests.oracles.campaigns.facts import NOT_DUE, CustomerFacts, Decision, due
 

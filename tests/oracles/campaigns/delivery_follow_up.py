@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from crm_store.campaign_rules import PlanSettings, local_date
+from crm_store.campaigns.rules import PlanSettings, local_date
 from tests.oracles.campaigns.facts import CustomerFacts, Decision, Delivery, due
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 
-from crm_store.campaign_rules import PlanSettings, send_time
+from crm_store.campaigns.rules import PlanSettings, send_time
 from crm_store.clock import BUSINESS_TZ
 from crm_store.customers import LunarBirthday
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from crm_store.campaign_rules import (
+from crm_store.campaigns.rules import (
     PlanSettings,
     cadence_period,
     follow_up_cadence,

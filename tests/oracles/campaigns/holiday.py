@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from crm_store.campaign_rules import PlanSettings, holiday_on
+from crm_store.campaigns.rules import PlanSettings, holiday_on
 from tests.oracles.campaigns.facts import NOT_DUE, CustomerFacts, Decision, due
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 
-from crm_store.campaign_rules import PlanSettings
+from crm_store.campaigns.rules import PlanSettings
 from tests.oracles.campaigns.facts import CustomerFacts, Decision, OwnedItem, due
 
 

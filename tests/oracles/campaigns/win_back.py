@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from crm_store.campaign_rules import (
+from crm_store.campaigns.rules import (
     PlanSettings,
     control_bucket,
     half_year_period,

@@ -1,8 +1,9 @@
 """The numbers and small pure rules that campaign planning shares between SQL and Python.
 
-crm_store/eligibility.py turns them into set-based SQL; bot/care/campaigns/ and bot/care/budget.py
-apply them to one customer's facts. Both import them from here, so a threshold has one home.
-docs/campaigns.md explains every value.
+The candidate queries (catalogue/) and the planning pipeline (planning.py) turn them into
+set-based SQL; tests/oracles/campaigns/ and tests/oracles/budget.py apply them to one
+customer's facts.
+Both import them from here, so a threshold has one home. docs/campaigns.md explains every value.
 """
 
 from __future__ import annotations
@@ -21,17 +22,6 @@ from crm_store.clock import BUSINESS_TZ
 from crm_store.customers import in_quiet_hours
 
 # Order and delivery times become dates in the shop's time zone, crm_store.clock.BUSINESS_TZ.
-# Who wins when several campaigns compete for a customer's budget (first wins).
-PRIORITY = (
-    "complaint_follow_up",
-    "delivery_follow_up",
-    "warranty_reminder",
-    "follow_up",
-    "birthday",
-    "holiday",
-    "care_tip",
-    "win_back",
-)
 # holidays' English name of a festival -> our key; the festival's first day gets the greeting.
 # Qingming (a day of mourning) and Labour Day are not greeted.
 GREETED_HOLIDAYS = {
@@ -141,13 +131,6 @@ _CAMPAIGN_OFFER = re.compile(r"win_back_\d{4}-H[12]_l\d|birthday_\d{4}_[a-z]+")
 
 def is_campaign_offer(offer_key: str) -> bool:
     return _CAMPAIGN_OFFER.fullmatch(offer_key) is not None
-
-
-def coupon_offer_prefix(campaign_key: str, period: str) -> str | None:
-    """The offer keys of the coupons a message of this campaign and period carries."""
-    if campaign_key in ("win_back", "birthday"):
-        return f"{campaign_key}_{period}_"
-    return None
 
 
 def win_back_offer_key(period: str, level: int) -> str:

@@ -1,4 +1,8 @@
-"""Campaigns: what the scheduler sends (birthday, holiday, follow-up, tip, win-back, survey)."""
+"""Campaign rows in the CRM: created, switched on and off, capped, and their totals.
+
+What each campaign is (its key, name, rules) is its spec (registry.py); this module is the row a
+manager owns: its status (on/off), its daily cap, audited changes (docs/campaigns.md).
+"""
 
 from __future__ import annotations
 
@@ -51,7 +55,11 @@ MAX_DAILY_CAP = 1_000_000
 
 
 @dataclass(frozen=True)
-class CampaignResults:
+class CampaignTotals:
+    """One campaign since it began: its outbox rows by state and its offer's coupons (the
+    dashboard's campaign figures, crm_store.dashboard.campaigns.campaign_results, are per
+    period and filter)."""
+
     messages: dict[str, int]  # outbox state -> count
     coupons_issued: int
     coupons_redeemed: int
@@ -168,6 +176,13 @@ def campaign_settings(session: Session, *, keys: Sequence[str]) -> list[Campaign
     return [by_key[key] for key in keys if key in by_key]
 
 
+def switched_off(session: Session, *, keys: Sequence[str]) -> list[str]:
+    """The campaigns among `keys` whose row is off, in this order (no row: not off)."""
+    return [
+        campaign.key for campaign in campaign_settings(session, keys=keys) if not campaign.enabled
+    ]
+
+
 def set_campaign_enabled(
     session: Session, *, key: str, enabled: bool, actor: str, clock: Clock = utcnow
 ) -> Campaign:
@@ -220,7 +235,7 @@ def _audit(
     session.flush()
 
 
-def campaign_results(session: Session, *, key: str) -> CampaignResults:
+def campaign_totals(session: Session, *, key: str) -> CampaignTotals:
     """Outbox states and, for an offer campaign, coupons issued and redeemed, in two queries."""
     campaign = get_campaign(session, key=key)
     counts = dict(
@@ -233,7 +248,7 @@ def campaign_results(session: Session, *, key: str) -> CampaignResults:
     issued = redeemed = 0
     if campaign.offer_id is not None:
         issued, redeemed = _coupon_counts(session, campaign.offer_id)
-    return CampaignResults(
+    return CampaignTotals(
         messages={state: int(counts.get(state, 0)) for state in OUTBOX_STATES},
         coupons_issued=issued,
         coupons_redeemed=redeemed,

@@ -1,6 +1,7 @@
-"""EXTERNAL_care_message: the scheduler's proactive messages, composed from CRM data.
+"""EXTERNAL_care_message: the campaigns' proactive messages, composed from CRM data.
 
-The trigger names an outbox row (`care_message_id`); its campaign says what to write. A message
+The trigger names an outbox row (`care_message_id`); its campaign's spec names the composer
+(crm_store.campaigns.registry: `composer`), a function of COMPOSERS here. A message
 only goes to a conversation of the row's customer, and never twice: before composing, the action
 records the row's delivery in the CRM (`record_delivery`, keyed by the row's id), so a second
 trigger of the row (a retry after a crash, a reclaimed claim, a second dispatcher) says nothing,
@@ -31,11 +32,12 @@ from actions.rules.care import (
     warranty_item,
 )
 from actions.rules.channels import identity_kinds, identity_value
-from crm_store.campaign_rules import BIRTHDAY_GIFTS
 from crm_store.campaigns import Campaign, get_campaign_by_id
+from crm_store.campaigns.coupons import find_message_coupon
+from crm_store.campaigns.registry import find_spec
+from crm_store.campaigns.rules import BIRTHDAY_GIFTS
 from crm_store.customers import Customer
 from crm_store.deliveries import record_delivery
-from crm_store.eligibility import find_message_coupon
 from crm_store.errors import NotFound
 from crm_store.identities import channel_of as identity_channel
 from crm_store.identities import find_customer_by_identity
@@ -135,6 +137,8 @@ def win_back(turn: Turn, customer: Customer, message: CareMessage, campaign: Cam
     return offer_message(turn, customer, message, campaign, "utter_care_win_back")
 
 
+# Composer names (a campaign spec's `composer`) -> composer. Each says its message and returns
+# True, or False when it has nothing to say (a coupon used up meanwhile, an item gone).
 COMPOSERS: dict[str, Composer] = {
     "birthday": birthday,
     "holiday": holiday,
@@ -179,10 +183,15 @@ class ActionSendCareMessage(CareAction):
         if not first_delivery(turn, message):
             log.info("care message %s was delivered before; not again", message_id)
             return []
-        composer = COMPOSERS.get(campaign.key)
+        composer = composer_of(campaign.key)
         if composer is None or not composer(turn, customer, message, campaign):
             log.warning("care message %s (%s) has nothing to say", message_id, campaign.key)
         return recognised(turn, customer)
+
+
+def composer_of(campaign_key: str) -> Composer | None:
+    spec = find_spec(campaign_key)
+    return None if spec is None else COMPOSERS.get(spec.composer)
 
 
 def first_delivery(turn: Turn, message: CareMessage) -> bool:
