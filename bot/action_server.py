@@ -22,7 +22,7 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot import log_masking
+from bot import log_format, log_masking
 
 SECRET_VARIABLE = "CAREBOT_ACTION_SECRET"
 OPEN_PATHS = frozenset({"/health"})
@@ -75,6 +75,7 @@ def main() -> None:
     keep_tensorflow_out()
     os.umask(0o077)
     log_masking.install()
+    log_format.install()  # CAREBOT_LOG_FORMAT=json: rasa-sdk's log lines as JSON
     utils.configure_colored_logging(os.environ.get("LOG_LEVEL", "INFO"))
     logging.getLogger(APPLICATION_ROOT_LOGGER_NAME).setLevel(logging.INFO)
     secret = os.environ.get(SECRET_VARIABLE, "")

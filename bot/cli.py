@@ -12,7 +12,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from bot import log_masking
+from bot import log_format, log_masking
 from bot.care.commands import add_parsers as add_care_parsers
 from bot.privacy_cli import add_parsers as add_privacy_parsers
 from bot.report_cli import add_figure_parsers, print_report
@@ -28,6 +28,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 def main(argv: Sequence[str] | None = None) -> int:
     log_masking.install()  # every command, the console and the WeChat simulator included
+    log_format.install()  # CAREBOT_LOG_FORMAT=json: JSON lines, Rasa's included
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="start the whole system and print where to chat")
     add_demo_argument(run)
+    run.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply the CRM migrations first (always done with --demo; otherwise the schema "
+        "must be at head: `carebot db-upgrade` is its own step, docs/deploy.md)",
+    )
     run.set_defaults(handler=cmd_run)
 
     shell = commands.add_parser("shell", help="chat with the assistant in this terminal")
@@ -218,9 +225,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.training import ensure_model
 
     os.umask(0o077)  # var/: databases, logs and secrets are the operator's alone
+    log_format.configure()
     settings = demo_settings(args)
     model = ensure_model(settings.project_dir)
-    if not prepare_database(settings.database_url, demo=settings.demo):
+    if settings.demo or args.migrate:
+        if not prepare_database(settings.database_url, demo=settings.demo):
+            return 2
+    elif not schema_is_current(settings.database_url):
         return 2
     _stop_on_sigterm()
     with Stack(settings, model) as stack:
@@ -277,23 +288,20 @@ def cmd_console(args: argparse.Namespace) -> int:
     from bot.console.app import serve
     from bot.console.config import console_config
 
+    log_format.configure()
     settings = load_settings()
     serve(console_config(settings), settings.console_host, settings.console_port)
     return 0
 
 
 def cmd_log_consumer(args: argparse.Namespace) -> int:
-    import logging
-
     from bot.log_consumer import ConsumerConfig, run_consumer
 
     settings = load_settings()
     if not settings.event_broker_url:
         print("carebot: set CAREBOT_EVENT_BROKER_URL (amqp://...) to run the log consumer")
         return 2
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_format.configure()
     config = ConsumerConfig(
         amqp_url=settings.event_broker_url,
         database_url=settings.database_url,
@@ -342,11 +350,26 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from crm_store import migrate
+    """Migrates under the migration lock: run on several hosts at once, one migrates and the
+    others wait and find the schema at head (crm_store/locks.py)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
 
+    from crm_store import migrate
+    from crm_store.locks import LockTimeout
+
+    log_format.configure()
     url = load_settings().database_url
-    migrate.upgrade(url)
-    print(f"CRM database is up to date: {url}")
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        migrate.upgrade(url)
+    except LockTimeout as error:
+        print(f"carebot db-upgrade: {error}", file=sys.stderr)
+        return 1
+    except OperationalError as error:
+        print(f"carebot: cannot use the CRM database {shown}: {error.orig}", file=sys.stderr)
+        return 2
+    print(f"CRM database is up to date ({migrate.head_revision()}): {shown}")
     return 0
 
 
@@ -497,6 +520,31 @@ def prepare_database(url: str, demo: bool = False) -> bool:
             print("carebot: demo data is only seeded into SQLite; `carebot seed` fills others")
     except OperationalError as error:
         print(f"carebot: cannot use the CRM database {url}: {error.orig}", file=sys.stderr)
+        return False
+    return True
+
+
+def schema_is_current(url: str) -> bool:
+    """True when the CRM schema is at this code's head; otherwise says what to run (the
+    production profile migrates in its own step, `carebot db-upgrade`, never on every start)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from crm_store import migrate
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        current = migrate.current_revision(url)
+    except OperationalError as error:
+        print(f"carebot: cannot use the CRM database {shown}: {error.orig}", file=sys.stderr)
+        return False
+    head = migrate.head_revision()
+    if current != head:
+        print(
+            f"carebot: the CRM database {shown} is at revision {current or 'none'}, this code "
+            f"needs {head}: run `carebot db-upgrade` first (or `carebot run --migrate`)",
+            file=sys.stderr,
+        )
         return False
     return True
 

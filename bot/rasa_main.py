@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import sys
 
-from bot import action_failure, action_results, delivery_log, log_masking
+from bot import action_failure, action_results, delivery_log, log_format, log_masking
 
 TOKEN_VARIABLE = "CAREBOT_API_TOKEN"
 SERVING_COMMANDS = ("run", "shell")
@@ -34,6 +34,7 @@ def rasa_arguments(argv: list[str], env: dict[str, str] | os._Environ[str]) -> l
 def main() -> None:
     os.umask(0o077)
     log_masking.install()
+    log_format.install()  # CAREBOT_LOG_FORMAT=json: Rasa's own log lines as JSON
     action_failure.install()
     action_results.install()
     delivery_log.install()

@@ -8,7 +8,7 @@ import signal
 import threading
 from types import FrameType
 
-from bot import log_masking
+from bot import log_format, log_masking
 from bot.care.scheduler import config_from_env, run
 from bot.settings import load_settings
 
@@ -16,10 +16,7 @@ from bot.settings import load_settings
 def main() -> int:
     """Runs until SIGTERM or SIGINT; a second instance waits for the leader lock."""
     log_masking.install()
-    logging.basicConfig(
-        level=os.environ.get("CAREBOT_LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_format.configure()
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     settings = load_settings()
     config = config_from_env(

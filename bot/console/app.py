@@ -29,6 +29,7 @@ from bot.console.desk import Desk
 from bot.console.labels import HANDOFF_REASONS, ORDER_STATUSES, RASA_CHANNELS, TICKET_KINDS
 from bot.console.logins import Logins
 from bot.console.views import desk_pages
+from bot.log_format import sanic_log_config
 from bot.rasa_api import RasaApi
 from crm_store.clock import BUSINESS_TZ
 from crm_store.db import make_engine
@@ -90,7 +91,7 @@ def local_time(moment: datetime | None) -> str:
 def create_app(
     config: ConsoleConfig, rasa: Rasa | None = None, name: str = "carebot_console", **desk: Any
 ) -> Sanic:
-    app = Sanic(name)
+    app = Sanic(name, log_config=sanic_log_config())
     app.config.RESPONSE_TIMEOUT = 30
     env = templates()
     app.ctx.config = config
