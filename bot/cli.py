@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
@@ -222,6 +223,7 @@ def demo_settings(args: argparse.Namespace) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.runtime import Stack
+    from bot.supervisor import RestartPolicy, Supervisor
     from bot.training import ensure_model
 
     os.umask(0o077)  # var/: databases, logs and secrets are the operator's alone
@@ -236,11 +238,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     _stop_on_sigterm()
     with Stack(settings, model) as stack:
         print_where_to_chat(settings, stack.wechat_sim_url)
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            print("\nstopping…", file=sys.stderr)
-    return 0
+        stop = _stop_event()
+        code = Supervisor(stack, RestartPolicy.from_env(os.environ)).watch(stop)
+        print("\nstopping…", file=sys.stderr)
+    return code
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
@@ -307,6 +308,8 @@ def cmd_log_consumer(args: argparse.Namespace) -> int:
         database_url=settings.database_url,
         queue=settings.event_queue,
         exchange=settings.event_exchange,
+        health_host=settings.health_host,
+        health_port=settings.consumer_health_port,
     )
     return run_consumer(config)
 
@@ -563,6 +566,18 @@ def print_where_to_chat(settings: Settings, wechat_sim_url: str | None = None) -
         "  chat in a terminal: make shell    stop: Ctrl-C\n",
         flush=True,
     )
+
+
+def _stop_event() -> threading.Event:
+    """Set by SIGTERM or SIGINT (Ctrl-C): the supervisor stops watching, the stack stops."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
 
 
 def _stop_on_sigterm() -> None:

@@ -29,6 +29,8 @@ from rasa.shared.nlu.constants import INTENT_NAME_KEY
 from sqlalchemy import create_engine, inspect, text
 from sqlalchemy.engine import Connection
 
+from bot.metrics import count_new_event
+
 
 class CareSQLTrackerStore(SQLTrackerStore):
     async def save(self, tracker: DialogueStateTracker) -> None:
@@ -39,6 +41,7 @@ class CareSQLTrackerStore(SQLTrackerStore):
             events = list(self._additional_events(session, tracker))
             for event in events:
                 data = event.as_dict()
+                count_new_event(data)  # fallbacks and handoffs (bot/metrics.py)
                 if self.event_broker is not None:
                     self.event_broker.publish({"sender_id": tracker.sender_id, **data})
                 session.add(self._row(tracker.sender_id, event.type_name, data))
