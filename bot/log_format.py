@@ -81,6 +81,8 @@ def configure(level: str | int | None = None) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level or os.environ.get(LEVEL_VARIABLE, "INFO"))
+    if wants_json():
+        logging.captureWarnings(True)  # a Python warning is a log line too, not raw stderr
 
 
 def install() -> None:
