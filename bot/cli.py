@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from crm_store.reports import SurveyReport
 
 Handler = Callable[[argparse.Namespace], int]
+SERVE_PARTS = ("rasa", "actions", "scheduler", "console", "log-consumer")  # bot/serve.py
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -73,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the turns Rasa publishes to RabbitMQ into the CRM (CAREBOT_EVENT_BROKER_URL)",
     )
     consumer.set_defaults(handler=cmd_log_consumer)
+
+    serve = commands.add_parser(
+        "serve", help="run one part in the foreground, for systemd (docs/deploy.md)"
+    )
+    serve.add_argument("part", choices=SERVE_PARTS)
+    serve.add_argument("--model", type=Path, help="the Rasa model (default: the current one)")
+    serve.set_defaults(handler=cmd_serve)
 
     add_users_parser(commands)
 
@@ -242,6 +250,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         code = Supervisor(stack, RestartPolicy.from_env(os.environ)).watch(stop)
         print("\nstopping…", file=sys.stderr)
     return code
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.serve import exec_service, service_for
+    from bot.training import ensure_model
+
+    os.umask(0o077)
+    settings = load_settings()
+    if args.part == "log-consumer" and not settings.event_broker_url:
+        print("carebot: set CAREBOT_EVENT_BROKER_URL (amqp://...) to run the log consumer")
+        return 2
+    model = (args.model or ensure_model(settings.project_dir)) if args.part == "rasa" else None
+    exec_service(service_for(args.part, settings, model), settings.project_dir)
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
