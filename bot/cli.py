@@ -311,6 +311,7 @@ def cmd_console(args: argparse.Namespace) -> int:
     from bot.console.config import console_config
 
     log_format.configure()
+    log_format.sanic_writes_its_own()
     settings = load_settings()
     serve(console_config(settings), settings.console_host, settings.console_port)
     return 0

@@ -95,6 +95,16 @@ def install() -> None:
     coloredlogs.ColoredFormatter = JsonFormatter
 
 
+SANIC_LOGGERS = ("sanic.root", "sanic.error", "sanic.access")
+
+
+def sanic_writes_its_own() -> None:
+    """For a Sanic app that configures its own log handlers (the console): its lines are not
+    passed on to the root handler as well, which would write each of them twice."""
+    for name in SANIC_LOGGERS:
+        logging.getLogger(name).propagate = False
+
+
 def sanic_log_config() -> dict[str, Any] | None:
     """Sanic's logging configuration with our JSON formatter (None: Sanic's default)."""
     if not wants_json():

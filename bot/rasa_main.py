@@ -17,6 +17,7 @@ HTTP API token read from the environment instead of the command line.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -36,6 +37,16 @@ def rasa_arguments(argv: list[str], env: dict[str, str] | os._Environ[str]) -> l
     return list(argv)
 
 
+def serve_metrics() -> None:
+    """The metrics endpoint, if configured; a taken port costs the metrics, never the server
+    that customers talk to (its health is Rasa's own `/`)."""
+    host, port = rasa_metrics_endpoint(os.environ)
+    try:
+        serve_health(host, port, {})
+    except OSError as error:
+        logging.getLogger(__name__).error("Rasa metrics not served on %s:%s: %s", host, port, error)
+
+
 def main() -> None:
     os.umask(0o077)
     log_masking.install()
@@ -45,7 +56,7 @@ def main() -> None:
     delivery_log.install()
     metrics.install_turn_timer()
     if sys.argv[1:2] == ["run"]:
-        serve_health(*rasa_metrics_endpoint(os.environ), {})
+        serve_metrics()
     from rasa.__main__ import main as rasa_main
 
     sys.argv = ["rasa", *rasa_arguments(sys.argv[1:], os.environ)]
