@@ -575,6 +575,9 @@ def schema_is_current(url: str) -> bool:
 
 
 def print_where_to_chat(settings: Settings, wechat_sim_url: str | None = None) -> None:
+    from bot.runtime import ready_url, scheduler_health_port
+
+    health = f"{ready_url(settings, scheduler_health_port(settings))} (scheduler; docs/deploy.md)"
     wechat_sim = f"  WeChat sim     {wechat_sim_url}/ (chat as a WeChat user)\n"
     print(
         "\ncarebot is running:\n"
@@ -585,6 +588,7 @@ def print_where_to_chat(settings: Settings, wechat_sim_url: str | None = None) -
         f"  action server  {settings.action_url}\n"
         "  care scheduler proactive messages (carebot campaigns status)\n"
         f"  staff console  {settings.console_url}/ (staff: agent / carebot-demo)\n"
+        f"  health         {health}\n"
         "  chat in a terminal: make shell    stop: Ctrl-C\n",
         flush=True,
     )

@@ -65,6 +65,15 @@ def test_two_hosts_upgrading_at_once_migrate_once(tmp_path: Path) -> None:
         assert migrate.current_revision(url) == migrate.head_revision()
 
 
+@pytest.mark.postgres
+def test_two_upgrades_started_together_both_succeed(tmp_path: Path) -> None:
+    with throwaway_database("carebot_upgrade") as url:
+        runs = [db_upgrade(url, tmp_path / str(n)) for n in range(2)]
+        outputs = [run.communicate(timeout=300) for run in runs]
+        assert [run.returncode for run in runs] == [0, 0], outputs
+        assert versions(url) == [migrate.head_revision()]
+
+
 def _stderr_until(run: subprocess.Popen[str], needle: str, timeout_s: float = 120) -> str:
     """What `run` wrote to stderr up to the line holding `needle` (or its end, or the timeout)."""
     assert run.stderr is not None
