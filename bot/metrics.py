@@ -12,6 +12,8 @@ cost is two or three of those (issue 19 measures per-turn cost).
   read from the CRM when scraped, at most once per `OUTBOX_REFRESH_S`).
 - Log consumer: messages and turns written, messages dropped, the queue's depth and the age of
   the oldest event of the last batch written (its lag behind the Rasa servers).
+- Action server: each custom action's run time by action (`install_action_timer`), served on
+  its own `/metrics` (bot/action_server.py).
 """
 
 from __future__ import annotations
@@ -95,6 +97,36 @@ def install_turn_timer() -> None:
 
     handle_message._carebot_timed = True  # type: ignore[attr-defined]
     Agent.handle_message = handle_message
+
+
+ACTION_SECONDS = Histogram(
+    "carebot_action_seconds",
+    "How long a custom action ran in the action server, by action (errors included)",
+    ["action"],
+    buckets=TURN_BUCKETS,
+)
+
+
+def install_action_timer() -> None:
+    """Times every action rasa-sdk's executor runs; unknown names are labelled `unknown`."""
+    from rasa_sdk.executor import ActionExecutor
+
+    original = ActionExecutor.run
+    if getattr(original, "_carebot_timed", False):
+        return
+
+    @functools.wraps(original)
+    async def run(self: ActionExecutor, action_call: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await original(self, action_call)
+        finally:
+            name = action_call.get("next_action") if isinstance(action_call, dict) else None
+            label = name if name in self.actions else "unknown"
+            ACTION_SECONDS.labels(label).observe(time.perf_counter() - started)
+
+    run._carebot_timed = True  # type: ignore[attr-defined]
+    ActionExecutor.run = run
 
 
 OUTBOX_REFRESH_S = 30.0
