@@ -15,7 +15,6 @@ import logging
 import os
 import sys
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rasa_sdk import utils
 from rasa_sdk.constants import APPLICATION_ROOT_LOGGER_NAME
 from rasa_sdk.endpoint import create_app
@@ -60,7 +59,8 @@ def create_action_app(secret: str, actions: str = "actions") -> Sanic:
 
 async def serve_metrics(request: Request) -> HTTPResponse:
     """Prometheus's text format: counts and times, no personal data (docs/deploy.md)."""
-    return response.raw(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+    body, content_type = metrics.page()
+    return response.raw(body, content_type=content_type)
 
 
 # Packages the actions never use that their dependencies import if they are installed: spaCy's

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
@@ -56,6 +56,11 @@ CONSUMER_LAG_SECONDS = Gauge(
     "carebot_consumer_lag_seconds",
     "Age of the oldest event of the last batch when it was written (0 while idle)",
 )
+
+
+def page() -> tuple[bytes, str]:
+    """This process's metrics in Prometheus's text format, and its content type."""
+    return generate_latest(), CONTENT_TYPE_LATEST
 
 
 def channel_label(input_channel: str | None) -> str:

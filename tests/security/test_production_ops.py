@@ -29,6 +29,16 @@ def test_every_process_is_ready_and_the_scheduler_leads(production: System) -> N
     assert get(f"{production.console_url}/health")[0] == 200
 
 
+def test_every_process_serves_prometheus_metrics(production: System) -> None:
+    """Rasa, the scheduler and the consumer on their health ports; the action server and the
+    console on their own ports, without a credential (counts and times, no personal data)."""
+    pages = [production.health_urls[name] for name in ("rasa", "scheduler", "log-consumer")]
+    pages += [production.action_url, str(production.console_url)]
+    for base in pages:
+        status, page = get(base + "/metrics")
+        assert status == 200 and ("process_cpu_seconds_total", ()) in samples(page), base
+
+
 def test_a_turn_shows_in_the_metrics_of_rasa_and_of_the_consumer(production: System) -> None:
     before = samples(get(production.health_urls["rasa"] + "/metrics")[1])
     rest_turns = ("carebot_turns_total", (("channel", "rest"),))
