@@ -1,7 +1,8 @@
 """`python -m bot.action_server --port N`: rasa-sdk's action server, callable only by Rasa.
 
-Every request but `/health` must carry `Authorization: Bearer <CAREBOT_ACTION_SECRET>`, which
-only the Rasa server has (its `action_endpoint` sends it, bot/runtime.py). A forged tracker
+Every request but `/health` and `/metrics` (bot/metrics.py: each action's run time) must carry
+`Authorization: Bearer <CAREBOT_ACTION_SECRET>`, which only the Rasa server has (its
+`action_endpoint` sends it, bot/runtime.py). A forged tracker
 from anyone else (`slots.customer_id = N`) gets a 401 before any action runs. No CORS: no
 browser has any business here. It binds the address in `SANIC_HOST` (loopback by default).
 """
@@ -22,10 +23,10 @@ from sanic.exceptions import SanicException
 from sanic.request import Request
 from sanic.response import HTTPResponse
 
-from bot import log_masking
+from bot import log_format, log_masking, metrics
 
 SECRET_VARIABLE = "CAREBOT_ACTION_SECRET"
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/metrics"})
 MIN_SECRET_LENGTH = 16
 
 
@@ -39,6 +40,8 @@ def create_action_app(secret: str, actions: str = "actions") -> Sanic:
     if len(secret) < MIN_SECRET_LENGTH:
         raise ValueError(f"{SECRET_VARIABLE} needs {MIN_SECRET_LENGTH} characters or more")
     app = create_app(actions, cors_origins=None)
+    metrics.install_action_timer()
+    app.add_route(serve_metrics, "/metrics", methods=["GET"])
 
     @app.on_request
     async def only_rasa(request: Request) -> HTTPResponse | None:
@@ -52,6 +55,12 @@ def create_action_app(secret: str, actions: str = "actions") -> Sanic:
         return response.json({"error": str(error)}, status=error.status_code)
 
     return app
+
+
+async def serve_metrics(request: Request) -> HTTPResponse:
+    """Prometheus's text format: counts and times, no personal data (docs/deploy.md)."""
+    body, content_type = metrics.page()
+    return response.raw(body, content_type=content_type)
 
 
 # Packages the actions never use that their dependencies import if they are installed: spaCy's
@@ -75,6 +84,7 @@ def main() -> None:
     keep_tensorflow_out()
     os.umask(0o077)
     log_masking.install()
+    log_format.install()  # CAREBOT_LOG_FORMAT=json: rasa-sdk's log lines as JSON
     utils.configure_colored_logging(os.environ.get("LOG_LEVEL", "INFO"))
     logging.getLogger(APPLICATION_ROOT_LOGGER_NAME).setLevel(logging.INFO)
     secret = os.environ.get(SECRET_VARIABLE, "")

@@ -6,13 +6,14 @@ import argparse
 import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from bot import log_masking
+from bot import log_format, log_masking
 from bot.care.commands import add_parsers as add_care_parsers
 from bot.privacy_cli import add_parsers as add_privacy_parsers
 from bot.report_cli import add_figure_parsers, print_report
@@ -24,10 +25,12 @@ if TYPE_CHECKING:
     from crm_store.dashboard.survey_report import SurveyReport
 
 Handler = Callable[[argparse.Namespace], int]
+SERVE_PARTS = ("rasa", "actions", "scheduler", "console", "log-consumer")  # bot/serve.py
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     log_masking.install()  # every command, the console and the WeChat simulator included
+    log_format.install()  # CAREBOT_LOG_FORMAT=json: JSON lines, Rasa's included
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
@@ -47,6 +50,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="start the whole system and print where to chat")
     add_demo_argument(run)
+    run.add_argument(
+        "--migrate",
+        action="store_true",
+        help="apply the CRM migrations first (always done with --demo; otherwise the schema "
+        "must be at head: `carebot db-upgrade` is its own step, docs/deploy.md)",
+    )
     run.set_defaults(handler=cmd_run)
 
     shell = commands.add_parser("shell", help="chat with the assistant in this terminal")
@@ -65,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="write the turns Rasa publishes to RabbitMQ into the CRM (CAREBOT_EVENT_BROKER_URL)",
     )
     consumer.set_defaults(handler=cmd_log_consumer)
+
+    serve = commands.add_parser(
+        "serve", help="run one part in the foreground, for systemd (docs/deploy.md)"
+    )
+    serve.add_argument("part", choices=SERVE_PARTS)
+    serve.add_argument("--model", type=Path, help="the Rasa model (default: the current one)")
+    serve.set_defaults(handler=cmd_serve)
 
     add_users_parser(commands)
 
@@ -215,21 +231,38 @@ def demo_settings(args: argparse.Namespace) -> Settings:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bot.runtime import Stack
+    from bot.supervisor import RestartPolicy, Supervisor
     from bot.training import ensure_model
 
     os.umask(0o077)  # var/: databases, logs and secrets are the operator's alone
+    log_format.configure()
     settings = demo_settings(args)
     model = ensure_model(settings.project_dir)
-    if not prepare_database(settings.database_url, demo=settings.demo):
+    if settings.demo or args.migrate:
+        if not prepare_database(settings.database_url, demo=settings.demo):
+            return 2
+    elif not schema_is_current(settings.database_url):
         return 2
     _stop_on_sigterm()
     with Stack(settings, model) as stack:
         print_where_to_chat(settings, stack.wechat_sim_url)
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            print("\nstopping…", file=sys.stderr)
-    return 0
+        stop = _stop_event()
+        code = Supervisor(stack, RestartPolicy.from_env(os.environ)).watch(stop)
+        print("\nstopping…", file=sys.stderr)
+    return code
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.serve import exec_service, service_for
+    from bot.training import ensure_model
+
+    os.umask(0o077)
+    settings = load_settings()
+    if args.part == "log-consumer" and not settings.event_broker_url:
+        print("carebot: set CAREBOT_EVENT_BROKER_URL (amqp://...) to run the log consumer")
+        return 2
+    model = (args.model or ensure_model(settings.project_dir)) if args.part == "rasa" else None
+    exec_service(service_for(args.part, settings, model), settings.project_dir)
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
@@ -277,28 +310,28 @@ def cmd_console(args: argparse.Namespace) -> int:
     from bot.console.app import serve
     from bot.console.config import console_config
 
+    log_format.configure()
+    log_format.sanic_writes_its_own()
     settings = load_settings()
     serve(console_config(settings), settings.console_host, settings.console_port)
     return 0
 
 
 def cmd_log_consumer(args: argparse.Namespace) -> int:
-    import logging
-
     from bot.log_consumer import ConsumerConfig, run_consumer
 
     settings = load_settings()
     if not settings.event_broker_url:
         print("carebot: set CAREBOT_EVENT_BROKER_URL (amqp://...) to run the log consumer")
         return 2
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    log_format.configure()
     config = ConsumerConfig(
         amqp_url=settings.event_broker_url,
         database_url=settings.database_url,
         queue=settings.event_queue,
         exchange=settings.event_exchange,
+        health_host=settings.health_host,
+        health_port=settings.consumer_health_port,
     )
     return run_consumer(config)
 
@@ -342,11 +375,26 @@ def cmd_users_add(args: argparse.Namespace) -> int:
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    from crm_store import migrate
+    """Migrates under the migration lock: run on several hosts at once, one migrates and the
+    others wait and find the schema at head (crm_store/locks.py)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
 
+    from crm_store import migrate
+    from crm_store.locks import LockTimeout
+
+    log_format.configure()
     url = load_settings().database_url
-    migrate.upgrade(url)
-    print(f"CRM database is up to date: {url}")
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        migrate.upgrade(url)
+    except LockTimeout as error:
+        print(f"carebot db-upgrade: {error}", file=sys.stderr)
+        return 1
+    except OperationalError as error:
+        print(f"carebot: cannot use the CRM database {shown}: {error.orig}", file=sys.stderr)
+        return 2
+    print(f"CRM database is up to date ({migrate.head_revision()}): {shown}")
     return 0
 
 
@@ -502,7 +550,35 @@ def prepare_database(url: str, demo: bool = False) -> bool:
     return True
 
 
+def schema_is_current(url: str) -> bool:
+    """True when the CRM schema is at this code's head; otherwise says what to run (the
+    production profile migrates in its own step, `carebot db-upgrade`, never on every start)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from crm_store import migrate
+
+    shown = make_url(url).render_as_string(hide_password=True)
+    try:
+        current = migrate.current_revision(url)
+    except OperationalError as error:
+        print(f"carebot: cannot use the CRM database {shown}: {error.orig}", file=sys.stderr)
+        return False
+    head = migrate.head_revision()
+    if current != head:
+        print(
+            f"carebot: the CRM database {shown} is at revision {current or 'none'}, this code "
+            f"needs {head}: run `carebot db-upgrade` first (or `carebot run --migrate`)",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def print_where_to_chat(settings: Settings, wechat_sim_url: str | None = None) -> None:
+    from bot.runtime import ready_url, scheduler_health_port
+
+    health = f"{ready_url(settings, scheduler_health_port(settings))} (scheduler; docs/deploy.md)"
     wechat_sim = f"  WeChat sim     {wechat_sim_url}/ (chat as a WeChat user)\n"
     print(
         "\ncarebot is running:\n"
@@ -513,9 +589,22 @@ def print_where_to_chat(settings: Settings, wechat_sim_url: str | None = None) -
         f"  action server  {settings.action_url}\n"
         "  care scheduler proactive messages (carebot campaigns status)\n"
         f"  staff console  {settings.console_url}/ (staff: agent / carebot-demo)\n"
+        f"  health         {health}\n"
         "  chat in a terminal: make shell    stop: Ctrl-C\n",
         flush=True,
     )
+
+
+def _stop_event() -> threading.Event:
+    """Set by SIGTERM or SIGINT (Ctrl-C): the supervisor stops watching, the stack stops."""
+    stop = threading.Event()
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop
 
 
 def _stop_on_sigterm() -> None:

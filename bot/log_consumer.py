@@ -9,6 +9,10 @@ messages come back, and each turn's event key makes the second write a no-op. Wh
 database is down the batch is retried with backoff and nothing is acknowledged. Run one
 consumer per queue: the reader remembers per conversation what later events need (the channel,
 whether a person has it), and one consumer keeps each conversation's events in order.
+
+With CAREBOT_CONSUMER_HEALTH_PORT set it serves /health, /ready (the CRM database answers and
+RabbitMQ is connected) and /metrics (bot/health.py, bot/metrics.py): messages and turns
+written, the queue's depth and the lag of the last batch.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import contextlib
 import json
 import logging
 import signal
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +30,8 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 from sqlalchemy.engine import Engine
 
+from bot import metrics
+from bot.health import HealthServer, database_check
 from bot.interaction_log import InteractionRow, TurnReader, is_transient, write_turns
 from crm_store.db import make_engine
 
@@ -41,6 +48,9 @@ class ConsumerConfig:
     idle_wait_s: float = 0.2
     first_retry_s: float = 0.5
     max_retry_s: float = 30.0
+    depth_every_s: float = 5.0  # how often the queue's depth is read for the metrics
+    health_host: str = "127.0.0.1"
+    health_port: int | None = None  # None: no health endpoint
 
 
 @dataclass
@@ -68,9 +78,17 @@ class LogConsumer:
         self.reader = TurnReader()
         self.stats = ConsumerStats()
         self.stopping = asyncio.Event()
+        self.connection: aio_pika.abc.AbstractRobustConnection | None = None
+        self._depth_read_at = 0.0
+
+    def broker_connected(self) -> bool:
+        """RabbitMQ is connected now (read by the health endpoint's thread)."""
+        connection = self.connection
+        return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     async def run(self) -> None:
         connection = await aio_pika.connect_robust(self.config.amqp_url)
+        self.connection = connection
         try:
             channel = await connection.channel()
             await channel.set_qos(prefetch_count=self.config.batch)
@@ -81,9 +99,26 @@ class LogConsumer:
                 if batch:
                     await self.handle(batch)
                 else:
+                    metrics.CONSUMER_LAG_SECONDS.set(0)
                     await self.pause(self.config.idle_wait_s)
+                await self.read_depth(channel)
         finally:
+            self.connection = None
             await connection.close()
+
+    async def read_depth(self, channel: aio_pika.abc.AbstractChannel) -> None:
+        """The queue's depth for the metrics, at most every `depth_every_s` (one round trip)."""
+        if time.monotonic() - self._depth_read_at < self.config.depth_every_s:
+            return
+        self._depth_read_at = time.monotonic()
+        try:
+            queue = await channel.declare_queue(self.config.queue, passive=True)
+        except Exception as error:  # RabbitMQ restarting: the next read tells
+            logger.debug("log consumer: queue depth not read (%s)", error)
+            return
+        count = queue.declaration_result.message_count
+        if count is not None:
+            metrics.CONSUMER_QUEUE_DEPTH.set(count)
 
     async def declare(self, channel: aio_pika.abc.AbstractChannel) -> AbstractQueue:
         """The same exchange and durable queue Rasa's pika broker declares (either may start
@@ -111,12 +146,15 @@ class LogConsumer:
 
     async def handle(self, batch: list[AbstractIncomingMessage]) -> None:
         turns: list[InteractionRow] = []
+        oldest: float | None = None
         for message in batch:
             event = decode(message)
             if event is None:
                 self.stats.malformed += 1
+                metrics.CONSUMER_MALFORMED.inc()
                 logger.warning("log consumer: a message that is no Rasa event was dropped")
                 continue
+            oldest = _earlier(oldest, event.get("timestamp"))
             turn = self.reader.read(event)
             if turn is not None:
                 turns.append(turn)
@@ -126,6 +164,9 @@ class LogConsumer:
             await self.acknowledge(message)
         self.stats.messages += len(batch)
         self.stats.turns += len(turns)
+        metrics.CONSUMER_MESSAGES.inc(len(batch))
+        metrics.CONSUMER_TURNS.inc(len(turns))
+        metrics.CONSUMER_LAG_SECONDS.set(max(0.0, time.time() - oldest) if oldest else 0.0)
 
     async def write_until_done(self, turns: list[InteractionRow]) -> bool:
         delay, down = self.config.first_retry_s, False
@@ -164,6 +205,21 @@ class LogConsumer:
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
 
 
+def _earlier(oldest: float | None, timestamp: Any) -> float | None:
+    """The earlier of `oldest` and an event's Rasa timestamp (unix seconds), if it has one."""
+    if not isinstance(timestamp, (int, float)) or isinstance(timestamp, bool):
+        return oldest
+    return float(timestamp) if oldest is None else min(oldest, float(timestamp))
+
+
+def serve_consumer_health(config: ConsumerConfig, consumer: LogConsumer) -> HealthServer | None:
+    """Ready while the CRM database answers and RabbitMQ is connected."""
+    if config.health_port is None:
+        return None
+    checks = {"database": database_check(config.database_url), "broker": consumer.broker_connected}
+    return HealthServer(config.health_host, config.health_port, checks).start()
+
+
 def run_consumer(config: ConsumerConfig) -> int:
     """Runs until SIGTERM or SIGINT; the batch being written is finished first."""
 
@@ -172,7 +228,12 @@ def run_consumer(config: ConsumerConfig) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, consumer.stopping.set)
-        await consumer.run()
+        health = serve_consumer_health(config, consumer)
+        try:
+            await consumer.run()
+        finally:
+            if health is not None:
+                health.stop()
         logger.info(
             "log consumer stopped: %d messages, %d turns",
             consumer.stats.messages,

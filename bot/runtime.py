@@ -30,6 +30,11 @@ from bot.training import rasa_env
 
 READY_TIMEOUT_S = 240.0
 INTERACTION_LOG = "bot.interaction_log.CrmInteractionLog"
+# Health, readiness and metrics ports of the processes without HTTP of their own (bot/health.py),
+# unless CAREBOT_SCHEDULER_HEALTH_PORT, CAREBOT_CONSUMER_HEALTH_PORT, CAREBOT_RASA_METRICS_PORT
+SCHEDULER_HEALTH_PORT = 5008
+CONSUMER_HEALTH_PORT = 5009
+RASA_METRICS_PORT = 5010
 
 
 @dataclass
@@ -264,8 +269,38 @@ def rasa_server(
         + cors_arguments(settings),
         health_url=f"{settings.rasa_url}/",
         # the WeChat channel links and unlinks followers in the CRM (docs/wechat.md)
-        env=rasa_env({**rasa_secrets(settings), **REQUEST_LIMITS, **(extra_env or {})}),
+        env=rasa_env(
+            {
+                **rasa_secrets(settings),
+                **REQUEST_LIMITS,
+                **health_env(settings, "CAREBOT_RASA_METRICS_PORT", rasa_metrics_port(settings)),
+                **(extra_env or {}),
+            }
+        ),
     )
+
+
+def rasa_metrics_port(settings: Settings) -> int:
+    return settings.rasa_metrics_port or RASA_METRICS_PORT
+
+
+def scheduler_health_port(settings: Settings) -> int:
+    return settings.scheduler_health_port or SCHEDULER_HEALTH_PORT
+
+
+def consumer_health_port(settings: Settings) -> int:
+    return settings.consumer_health_port or CONSUMER_HEALTH_PORT
+
+
+def health_env(settings: Settings, variable: str, port: int) -> dict[str, str]:
+    """The settings of a process's health endpoint (bot/health.py)."""
+    return {"CAREBOT_HEALTH_HOST": settings.health_host, variable: str(port)}
+
+
+def ready_url(settings: Settings, port: int) -> str:
+    """The readiness URL of a health endpoint on `port` (bot/health.py)."""
+    host = "127.0.0.1" if settings.health_host in {"0.0.0.0", "", "::"} else settings.health_host
+    return f"http://{host}:{port}/ready"
 
 
 # No webhook or API call of ours needs more than this; Sanic's default is 100 MB.
@@ -384,7 +419,7 @@ def staff_console(settings: Settings) -> Service:
 def wait_until_ready(service: Service, timeout_s: float = READY_TIMEOUT_S) -> None:
     """Polls the service's health URL; raises if it dies or does not answer in time.
 
-    A service without a health URL (the care scheduler serves no HTTP) is ready once started.
+    A service without a health URL is ready once started.
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -406,11 +441,13 @@ def _answers(url: str) -> bool:
 
 def care_scheduler(settings: Settings, extra_env: Mapping[str, str] | None = None) -> Service:
     """`python -m bot.care` (docs/care_scheduler.md): it triggers proactive messages through
-    this system's Rasa HTTP API; CAREBOT_SCHEDULER_* settings pass through from the environment."""
+    this system's Rasa HTTP API; CAREBOT_SCHEDULER_* settings pass through from the environment.
+    Ready once its health endpoint says the CRM answers (leader or standby)."""
+    port = scheduler_health_port(settings)
     return Service(
         name="scheduler",
         command=[sys.executable, "-m", "bot.care"],
-        health_url="",
+        health_url=ready_url(settings, port),
         env=rasa_env(
             {
                 "CAREBOT_DATABASE_URL": settings.database_url,
@@ -418,6 +455,7 @@ def care_scheduler(settings: Settings, extra_env: Mapping[str, str] | None = Non
                 "CAREBOT_RASA_PORT": str(settings.rasa_port),
                 "CAREBOT_API_TOKEN": settings.api_token,
                 "CAREBOT_VAR_DIR": str(settings.var_dir),
+                **health_env(settings, "CAREBOT_SCHEDULER_HEALTH_PORT", port),
                 **(extra_env or {}),
             }
         ),
@@ -425,13 +463,16 @@ def care_scheduler(settings: Settings, extra_env: Mapping[str, str] | None = Non
 
 
 def log_consumer(settings: Settings) -> Service:
-    """`carebot log-consumer` (bot/log_consumer.py), when Rasa publishes to RabbitMQ."""
+    """`carebot log-consumer` (bot/log_consumer.py), when Rasa publishes to RabbitMQ; ready once
+    the CRM answers and RabbitMQ is connected."""
+    port = consumer_health_port(settings)
     return Service(
         name="log-consumer",
         command=[sys.executable, "-m", "bot.cli", "log-consumer"],
-        health_url="",
+        health_url=ready_url(settings, port),
         env=rasa_env(
             {
+                **health_env(settings, "CAREBOT_CONSUMER_HEALTH_PORT", port),
                 "CAREBOT_DATABASE_URL": settings.database_url,
                 "CAREBOT_EVENT_BROKER_URL": settings.event_broker_url or "",
                 "CAREBOT_EVENT_QUEUE": settings.event_queue,
@@ -486,6 +527,11 @@ class Stack:
 
     def service(self, name: str) -> Service:
         return next(service for service in self.services if service.name == name)
+
+    def restart(self, service: Service) -> None:
+        """Starts a child again, as it was started (bot/supervisor.py decides when)."""
+        service.stop()
+        service.start(self.settings.project_dir, self._log_path(service))
 
     @property
     def wechat_sim_url(self) -> str | None:

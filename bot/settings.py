@@ -46,6 +46,12 @@ class Settings:
     event_broker_url: str | None = None
     event_queue: str = "carebot_turns"
     event_exchange: str = "carebot-events"
+    # Health, readiness and metrics of the processes without HTTP of their own (bot/health.py):
+    # a process serves them only when its port is set (`carebot run` sets them, docs/deploy.md).
+    health_host: str = "127.0.0.1"
+    scheduler_health_port: int | None = None
+    consumer_health_port: int | None = None
+    rasa_metrics_port: int | None = None
 
     @property
     def console_url(self) -> str:
@@ -116,7 +122,22 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         event_broker_url=env.get("CAREBOT_EVENT_BROKER_URL") or None,
         event_queue=env.get("CAREBOT_EVENT_QUEUE", "carebot_turns"),
         event_exchange=env.get("CAREBOT_EVENT_EXCHANGE", "carebot-events"),
+        health_host=env.get("CAREBOT_HEALTH_HOST", loopback),
+        scheduler_health_port=_port(env.get("CAREBOT_SCHEDULER_HEALTH_PORT")),
+        consumer_health_port=_port(env.get("CAREBOT_CONSUMER_HEALTH_PORT")),
+        rasa_metrics_port=_port(env.get("CAREBOT_RASA_METRICS_PORT")),
     )
+
+
+def rasa_metrics_endpoint(env: Mapping[str, str]) -> tuple[str, int | None]:
+    """Where a Rasa server process serves its metrics (read without the rest of the settings,
+    which would create var/ secrets in a process that is handed its own)."""
+    return env.get("CAREBOT_HEALTH_HOST", "127.0.0.1"), _port(env.get("CAREBOT_RASA_METRICS_PORT"))
+
+
+def _port(text: str | None) -> int | None:
+    """A port setting: unset or empty means none."""
+    return int(text) if text and text.strip() else None
 
 
 def scheduler_plan_at(env: Mapping[str, str]) -> clock_time:

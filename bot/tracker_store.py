@@ -32,6 +32,8 @@ from sqlalchemy.event import listen
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import QueuePool
 
+from bot.metrics import count_new_event
+
 
 class CareSQLTrackerStore(SQLTrackerStore):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -60,6 +62,7 @@ class CareSQLTrackerStore(SQLTrackerStore):
             events = list(self._additional_events(session, tracker))
             for event in events:
                 data = event.as_dict()
+                count_new_event(data)  # fallbacks and handoffs (bot/metrics.py)
                 if self.event_broker is not None:
                     self.event_broker.publish({"sender_id": tracker.sender_id, **data})
                 session.add(self._row(tracker.sender_id, event.type_name, data))

@@ -101,3 +101,22 @@ def session_scope(engine: Engine) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+def ping(engine: Engine) -> bool:
+    """True when the database answers `SELECT 1` (readiness probes). A raw DBAPI connection:
+    no BEGIN, so on SQLite it never queues behind a writer for the write lock."""
+    try:
+        connection = engine.raw_connection()
+    except Exception:
+        return False
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT 1")
+        cursor.fetchall()
+        cursor.close()
+        return True
+    except Exception:
+        return False
+    finally:
+        connection.close()

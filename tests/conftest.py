@@ -59,6 +59,11 @@ def running_system(
     """`carebot run` on free loopback ports with `extra_env`, until the generator is closed."""
     rasa_port, action_port, wechat_sim_port = free_port(), free_port(), free_port()
     console_port = free_port()
+    health_ports = {  # the health, readiness and metrics endpoints (bot/health.py)
+        "scheduler": free_port(),
+        "log-consumer": free_port(),
+        "rasa": free_port(),
+    }
     env = dict(
         os.environ,
         CAREBOT_VAR_DIR=str(var_dir),
@@ -66,6 +71,9 @@ def running_system(
         CAREBOT_ACTION_PORT=str(action_port),
         CAREBOT_WECHAT_SIM_PORT=str(wechat_sim_port),
         CAREBOT_CONSOLE_PORT=str(console_port),
+        CAREBOT_SCHEDULER_HEALTH_PORT=str(health_ports["scheduler"]),
+        CAREBOT_CONSUMER_HEALTH_PORT=str(health_ports["log-consumer"]),
+        CAREBOT_RASA_METRICS_PORT=str(health_ports["rasa"]),
         CAREBOT_API_TOKEN=TOKEN,
         CAREBOT_REST_SECRET=REST_SECRET,
         RASA_TELEMETRY_ENABLED="false",
@@ -89,6 +97,7 @@ def running_system(
         redis_url,
         wechat_sim_url=f"http://127.0.0.1:{wechat_sim_port}",
         console_url=f"http://127.0.0.1:{console_port}",
+        health_urls={name: f"http://127.0.0.1:{port}" for name, port in health_ports.items()},
     )
     try:
         wait_for(running.rasa_url + "/", process, log, timeout_s=600)

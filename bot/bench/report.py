@@ -188,6 +188,10 @@ def _bench_env() -> dict[str, str]:
         CAREBOT_RASA_PORT=os.environ.get("CAREBOT_BENCH_PORT", "5105"),
         CAREBOT_ACTION_PORT=os.environ.get("CAREBOT_BENCH_ACTION_PORT", "5155"),
         CAREBOT_WECHAT_SIM_PORT=os.environ.get("CAREBOT_BENCH_WECHAT_SIM_PORT", "5106"),
+        # health and metrics ports of their own too, beside a running `make run` (5008-5010)
+        CAREBOT_SCHEDULER_HEALTH_PORT="5108",
+        CAREBOT_CONSUMER_HEALTH_PORT="5109",
+        CAREBOT_RASA_METRICS_PORT="5110",
         CAREBOT_DATABASE_URL=f"sqlite:///{var_dir / 'crm.db'}",
         # the REST channel is on only with its credential, which the load sends
         CAREBOT_REST_SECRET=os.environ.get("CAREBOT_REST_SECRET") or BENCH_REST_SECRET,

@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sanic import Request, Sanic, response
 from sanic.response import BaseHTTPResponse, HTTPResponse
 
+from bot import metrics
 from bot.console.admin import admin_pages
 from bot.console.auth import AGENTS, MANAGERS, SUPERVISORS, auth
 from bot.console.campaigns import campaign_pages
@@ -29,6 +30,7 @@ from bot.console.desk import Desk
 from bot.console.labels import HANDOFF_REASONS, ORDER_STATUSES, RASA_CHANNELS, TICKET_KINDS
 from bot.console.logins import Logins
 from bot.console.views import desk_pages
+from bot.log_format import sanic_log_config
 from bot.rasa_api import RasaApi
 from crm_store.clock import BUSINESS_TZ
 from crm_store.db import make_engine
@@ -90,7 +92,7 @@ def local_time(moment: datetime | None) -> str:
 def create_app(
     config: ConsoleConfig, rasa: Rasa | None = None, name: str = "carebot_console", **desk: Any
 ) -> Sanic:
-    app = Sanic(name)
+    app = Sanic(name, log_config=sanic_log_config())
     app.config.RESPONSE_TIMEOUT = 30
     env = templates()
     app.ctx.config = config
@@ -115,6 +117,7 @@ def create_app(
     for blueprint in (auth, desk_pages, admin_pages, campaign_pages, dashboard_blueprint()):
         app.blueprint(blueprint)
     app.add_route(health, "/health")
+    app.add_route(serve_metrics, "/metrics")  # process metrics, no personal data (docs/deploy.md)
     app.register_listener(start_timeouts, "after_server_start")
     app.register_listener(stop_timeouts, "before_server_stop")
     return app
@@ -137,6 +140,11 @@ def is_asset(path: str) -> bool:
 
 async def health(request: Request) -> HTTPResponse:
     return response.json({"status": "ok"})
+
+
+async def serve_metrics(request: Request) -> HTTPResponse:
+    body, content_type = metrics.page()
+    return response.raw(body, content_type=content_type)
 
 
 async def start_timeouts(app: Sanic, loop: Any) -> None:

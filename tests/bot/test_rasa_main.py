@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from rasa.__main__ import create_argument_parser
 
 from bot.rasa_main import rasa_arguments
@@ -17,3 +18,18 @@ def test_the_token_is_given_only_to_a_server_with_the_api() -> None:
     assert rasa_arguments(["run"], env) == ["run"]
     assert rasa_arguments(["train", "--enable-api"], env) == ["train", "--enable-api"]
     assert rasa_arguments(["run", "--enable-api"], {}) == ["run", "--enable-api"]
+
+
+def test_a_taken_metrics_port_costs_the_metrics_not_the_server(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import socket
+
+    from bot.rasa_main import serve_metrics
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        monkeypatch.setenv("CAREBOT_RASA_METRICS_PORT", str(taken.getsockname()[1]))
+        serve_metrics()  # no exception: Rasa starts anyway
+    assert "Rasa metrics not served" in caplog.text

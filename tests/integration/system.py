@@ -8,7 +8,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,8 @@ class System:
     wechat_sim_url: str | None = None  # the WeChat simulator `carebot run` starts without an OA
     console_url: str | None = None  # the staff console (bot/console)
     shop_port: int | None = None  # a brand site on http://localhost:<port>, an allowed origin
+    # /health, /ready, /metrics of the scheduler, the log consumer and Rasa (bot/health.py)
+    health_urls: dict[str, str] = field(default_factory=dict)
 
     def post(
         self,

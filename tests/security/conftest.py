@@ -3,11 +3,16 @@ REST channel with its credential, one allowed web origin. Started once for tests
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from bot.settings import PROJECT_DIR
 from tests.bot.test_log_consumer import AMQP_URL, rabbitmq_is_up
 from tests.conftest import reachable_redis, running_system
 from tests.integration.system import System
@@ -61,4 +66,17 @@ def production(
     redis_url = reachable_redis()
     if redis_url:
         env["CAREBOT_REDIS_URL"] = redis_url
+    upgrade_schema(postgres_crm_url, var_dir)  # its own step: `carebot run` does not migrate
     yield from running_system(var_dir, env, demo=False, redis_url=redis_url)
+
+
+def upgrade_schema(database_url: str, var_dir: Path) -> None:
+    """`carebot db-upgrade`, as an operator runs it before starting the production profile."""
+    env = dict(
+        os.environ,
+        CAREBOT_DATABASE_URL=database_url,
+        CAREBOT_VAR_DIR=str(var_dir),
+        RASA_TELEMETRY_ENABLED="false",
+    )
+    command = [sys.executable, "-m", "bot.cli", "db-upgrade"]
+    subprocess.run(command, cwd=PROJECT_DIR, env=env, check=True, timeout=600)

@@ -3,6 +3,7 @@ sessions are signed and expire."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -53,7 +54,7 @@ async def test_anonymous_pages_go_to_login_and_the_rest_is_refused(browsers: Any
         assert (await anonymous.post(path, csrf=False))[0] == 401, path
 
 
-PUBLIC = {"/", "/login", "/health", "/static/<__file_uri__:path>"}
+PUBLIC = {"/", "/login", "/health", "/metrics", "/static/<__file_uri__:path>"}
 PARAMETERS = [  # how the example paths above fill the routes' parameters
     ("/snippets/1/", "/snippets/<snippet_id:int>/"),
     ("/customers/1/", "/customers/<customer_id:int>/"),
@@ -76,6 +77,12 @@ def test_every_route_is_covered_by_these_tests(console: Console) -> None:
     """A new route must be added to the lists above, and so be tested for refusals."""
     routes = {"/" + route.path.lstrip("/") for route in console.app.router.routes}
     assert routes - PUBLIC == {route_of(path) for path in PAGES + APIS + POSTS}
+
+
+async def test_the_metrics_are_public_and_hold_no_personal_data(browsers: Any) -> None:
+    status, page = await (await browsers()).get("/metrics")
+    assert status == 200 and "process_cpu_seconds_total" in page
+    assert "@" not in page and not re.search(r"\b1\d{10}\b", page)  # no e-mail, no mobile
 
 
 async def test_home_sends_each_role_to_its_page(browsers: Any) -> None:
