@@ -10,6 +10,7 @@ HTTP API token read from the environment instead of the command line.
 - Personal data is masked in every log line (bot/log_masking.py).
 - A proactive message WeChat refused for a reason the care scheduler handles is a WARNING, not
   an ERROR, in Rasa's HTTP API log (bot/delivery_log.py).
+- Stored events find their classes in a table, not a class-tree walk (bot/event_lookup.py).
 - Customer turns are counted and timed (bot/metrics.py); `rasa run` serves them on
   CAREBOT_RASA_METRICS_PORT (bot/health.py), a port of its own on CAREBOT_HEALTH_HOST
   (loopback by default), never on the customer-facing Rasa port.
@@ -21,7 +22,15 @@ import logging
 import os
 import sys
 
-from bot import action_failure, action_results, delivery_log, log_format, log_masking, metrics
+from bot import (
+    action_failure,
+    action_results,
+    delivery_log,
+    event_lookup,
+    log_format,
+    log_masking,
+    metrics,
+)
 from bot.health import serve_health
 from bot.settings import rasa_metrics_endpoint
 
@@ -54,6 +63,7 @@ def main() -> None:
     action_failure.install()
     action_results.install()
     delivery_log.install()
+    event_lookup.install()
     metrics.install_turn_timer()
     if sys.argv[1:2] == ["run"]:
         serve_metrics()
