@@ -1,6 +1,8 @@
-"""choose_option: the customer took one of the choices just offered without saying which
-("我要这个" to a list of three offers). The question back shows the same choices again; with
-nothing offered just before, it asks what they would like."""
+"""choose_option: the customer took one of the choices offered without saying which ("我要这个"
+to a list of three offers). The question back shows the choices the NLU step read the answer
+against (`offered_choices` in the message's parse data: bot/nlu/choice_resolver.py), which may
+be a list offered a few messages ago that the customer has been choosing from since; with none,
+it asks what they would like."""
 
 from __future__ import annotations
 
@@ -8,21 +10,16 @@ from typing import Any
 
 from actions.base import CareAction, Events, Turn
 
+OFFERED_CHOICES = "offered_choices"
 
-def last_offered_buttons(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The buttons of the bot's last message that had any, since the customer's message before
-    this one (the one being answered is the newest user event)."""
-    users_seen = 0
-    for event in reversed(events):
-        if event.get("event") == "user":
-            users_seen += 1
-            if users_seen > 1:
-                return []
-        elif event.get("event") == "bot" and users_seen == 1:
-            buttons = (event.get("data") or {}).get("buttons") or []
-            if buttons:
-                return [dict(button) for button in buttons]
-    return []
+
+def offered_buttons(turn: Turn) -> list[dict[str, Any]]:
+    offered = turn.tracker.latest_message.get(OFFERED_CHOICES) or []
+    return [
+        {"title": str(choice["title"]), "payload": str(choice["payload"])}
+        for choice in offered
+        if isinstance(choice, dict) and "title" in choice and "payload" in choice
+    ]
 
 
 class ActionAskWhichChoice(CareAction):
@@ -30,7 +27,7 @@ class ActionAskWhichChoice(CareAction):
         return "action_ask_which_choice"
 
     def act(self, turn: Turn) -> Events:
-        buttons = last_offered_buttons(turn.tracker.events)
+        buttons = offered_buttons(turn)
         if buttons:
             turn.dispatcher.utter_message(response="utter_ask_which_choice", buttons=buttons)
         else:

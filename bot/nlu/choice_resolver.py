@@ -4,7 +4,8 @@ The last NLU step: it sees the conversation (Rasa passes a component the tracker
 `process` asks for one) and, when the bot's last reply offered buttons, reads the customer's
 text with `choices.resolve_choice`. A number, a name or a pointing word becomes that button's
 intent and entities, exactly as if it had been clicked; an answer that takes a choice without
-saying which becomes `choose_option` (the dialogue asks back with the same buttons). Inside a form
+saying which becomes `choose_option`, and the choices it read go with the message
+(`offered_choices` in its parse data), so the question back shows exactly those. Inside a form
 the form's own validation reads the answer, so nothing is changed there.
 """
 
@@ -26,6 +27,7 @@ from bot.nlu.choices import Choice, Resolution, offered_choices, parse_payload, 
 log = logging.getLogger(__name__)
 
 CHOOSE_OPTION = "choose_option"
+OFFERED_CHOICES = "offered_choices"  # the choices a `choose_option` message took one of
 # Below this confidence a reading of the words around a named choice does not outweigh the name.
 CONFIDENT = 0.8
 
@@ -53,6 +55,9 @@ class ChoiceResolver(GraphComponent):
         if choices:
             for message in messages:
                 apply_resolution(message, resolve_choice(message.get(TEXT) or "", choices))
+                if (message.get(INTENT) or {}).get("name") == CHOOSE_OPTION:
+                    offered = [{"title": c.title, "payload": c.payload} for c in choices]
+                    message.set(OFFERED_CHOICES, offered, add_to_output=True)
         return messages
 
 

@@ -499,11 +499,12 @@ def test_a_choice_taken_without_saying_which_is_asked_back_with_the_same_buttons
         {"title": "冬季满300减50券", "payload": '/ask_offers{"offer_key":"demo_winter_50"}'},
         {"title": "会员日95折券", "payload": '/ask_offers{"offer_key":"demo_member_day_95"}'},
     ]
-    earlier = [
-        {"event": "user", "text": "有什么优惠"},
-        {"event": "bot", "text": "这些是您现在可以领取的优惠", "data": {"buttons": offered}},
-    ]
-    state = tracker(slots=identified(WANG), text="这个", intent="choose_option", events=earlier)
+    state = tracker(
+        slots=identified(WANG),
+        text="这个",
+        intent="choose_option",
+        extra={"offered_choices": offered},  # what the NLU step read the answer against
+    )
     messages, _ = run(ActionAskWhichChoice(), state)
     assert responses(messages) == ["utter_ask_which_choice"]
     assert messages[0]["buttons"] == offered

@@ -157,8 +157,30 @@ def test_a_claim_read_as_using_a_coupon_takes_the_named_offer() -> None:
     assert message.get("entities")[0]["value"] == "new_year_20"
 
 
-def test_pointing_at_several_becomes_a_question_back() -> None:
-    assert read("这个", conversation(), "affirm", 0.6).get("intent")["name"] == CHOOSE_OPTION
+def test_pointing_at_several_becomes_a_question_back_with_those_choices() -> None:
+    message = read("这个", conversation(), "affirm", 0.6)
+    assert message.get("intent")["name"] == CHOOSE_OPTION
+    assert message.get("offered_choices") == buttons(OFFERS)
+    assert "offered_choices" in message.as_dict(only_output_properties=True)
+
+
+def test_the_question_back_names_a_list_the_customer_has_been_choosing_from() -> None:
+    """Having taken "2", "这个" a turn later still answers that list, and the question
+    back shows it, though the bot's last reply had no buttons."""
+    tracker = conversation()
+    for event in (
+        UserUttered("2", {"name": "ask_offers", "confidence": 1.0}),
+        BotUttered("已为您领取会员日95折券"),
+        ActionExecuted("action_listen"),
+    ):
+        tracker.update(event)
+    message = read("这个", tracker, "affirm", 0.6)
+    assert message.get("intent")["name"] == CHOOSE_OPTION
+    assert message.get("offered_choices") == buttons(OFFERS)
+
+
+def test_a_taken_choice_carries_no_list() -> None:
+    assert read("2", conversation(), "inform_rating", 0.9).get("offered_choices") is None
 
 
 def test_a_confident_request_around_a_name_keeps_its_reading() -> None:
