@@ -1,6 +1,8 @@
 """bot/event_broker.py against the machine's RabbitMQ, reached through a TCP proxy the test
-cuts (the broker itself is never touched): what is published while RabbitMQ is out of reach
-is kept and published once it is back, in order, and the log consumer writes every turn once."""
+cuts (the broker itself is never touched): what is in flight or published while RabbitMQ is out
+of reach is kept and published once it is back, and the log consumer writes every turn once.
+Rasa's own PikaEventBroker loses about half of this burst (its in-flight publications never
+finish)."""
 
 from __future__ import annotations
 
@@ -45,27 +47,25 @@ def test_events_published_while_rabbitmq_is_out_of_reach_arrive_once_it_is_back(
     endpoint = event_broker_endpoint(settings)
     assert endpoint["type"] == PIKA_BROKER
     sender = f"rest:{uuid.uuid4().hex[:8]}"
-    bodies = [json.loads(body) for body in events(sender, 6)]
+    bodies = [json.loads(body) for body in events(sender, 300)]
 
     async def scenario() -> int:
         broker = await CarePikaEventBroker.from_endpoint_config(EndpointConfig(**endpoint))
         assert broker is not None
-        for body in bodies[:4]:
+        for n, body in enumerate(bodies):  # a burst, as a busy Rasa server publishes
             broker.publish(body)
-        await asyncio.sleep(0.5)
-        await asyncio.to_thread(proxy.cut)
-        for body in bodies[4:8]:  # RabbitMQ is out of reach: these are kept
-            broker.publish(body)
+            if n == len(bodies) // 2:  # RabbitMQ goes away with publications in flight
+                await asyncio.sleep(0)
+                await asyncio.to_thread(proxy.cut)
+            if n % 50 == 0:
+                await asyncio.sleep(0.01)
         await asyncio.sleep(2)
         kept = len(broker._unpublished_events)
         await asyncio.to_thread(proxy.restore)
         for _ in range(150):  # aio-pika reconnects after 5 s; then the kept events go out
             await asyncio.sleep(0.2)
-            if not broker._unpublished_events and broker.is_ready():
+            if not broker._unpublished_events and not broker._background_tasks:
                 break
-        for body in bodies[8:]:
-            broker.publish(body)
-        await asyncio.sleep(0.5)
         await broker.close()
         consumer = LogConsumer(config(names, db_url))
         await consume_until(consumer, lambda: consumer.stats.messages >= len(bodies))
@@ -75,6 +75,6 @@ def test_events_published_while_rabbitmq_is_out_of_reach_arrive_once_it_is_back(
         kept = asyncio.run(scenario())
     finally:
         proxy.close()
-    assert kept == 4
-    expected = [text for i in range(6) for text in (f"问题{i}", f"回答{i}")]
+    assert kept > 0  # the cut did catch publications
+    expected = [text for i in range(300) for text in (f"问题{i}", f"回答{i}")]
     assert [turn.text for turn in turns(db_url, sender)] == expected
