@@ -9,6 +9,7 @@ Every load is bounded: 200 conversations of 3 turns, each run in at most a few m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 import uuid
@@ -304,7 +305,22 @@ def test_a_rasa_replica_killed_mid_load_loses_no_conversation(
         await asyncio.to_thread(cluster.kill, "rasa1")
         detected.append(await asyncio.to_thread(cluster.wait_for_balancer, {"rasa1"}, "DOWN"))
 
-    result = asyncio.run(run_load(cluster.balancer_url, people, during=fault))
+    async def scenario() -> tuple[LoadResult, list[WebChatCustomer], set[str]]:
+        pinned: set[str] = set()
+        chatting = await asyncio.wait_for(
+            asyncio.gather(*(web_chat(cluster.balancer_url, pinned) for _ in range(10))), 120
+        )
+        loaded = await run_load(cluster.balancer_url, people, during=fault)
+        back = await asyncio.wait_for(
+            asyncio.gather(*(reconnect(cluster.balancer_url, *chat) for chat in chatting)), 120
+        )
+        return loaded, back, pinned
+
+    result, reconnected, pinned = asyncio.run(scenario())
+    assert "rasa1" in pinned  # some web chat customers were on the replica that died
+    for customer in reconnected:  # ... and every one is back, with the history, and answered
+        assert [(m["sender"], m.get("text")) for m in customer.history][:1] == [("user", "你好")]
+        assert customer.errors == []
     assert result.failures == []
     retried = {(turn.sender, turn.text) for turn in result.turns if turn.attempts > 1}
     expected = {sender: list(TEXTS) for sender in people}
@@ -342,6 +358,33 @@ AFTER_THE_KILL: dict[str, int] = {}
 )
 def test_no_turn_the_killed_replica_answered_is_missing_from_the_interaction_log() -> None:
     assert AFTER_THE_KILL.get("turns missing from the CRM") == 0
+
+
+async def web_chat(url: str, pinned: set[str]) -> tuple[WebChatCustomer, aiohttp.ClientSession]:
+    """A web chat customer on long polling (pinned to a replica by the cookie) who said hello."""
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    customer = await WebChatCustomer(url, transports=["polling"], http_session=http).open()
+    await customer.say("你好")
+    await customer.messages_until_quiet(quiet=1.5, first=60)
+    pinned.update(cookie.value for cookie in http.cookie_jar if cookie.key == "carebot_rasa")
+    return customer, http
+
+
+async def reconnect(
+    url: str, before: WebChatCustomer, http: aiohttp.ClientSession
+) -> WebChatCustomer:
+    """The widget after its socket dropped: the same browser (cookie) asks for its session
+    again, sees its history and goes on chatting."""
+    with contextlib.suppress(Exception):  # its replica may be gone
+        await before.close()
+    again = await WebChatCustomer(url, transports=["polling"], http_session=http).open(
+        before.session_id
+    )
+    await again.say("谢谢")
+    await again.messages_until_quiet(quiet=1.5, first=60)
+    await again.close()
+    await http.close()
+    return again
 
 
 def without_retried_doubles(said: list[str], retried: set[str]) -> list[str]:
