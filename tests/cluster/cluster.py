@@ -25,7 +25,7 @@ from pathlib import Path
 
 from bot import runtime
 from bot.settings import PROJECT_DIR, load_settings
-from tests.cluster.netns import Host, Network, kill_group, stop
+from tests.cluster.netns import Host, Network, kill_group
 from tests.cluster.services import (
     OwnPostgres,
     TcpProxy,
@@ -137,9 +137,6 @@ class Cluster:
         process = self.processes[name]
         kill_group(process)
         process.wait(timeout=10)
-
-    def stop(self, name: str) -> None:
-        stop(self.processes[name])
 
     def balancer_sees(self, server: str, status: str) -> bool:
         """Whether HAProxy's health checks have `server` (rasa1...) in `status` (UP/DOWN)."""
