@@ -20,12 +20,13 @@ PYTHON310 := $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python
 	done)
 
 .PHONY: help install run shell train test lint typecheck validate pytest stories nlu-gate bench clean \
-	browser
+	browser haproxy test-cluster
 
 help:
 	@echo "make run    start the assistant (installs and trains when needed)"
 	@echo "make shell  chat with it in this terminal"
 	@echo "make test   every check CI runs"
+	@echo "make test-cluster  the production profile on several hosts, with faults (root; CI runs it)"
 	@echo "make bench  measure accuracy, latency, throughput; writes docs/benchmarks.md"
 
 install: $(STAMP) $(NPM_STAMP)
@@ -70,7 +71,12 @@ validate:
 	$(BIN)/carebot validate
 
 pytest:
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not cluster"
+
+# The cluster suite (tests/cluster): network namespaces as hosts, HAProxy in front of two Rasa
+# replicas, faults; needs root (ip netns). A few minutes; `make test` runs everything else.
+test-cluster: install train haproxy
+	$(BIN)/pytest -m cluster tests/cluster
 
 stories:
 	$(BIN)/rasa test core --model $$($(BIN)/carebot model-path) \
@@ -84,6 +90,11 @@ browser:
 	@test -x /usr/bin/chromium && fc-list :lang=zh | grep -q . || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 		apt-get install -y -qq chromium fonts-wqy-microhei; }
+
+# Debian's HAProxy, the balancer in front of the Rasa replicas (deploy/haproxy.cfg, tests/cluster).
+haproxy:
+	@test -x /usr/sbin/haproxy || { \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy; }
 
 bench: install
 	$(BIN)/carebot bench $(BENCH_ARGS)

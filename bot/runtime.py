@@ -35,6 +35,7 @@ INTERACTION_LOG = "bot.interaction_log.CrmInteractionLog"
 SCHEDULER_HEALTH_PORT = 5008
 CONSUMER_HEALTH_PORT = 5009
 RASA_METRICS_PORT = 5010
+PIKA_BROKER = "bot.event_broker.CarePikaEventBroker"  # Rasa's pika broker that keeps retrying
 
 
 @dataclass
@@ -139,12 +140,12 @@ def tracker_store_endpoint(url: str) -> dict[str, Any]:
 def event_broker_endpoint(settings: Settings) -> dict[str, Any]:
     """Every customer and bot turn goes to the CRM's interactions: written by the Rasa server
     itself (bot/interaction_log.py, the embedded default), or published to RabbitMQ through
-    Rasa's own pika broker for `carebot log-consumer` (bot/log_consumer.py)."""
+    Rasa's pika broker (bot/event_broker.py) for `carebot log-consumer` (bot/log_consumer.py)."""
     if not settings.event_broker_url:
         return {"type": INTERACTION_LOG, "url": settings.database_url}
     amqp = urlparse(settings.event_broker_url)
     return {
-        "type": "pika",
+        "type": PIKA_BROKER,
         "url": amqp.hostname or "127.0.0.1",
         "port": amqp.port or 5672,
         "username": unquote(amqp.username or "guest"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import aiohttp
 import socketio
 
 
@@ -17,9 +18,18 @@ def unwrapped(message: dict[str, Any]) -> dict[str, Any]:
 class WebChatCustomer:
     """Connects, asks for a session, collects history and bot messages, acknowledges them."""
 
-    def __init__(self, url: str, token: str | None = None, ack: bool = True) -> None:
-        self.url, self.token, self.ack = url, token, ack
-        self.client = socketio.AsyncClient(reconnection=False)
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        ack: bool = True,
+        transports: list[str] | None = None,
+        http_session: aiohttp.ClientSession | None = None,
+    ) -> None:
+        """`transports` (default: long polling, then a websocket) and `http_session` (its own
+        cookies, as a browser has) are socket.io's; tests/cluster pins polling to a replica."""
+        self.url, self.token, self.ack, self.transports = url, token, ack, transports
+        self.client = socketio.AsyncClient(reconnection=False, http_session=http_session)
         self.session_id: str | None = None
         self.history: list[dict[str, Any]] = []
         self.received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -49,7 +59,13 @@ class WebChatCustomer:
 
     async def open(self, session_id: str | None = None) -> WebChatCustomer:
         auth = {"token": self.token} if self.token else None
-        await self.client.connect(self.url, socketio_path="/socket.io", auth=auth, wait_timeout=10)
+        await self.client.connect(
+            self.url,
+            socketio_path="/socket.io",
+            auth=auth,
+            wait_timeout=10,
+            transports=self.transports,
+        )
         await self.client.emit("session_request", {"session_id": session_id})
         await asyncio.wait_for(self._confirmed.wait(), 10)
         await asyncio.wait_for(self._history_seen.wait(), 10)

@@ -1,0 +1,72 @@
+"""What the cluster tests read back: each conversation's customer turns in the CRM (written by
+the log consumer) and in Rasa's tracker store (its history), in one query each."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+
+from sqlalchemy import select, text
+from sqlalchemy.future import create_engine
+
+from crm_store.interactions import conversation_id_for
+from crm_store.models import Interaction
+
+
+def crm_customer_turns(crm_url: str, senders: list[str]) -> dict[str, list[str]]:
+    """The CRM's customer turns of the REST conversations of `senders`, in the conversation's
+    order."""
+    ids = {conversation_id_for(f"rest:{sender}"): sender for sender in senders}
+    found: dict[str, list[str]] = {sender: [] for sender in senders}
+    engine = create_engine(crm_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                select(Interaction.conversation_id, Interaction.text)
+                .where(Interaction.speaker == "customer", Interaction.conversation_id.in_(ids))
+                # the CRM's order (crm_store.interactions): Rasa's event time. Two replicas
+                # publish a conversation's turns in any order, so the row ids are not it.
+                .order_by(Interaction.occurred_at, Interaction.id)
+            )
+            for conversation_id, turn in rows:
+                found[ids[conversation_id]].append(turn or "")
+    finally:
+        engine.dispose()
+    return found
+
+
+def wait_for_crm_turns(
+    crm_url: str, expected: dict[str, list[str]], timeout_s: float = 60.0
+) -> tuple[dict[str, list[str]], float]:
+    """Polls until the CRM holds as many turns as `expected` or `timeout_s` passes; the read
+    made 2 s later (a turn written twice would be there by then) and when the count was met."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = crm_customer_turns(crm_url, list(expected))
+        written = sum(len(turns) for turns in found.values())
+        if written >= sum(len(turns) for turns in expected.values()) or time.monotonic() > deadline:
+            complete_at = time.monotonic()
+            time.sleep(2)
+            return crm_customer_turns(crm_url, list(expected)), complete_at
+        time.sleep(0.5)
+
+
+def tracker_user_texts(tracker_url: str, senders: list[str]) -> dict[str, list[str]]:
+    """What each REST conversation's history in Rasa's tracker store says the customer said."""
+    found: dict[str, list[str]] = defaultdict(list)
+    engine = create_engine(tracker_url)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT sender_id, data FROM events WHERE type_name = 'user' "
+                    "AND sender_id = ANY(:senders) ORDER BY id"
+                ),
+                {"senders": [f"rest:{sender}" for sender in senders]},
+            )
+            for sender_id, data in rows:
+                found[sender_id.removeprefix("rest:")].append(json.loads(data).get("text") or "")
+    finally:
+        engine.dispose()
+    return {sender: found.get(sender, []) for sender in senders}
