@@ -35,7 +35,7 @@ from tests.cluster.services import (
 )
 
 RASA_PORT, ACTION_PORT, CONSOLE_PORT = 5005, 5055, 5007
-SCHEDULER_HEALTH_PORT = 5008  # the standby scheduler (scheduler2) on the same host: 5028
+SCHEDULER_HEALTH_PORT = 5008  # the standby scheduler (scheduler2) on the same host: 5018
 HAPROXY_CONFIG = PROJECT_DIR / "deploy" / "haproxy.cfg"
 REST_SECRET = "cluster-rest-secret-0123456789"
 API_TOKEN = "cluster-api-token"
@@ -87,7 +87,9 @@ class Cluster:
         elif kind == "console":
             env["CAREBOT_CONSOLE_HOST"] = self.host("ops").address
         elif kind == "scheduler":  # the leader and its standby share the ops host
-            env["CAREBOT_SCHEDULER_HEALTH_PORT"] = str(SCHEDULER_HEALTH_PORT + 10 * int(name[9:] or 0))
+            env["CAREBOT_SCHEDULER_HEALTH_PORT"] = str(
+                SCHEDULER_HEALTH_PORT + 10 * int(name[9:] or 0)
+            )
         settings = load_settings(env)
         if kind == "rasa":
             endpoints, credentials = (
