@@ -156,10 +156,13 @@ def rest_section(conversations: int, repeats: int = REPEATS) -> list[str]:
     ]
 
 
+RASA_WORKERS = (1, 2, 4, 8)  # dispatch workers measured against one Rasa (4 and 8 against two)
+
+
 def care_dispatch_section(messages: int, rasa_messages: int) -> list[str]:
     """The dispatcher against a stub Rasa and, if asked, against the real system: by one
-    worker and by the scheduler's default number, on one Rasa replica and (with Redis for the
-    lock store, CAREBOT_REDIS_URL) on two."""
+    worker and more, on one Rasa replica and (with Redis for the lock store, CAREBOT_REDIS_URL)
+    on two."""
     from bot.care.dispatch import DEFAULT_RATE_PER_S, DEFAULT_WORKERS
 
     workers = DEFAULT_WORKERS
@@ -175,12 +178,13 @@ def care_dispatch_section(messages: int, rasa_messages: int) -> list[str]:
         with Stack(settings, model, settings.var_dir / "log", scheduler_env=quiet):
             url, token = settings.database_url, settings.api_token
             one = (settings.rasa_url,)
-            for count in (1, workers):
+            for count in RASA_WORKERS:
                 results.append(care_dispatch.measure_rasa(url, one, token, logins, count))
             if settings.redis_url:
                 with second_rasa(settings, model) as other:
                     both = (settings.rasa_url, other)
-                    results.append(care_dispatch.measure_rasa(url, both, token, logins, workers))
+                    for count in RASA_WORKERS[2:]:
+                        results.append(care_dispatch.measure_rasa(url, both, token, logins, count))
     return care_dispatch.section(results, DEFAULT_RATE_PER_S, workers)
 
 
