@@ -4,11 +4,13 @@ with engines of their own drain one outbox (SQLite and PostgreSQL) sending every
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,6 +24,7 @@ from crm_store.clock import Clock, ManualClock
 from crm_store.db import make_engine, session_scope
 from crm_store.outbox import list_care_messages
 from tests.bot.care.care_helpers import due_messages
+from tests.bot.care.scheduler_process import start_scheduler, stop, wait_until
 
 NOW = datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc)
 
@@ -211,3 +214,34 @@ def test_two_dispatchers_with_their_own_engines_send_every_row_once(crm_url: str
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_a_scheduler_with_four_workers_killed_after_a_send_sends_every_row_once_more_at_most(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The scheduler process with 4 workers and two Rasa replicas, SIGKILLed right after its
+    first send, then restarted: every row ends sent, and only rows triggered before the kill
+    (sent, never acknowledged) are triggered a second time, once; the care action makes that
+    second trigger say nothing (tests/bot/care/test_exactly_once.py)."""
+    engine = make_engine(sqlite_url)
+    ids = due_messages(engine, 12)
+    with StubRasa() as rasa, StubRasa() as replica:
+        urls = f"{rasa.url},{replica.url}"
+        env = {"CAREBOT_DISPATCH_WORKERS": "4", "CAREBOT_DISPATCH_RASA_URLS": urls}
+        crashing = start_scheduler(
+            sqlite_url, rasa.url, tmp_path / "crash.log", CAREBOT_CRASH_AT="after_send", **env
+        )
+        assert crashing.wait(timeout=60) == -signal.SIGKILL
+        before_the_kill = set(rasa.triggered_ids() + replica.triggered_ids())
+        assert before_the_kill  # the kill came after a send
+        restarted = start_scheduler(sqlite_url, rasa.url, tmp_path / "restart.log", **env)
+        try:
+            wait_until(lambda: states(engine) == Counter(sent=12), 60, "every row sent")
+        finally:
+            stop(restarted)
+        triggers = Counter(rasa.triggered_ids() + replica.triggered_ids())
+    assert set(triggers) == set(ids)
+    assert max(triggers.values()) <= 2
+    assert {message for message, count in triggers.items() if count == 2} <= before_the_kill
+    assert rasa.triggers and replica.triggers  # both replicas took triggers
+    engine.dispose()
