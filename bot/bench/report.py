@@ -12,13 +12,14 @@ import secrets
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.bench import care_dispatch, crm, dashboard, nlu, rest
-from bot.runtime import Stack
-from bot.settings import load_settings
+from bot.runtime import Stack, rasa_server, wait_until_ready, wechat_simulator_env
+from bot.settings import Settings, load_settings
 from bot.training import ensure_model
 
 NOTES_MARKER = "<!-- notes: everything below is kept by `make bench` -->"
@@ -155,24 +156,57 @@ def rest_section(conversations: int, repeats: int = REPEATS) -> list[str]:
     ]
 
 
-def care_dispatch_section(messages: int, rasa_messages: int) -> list[str]:
-    """The dispatcher against a stub Rasa and, if asked, against the real system."""
-    from bot.care.dispatch import DispatchConfig
+RASA_WORKERS = (1, 2, 4, 8)  # dispatch workers measured against one Rasa (4 and 8 against two)
 
-    results = [care_dispatch.measure_stub(messages)]
+
+def care_dispatch_section(messages: int, rasa_messages: int) -> list[str]:
+    """The dispatcher against a stub Rasa and, if asked, against the real system: by one
+    worker and more, on one Rasa replica and (with Redis for the lock store, CAREBOT_REDIS_URL)
+    on two."""
+    from bot.care.dispatch import DEFAULT_RATE_PER_S, DEFAULT_WORKERS
+
+    workers = DEFAULT_WORKERS
+    results = [
+        care_dispatch.measure_stub(messages),
+        care_dispatch.measure_stub(messages, workers=workers),
+    ]
     if rasa_messages:
         settings = load_settings(_bench_env())
         model = ensure_model(settings.project_dir)
         logins = bench_members(settings.database_url, rasa_messages)
         quiet = {"CAREBOT_SCHEDULER_AUTOPLAN": "0", "CAREBOT_SCHEDULER_DISPATCH_EVERY": "86400"}
         with Stack(settings, model, settings.var_dir / "log", scheduler_env=quiet):
-            results.append(
-                care_dispatch.measure_rasa(
-                    settings.database_url, settings.rasa_url, settings.api_token, logins
-                )
-            )
-    default_rate = DispatchConfig(rasa_url="", api_token="").rate_per_s
-    return care_dispatch.section(results, default_rate)
+            url, token = settings.database_url, settings.api_token
+            one = (settings.rasa_url,)
+            for count in RASA_WORKERS:
+                results.append(care_dispatch.measure_rasa(url, one, token, logins, count))
+            if settings.redis_url:
+                with second_rasa(settings, model) as other:
+                    both = (settings.rasa_url, other)
+                    for count in RASA_WORKERS[2:]:
+                        results.append(care_dispatch.measure_rasa(url, both, token, logins, count))
+    return care_dispatch.section(results, DEFAULT_RATE_PER_S, workers)
+
+
+@contextmanager
+def second_rasa(settings: Settings, model: Path) -> Iterator[str]:
+    """Another Rasa process of the running stack (same tracker store, same Redis lock store),
+    on the next port; its URL."""
+    port = settings.rasa_port + 2
+    env = {
+        **_bench_env(),
+        "CAREBOT_RASA_PORT": str(port),
+        "CAREBOT_RASA_METRICS_PORT": str(BENCH_HEALTH_PORT + 3),
+    }
+    other = load_settings(env)
+    endpoints, credentials = other.run_dir / "endpoints.yml", other.run_dir / "credentials.yml"
+    service = rasa_server(other, model, endpoints, credentials, wechat_simulator_env(other))
+    service.start(other.project_dir, other.var_dir / "log" / "rasa-2.log")
+    try:
+        wait_until_ready(service)
+        yield other.rasa_url
+    finally:
+        service.stop()
 
 
 def _pid(service: rest.Service) -> int:
@@ -181,7 +215,9 @@ def _pid(service: rest.Service) -> int:
 
 
 def _bench_env() -> dict[str, str]:
-    var_dir = Path(tempfile.gettempdir()) / "carebot-bench"
+    var_dir = Path(
+        os.environ.get("CAREBOT_BENCH_VAR_DIR") or Path(tempfile.gettempdir()) / "carebot-bench"
+    )
     return dict(
         os.environ,
         CAREBOT_VAR_DIR=str(var_dir),
@@ -189,9 +225,9 @@ def _bench_env() -> dict[str, str]:
         CAREBOT_ACTION_PORT=os.environ.get("CAREBOT_BENCH_ACTION_PORT", "5155"),
         CAREBOT_WECHAT_SIM_PORT=os.environ.get("CAREBOT_BENCH_WECHAT_SIM_PORT", "5106"),
         # health and metrics ports of their own too, beside a running `make run` (5008-5010)
-        CAREBOT_SCHEDULER_HEALTH_PORT="5108",
-        CAREBOT_CONSUMER_HEALTH_PORT="5109",
-        CAREBOT_RASA_METRICS_PORT="5110",
+        CAREBOT_SCHEDULER_HEALTH_PORT=str(BENCH_HEALTH_PORT),
+        CAREBOT_CONSUMER_HEALTH_PORT=str(BENCH_HEALTH_PORT + 1),
+        CAREBOT_RASA_METRICS_PORT=str(BENCH_HEALTH_PORT + 2),
         CAREBOT_DATABASE_URL=f"sqlite:///{var_dir / 'crm.db'}",
         # the REST channel is on only with its credential, which the load sends
         CAREBOT_REST_SECRET=os.environ.get("CAREBOT_REST_SECRET") or BENCH_REST_SECRET,
@@ -199,6 +235,9 @@ def _bench_env() -> dict[str, str]:
 
 
 BENCH_REST_SECRET = secrets.token_urlsafe(24)
+# the first of three (scheduler health, consumer health, Rasa metrics); a second bench running
+# beside another sets CAREBOT_BENCH_HEALTH_PORT and CAREBOT_BENCH_VAR_DIR
+BENCH_HEALTH_PORT = int(os.environ.get("CAREBOT_BENCH_HEALTH_PORT", "5108"))
 
 
 def nlu_section(results: Sequence[nlu.Result], kept_rows: Sequence[str] = ()) -> list[str]:

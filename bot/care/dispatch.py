@@ -14,6 +14,13 @@ the CRM under the row's id before it says anything (crm_store.deliveries), so th
 trigger says nothing, in whichever conversation or channel it lands. So the customer gets each
 message once (at-least-once triggers, idempotent receiver), and no row is ever lost.
 
+Scaling out (issue 18): the leader's dispatcher runs `workers` threads, each claiming and sending
+batches of its own (a claim is one UPDATE under a fresh token, so no row is in two workers'
+batches), all waiting on one thread-safe `Pacer`, so the process as a whole keeps to
+`rate_per_s`. Triggers go round-robin over `rasa_urls` (several Rasa replicas without a load
+balancer; they share the tracker store and the lock store, so any replica may trigger any
+conversation); a replica that fails a trigger fails that message, which is retried later.
+
 `CAREBOT_CRASH_AT=after_claim|after_send` makes the dispatcher kill its own process (SIGKILL) at
 that point, once per process; the crash tests use it, nothing else should.
 """
@@ -21,10 +28,13 @@ that point, once per process; the crash tests use it, nothing else should.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
+import math
 import os
 import re
 import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -79,16 +89,28 @@ Composer = Callable[[Engine, CareMessage], Intent]
 Policy = Callable[[Engine, CareMessage, Clock], "Hold | None"]
 
 
+# WeChat documents a daily quota for customer-service messages (500,000 calls a day for an
+# account's `message/custom/send` unless its platform page shows more; 45009 once used up), no
+# per-second limit. 30/s is what the largest planned day needs (docs/care_scheduler.md, "Rate").
+DEFAULT_RATE_PER_S = 30.0
+DEFAULT_WORKERS = 4  # the scheduler's; measured in docs/benchmarks.md ("Care dispatch rate")
+
+
 @dataclass(frozen=True)
 class DispatchConfig:
     rasa_url: str
     api_token: str
-    rate_per_s: float = 5.0  # at most this many triggers per second
-    batch: int = 50  # rows claimed at once
+    rate_per_s: float = DEFAULT_RATE_PER_S  # at most this many triggers per second, in all
+    batch: int = 50  # rows claimed at once by one worker
+    workers: int = 1  # threads claiming and sending concurrently (the scheduler: 4 by default)
+    rasa_urls: tuple[str, ...] = ()  # Rasa replicas triggered in turn; empty: rasa_url
     backoff_base: timedelta = timedelta(minutes=1)  # first retry; doubles per attempt
     backoff_max: timedelta = timedelta(hours=6)
     unreachable_retry: timedelta = timedelta(minutes=30)  # next look for a reachable channel
     crash_at: str | None = None  # tests only: see the module docstring
+
+
+OUTCOMES = ("sent", "failed", "deferred", "skipped", "lost_claims")
 
 
 @dataclass
@@ -103,22 +125,44 @@ class DispatchReport:
     def handled(self) -> int:
         return self.sent + self.failed + self.deferred + self.skipped + self.lost_claims
 
+    def add(self, other: DispatchReport) -> None:
+        for name in OUTCOMES:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
 
 @dataclass
 class Pacer:
-    """At most `rate_per_s` sends per second: each send waits for its slot."""
+    """At most `rate_per_s` sends per second: each send waits for its slot. Thread-safe: the
+    slots are handed out under a lock, one `1 / rate_per_s` after the other, and each thread
+    sleeps for its own slot outside the lock, so any number of workers share one rate."""
 
     rate_per_s: float
     monotonic: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     next_slot: float = field(default=0.0)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def wait(self) -> None:
-        now = self.monotonic()
-        if self.next_slot > now:
-            self.sleep(self.next_slot - now)
-            now = self.next_slot
-        self.next_slot = now + 1.0 / self.rate_per_s
+        with self.lock:
+            now = self.monotonic()
+            slot = max(self.next_slot, now)
+            self.next_slot = slot + 1.0 / self.rate_per_s
+        if slot > now:
+            self.sleep(slot - now)
+
+
+class RoundRobin:
+    """The Rasa URLs in turn, one per trigger, from any thread."""
+
+    def __init__(self, urls: tuple[str, ...]) -> None:
+        if not urls:
+            raise ValueError("no Rasa URL to trigger")
+        self._next = itertools.cycle(urls)
+        self._lock = threading.Lock()
+
+    def __call__(self) -> str:
+        with self._lock:
+            return next(self._next)
 
 
 def backoff(attempts: int, base: timedelta, cap: timedelta) -> timedelta:
@@ -206,37 +250,99 @@ class Dispatcher:
     policy: Policy = contact_hold
     sender: Sender | None = None
     pacer: Pacer | None = None
+    rasa_url_for_next: Callable[[], str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.pacer = self.pacer or Pacer(self.config.rate_per_s)
+        self.rasa_url_for_next = RoundRobin(self.config.rasa_urls or (self.config.rasa_url,))
 
     def send(self, route: Route, intent: str, entities: Mapping[str, Any]) -> None:
         if self.sender is not None:
             self.sender(route, intent, entities)
         else:
-            trigger(self.config.rasa_url, self.config.api_token, route, intent, entities)
+            url = self.rasa_url_for_next()
+            trigger(url, self.config.api_token, route, intent, entities)
 
     def run_once(self) -> DispatchReport:
-        """Claim one batch and handle every row of it."""
-        with session_scope(self.engine) as session:
-            claimed = claim_due_messages(session, clock=self.clock, limit=self.config.batch)
-        if claimed:
-            crash_point("after_claim", self.config)
-        report = DispatchReport()
-        for message in claimed:
-            self._handle(message, report)
-        return report
+        """Each worker claims one batch and handles every row of it."""
+        return self._in_workers(lambda: self._run_batch(self.config.batch))
 
     def drain(self, max_batches: int = 1000) -> DispatchReport:
         """Batches until nothing is due (for `carebot campaigns run-once`)."""
         total = DispatchReport()
         for _ in range(max_batches):
             report = self.run_once()
-            for name in ("sent", "failed", "deferred", "skipped", "lost_claims"):
-                setattr(total, name, getattr(total, name) + getattr(report, name))
+            total.add(report)
             if report.handled == 0:
                 break
         return total
+
+    def run_for(self, seconds: float) -> DispatchReport:
+        """Batches until nothing is due or about `seconds` have passed (the scheduler's job).
+
+        A worker claims no more rows than it can handle in the time left, at its share of the
+        rate or at the pace of its previous batch if that was slower (a busy Rasa), so the run
+        ends near its time and the other rows wait unclaimed for the next run.
+        """
+        deadline = time.monotonic() + seconds
+
+        def work() -> DispatchReport:
+            total = DispatchReport()
+            paced = max(self.config.workers, 1) / self.config.rate_per_s
+            seconds_per_row = paced
+            while (left := deadline - time.monotonic()) > 0:
+                limit = max(1, min(self.config.batch, math.floor(left / seconds_per_row)))
+                started = time.monotonic()
+                report = self._run_batch(limit)
+                total.add(report)
+                if report.handled == 0:
+                    break
+                pace = (time.monotonic() - started) / report.handled
+                seconds_per_row = max(paced, pace)
+            return total
+
+        return self._in_workers(work)
+
+    def _in_workers(self, work: Callable[[], DispatchReport]) -> DispatchReport:
+        """`work` in each of the configured workers (in this thread when there is one); the
+        reports added up. An error that stopped a worker is raised once all have finished."""
+        if self.config.workers <= 1:
+            return work()
+        total, errors = DispatchReport(), []
+        lock = threading.Lock()
+
+        def worker() -> None:
+            try:
+                report = work()
+            except Exception as error:  # raised below, in the caller's thread
+                with lock:
+                    errors.append(error)
+                return
+            with lock:
+                total.add(report)
+
+        threads = [
+            threading.Thread(target=worker, name=f"dispatch-{n}", daemon=True)
+            for n in range(self.config.workers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        return total
+
+    def _run_batch(self, limit: int) -> DispatchReport:
+        """Claim up to `limit` rows and handle every one of them."""
+        with session_scope(self.engine) as session:
+            claimed = claim_due_messages(session, clock=self.clock, limit=limit)
+        if claimed:
+            crash_point("after_claim", self.config)
+        report = DispatchReport()
+        for message in claimed:
+            self._handle(message, report)
+        return report
 
     def _handle(self, message: CareMessage, report: DispatchReport) -> None:
         """One row; any error is recorded on that row and never stops the batch."""

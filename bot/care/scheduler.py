@@ -30,7 +30,13 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine, make_url
 
-from bot.care.dispatch import DispatchConfig, Dispatcher, crash_point_from_env
+from bot.care.dispatch import (
+    DEFAULT_RATE_PER_S,
+    DEFAULT_WORKERS,
+    DispatchConfig,
+    Dispatcher,
+    crash_point_from_env,
+)
 from bot.care.leader import wait_for_leadership
 from bot.privacy import run_retention
 from bot.settings import scheduler_plan_at
@@ -51,6 +57,7 @@ log = logging.getLogger(__name__)
 # this order, one after the other, so a more important campaign takes a customer's budget first.
 CAMPAIGNS = tuple(campaign_keys())
 JOB_TABLE = "apscheduler_jobs"
+DISPATCH_SHARE = 0.8  # of the dispatch interval a dispatch run may take
 Planner = Callable[..., Any]  # plan_campaign(session, *, campaign_key, day, clock) -> PlanResult
 
 
@@ -86,8 +93,10 @@ def config_from_env(
     dispatch = DispatchConfig(
         rasa_url=rasa_url,
         api_token=api_token,
-        rate_per_s=float(env.get("CAREBOT_SCHEDULER_RATE", "5")),
+        rate_per_s=dispatch_rate(env),
         batch=int(env.get("CAREBOT_SCHEDULER_BATCH", "50")),
+        workers=int(env.get("CAREBOT_DISPATCH_WORKERS") or DEFAULT_WORKERS),
+        rasa_urls=rasa_urls(env, rasa_url),
         crash_at=crash_point_from_env(env),
     )
     return SchedulerConfig(
@@ -102,6 +111,18 @@ def config_from_env(
         retention=RetentionPolicy.from_env(env),
         tracker_db=tracker_db,
     )
+
+
+def dispatch_rate(env: Mapping[str, str]) -> float:
+    """CAREBOT_DISPATCH_RATE, or the older name CAREBOT_SCHEDULER_RATE, or WeChat's default."""
+    value = env.get("CAREBOT_DISPATCH_RATE") or env.get("CAREBOT_SCHEDULER_RATE")
+    return float(value) if value else DEFAULT_RATE_PER_S
+
+
+def rasa_urls(env: Mapping[str, str], rasa_url: str) -> tuple[str, ...]:
+    """CAREBOT_DISPATCH_RASA_URLS (comma-separated replicas), or the one Rasa URL."""
+    urls = [url.strip() for url in env.get("CAREBOT_DISPATCH_RASA_URLS", "").split(",")]
+    return tuple(url for url in urls if url) or (rasa_url,)
 
 
 def default_planner() -> Planner:
@@ -192,7 +213,8 @@ def plan_job() -> None:
 def dispatch_job() -> None:
     runtime = _current()
     assert runtime.dispatcher is not None
-    report = runtime.dispatcher.run_once()
+    # most of the interval, so a run ends before the next one is due (max_instances=1)
+    report = runtime.dispatcher.run_for(runtime.config.dispatch_every_s * DISPATCH_SHARE)
     if report.handled:
         log.info("dispatched: %s", report)
 

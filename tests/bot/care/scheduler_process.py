@@ -19,6 +19,9 @@ FAST = {
     "CAREBOT_SCHEDULER_STALE_AFTER": "1",
     "CAREBOT_SCHEDULER_LOCK_POLL": "0.2",
     "CAREBOT_SCHEDULER_RATE": "100",
+    # one worker: its first claim takes every due row, which the crash tests count on
+    # (several workers are tested in tests/bot/care/test_concurrent_dispatch.py)
+    "CAREBOT_DISPATCH_WORKERS": "1",
 }
 
 
