@@ -95,15 +95,11 @@ def summarize(process: str, collapsed: Iterable[str], top: int = TOP) -> Profile
 
 
 def table(profile: Profile) -> list[str]:
-    rows = [
-        f"### {profile.process}: {profile.samples} samples",
-        "",
-        "| inclusive | function | | self | function |",
-        "| --- | --- | --- | --- | --- |",
-    ]
-    for (inc_name, inc), (self_name, own) in zip(
-        profile.inclusive, profile.self_time, strict=False
-    ):
+    rows = [f"### {profile.process}: {profile.samples} samples", "", "| area | samples |"]
+    rows += ["| --- | --- |", *(f"| {a} | {v:.1%} |" for a, v in profile.areas.items() if v)]
+    rows += ["", "| inclusive | function | | self | function |", "| --- | --- | --- | --- | --- |"]
+    pairs = zip(profile.inclusive, profile.self_time, strict=False)
+    for (inc_name, inc), (self_name, own) in pairs:
         rows.append(f"| {inc:.1%} | `{inc_name}` | | {own:.1%} | `{self_name}` |")
     return rows
 
