@@ -319,6 +319,7 @@ def cmd_console(args: argparse.Namespace) -> int:
 
 def cmd_log_consumer(args: argparse.Namespace) -> int:
     from bot.log_consumer import ConsumerConfig, run_consumer
+    from bot.reconcile import reconcile_config
 
     settings = load_settings()
     if not settings.event_broker_url:
@@ -332,6 +333,12 @@ def cmd_log_consumer(args: argparse.Namespace) -> int:
         exchange=settings.event_exchange,
         health_host=settings.health_host,
         health_port=settings.consumer_health_port,
+        reconcile=reconcile_config(
+            settings.tracker_url,
+            settings.database_url,
+            settings.consumer_reconcile_every,
+            settings.consumer_reconcile_margin,
+        ),
     )
     return run_consumer(config)
 

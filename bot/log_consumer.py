@@ -10,6 +10,11 @@ database is down the batch is retried with backoff and nothing is acknowledged. 
 consumer per queue: the reader remembers per conversation what later events need (the channel,
 whether a person has it), and one consumer keeps each conversation's events in order.
 
+With a tracker store in a SQL database (CAREBOT_TRACKER_URL) it also reconciles the log from
+it every CAREBOT_CONSUMER_RECONCILE_EVERY seconds (bot/reconcile.py): the tracker store is the
+source of truth, and a turn a Rasa replica stored and answered but never published (it was
+killed) is written all the same. That runs whether RabbitMQ is reachable or not.
+
 With CAREBOT_CONSUMER_HEALTH_PORT set it serves /health, /ready (the CRM database answers and
 RabbitMQ is connected) and /metrics (bot/health.py, bot/metrics.py): messages and turns
 written, the queue's depth and the lag of the last batch.
@@ -33,6 +38,7 @@ from sqlalchemy.engine import Engine
 from bot import metrics
 from bot.health import HealthServer, database_check
 from bot.interaction_log import InteractionRow, TurnReader, is_transient, write_turns
+from bot.reconcile import ReconcileConfig, Reconciler
 from crm_store.db import make_engine
 
 logger = logging.getLogger(__name__)
@@ -51,6 +57,7 @@ class ConsumerConfig:
     depth_every_s: float = 5.0  # how often the queue's depth is read for the metrics
     health_host: str = "127.0.0.1"
     health_port: int | None = None  # None: no health endpoint
+    reconcile: ReconcileConfig | None = None  # None: the broker's messages only
 
 
 @dataclass
@@ -58,6 +65,7 @@ class ConsumerStats:
     messages: int = 0
     turns: int = 0
     malformed: int = 0
+    reconciled: int = 0  # turns written from the tracker store that the broker had not delivered
 
 
 def decode(message: AbstractIncomingMessage) -> dict[str, Any] | None:
@@ -87,6 +95,41 @@ class LogConsumer:
         return connection is not None and not connection.is_closed and connection.connected.is_set()
 
     async def run(self) -> None:
+        reconciling = self.start_reconciling()
+        try:
+            await self.consume()
+        finally:
+            if reconciling is not None:
+                self.stopping.set()
+                await reconciling
+
+    def start_reconciling(self) -> asyncio.Task[None] | None:
+        if self.config.reconcile is None:
+            return None
+        reconciler = Reconciler(self.config.reconcile)
+        return asyncio.get_running_loop().create_task(self.reconcile_every(reconciler))
+
+    async def reconcile_every(self, reconciler: Reconciler) -> None:
+        """A reconciliation pass now and every `every_s` until stopping; a database out of
+        reach only delays the next pass."""
+        assert self.config.reconcile is not None
+        try:
+            while not self.stopping.is_set():
+                try:
+                    done = await asyncio.to_thread(reconciler.reconcile_once)
+                except Exception as error:
+                    if not is_transient(error):
+                        logger.exception("log consumer: reconciliation failed")
+                    else:
+                        logger.warning("log consumer: reconciliation postponed: %s", error)
+                else:
+                    self.stats.reconciled += done.written
+                    metrics.CONSUMER_RECONCILED.inc(done.written)
+                await self.pause(self.config.reconcile.every_s)
+        finally:
+            reconciler.close()
+
+    async def consume(self) -> None:
         connection = await aio_pika.connect_robust(self.config.amqp_url)
         self.connection = connection
         try:

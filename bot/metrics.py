@@ -48,6 +48,10 @@ SCHEDULER_LEADER = Gauge("carebot_scheduler_leader", "1 while this scheduler pro
 
 CONSUMER_MESSAGES = Counter("carebot_consumer_messages", "Messages written and acknowledged")
 CONSUMER_TURNS = Counter("carebot_consumer_turns", "Turns written to the CRM")
+CONSUMER_RECONCILED = Counter(
+    "carebot_consumer_reconciled_turns",
+    "Turns written from the tracker store that the event broker had not delivered",
+)
 CONSUMER_MALFORMED = Counter("carebot_consumer_malformed", "Messages dropped: not Rasa events")
 CONSUMER_QUEUE_DEPTH = Gauge(
     "carebot_consumer_queue_depth", "Messages waiting in the queue when last looked at"

@@ -478,6 +478,9 @@ def log_consumer(settings: Settings) -> Service:
                 "CAREBOT_EVENT_BROKER_URL": settings.event_broker_url or "",
                 "CAREBOT_EVENT_QUEUE": settings.event_queue,
                 "CAREBOT_EVENT_EXCHANGE": settings.event_exchange,
+                "CAREBOT_TRACKER_URL": settings.tracker_url,
+                "CAREBOT_CONSUMER_RECONCILE_EVERY": str(settings.consumer_reconcile_every),
+                "CAREBOT_CONSUMER_RECONCILE_MARGIN": str(settings.consumer_reconcile_margin),
                 "CAREBOT_VAR_DIR": str(settings.var_dir),
             }
         ),

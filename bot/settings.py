@@ -46,6 +46,11 @@ class Settings:
     event_broker_url: str | None = None
     event_queue: str = "carebot_turns"
     event_exchange: str = "carebot-events"
+    # With CAREBOT_TRACKER_URL set, the log consumer also reads the tracker store this often (s;
+    # 0: never) and writes the turns RabbitMQ did not deliver (bot/reconcile.py); it reads
+    # again what was stored in the last `consumer_reconcile_margin` seconds.
+    consumer_reconcile_every: float = 10.0
+    consumer_reconcile_margin: float = 60.0
     # Health, readiness and metrics of the processes without HTTP of their own (bot/health.py):
     # a process serves them only when its port is set (`carebot run` sets them, docs/deploy.md).
     health_host: str = "127.0.0.1"
@@ -122,6 +127,8 @@ def load_settings(env: dict[str, str] | None = None) -> Settings:
         event_broker_url=env.get("CAREBOT_EVENT_BROKER_URL") or None,
         event_queue=env.get("CAREBOT_EVENT_QUEUE", "carebot_turns"),
         event_exchange=env.get("CAREBOT_EVENT_EXCHANGE", "carebot-events"),
+        consumer_reconcile_every=float(env.get("CAREBOT_CONSUMER_RECONCILE_EVERY") or 10),
+        consumer_reconcile_margin=float(env.get("CAREBOT_CONSUMER_RECONCILE_MARGIN") or 60),
         health_host=env.get("CAREBOT_HEALTH_HOST", loopback),
         scheduler_health_port=_port(env.get("CAREBOT_SCHEDULER_HEALTH_PORT")),
         consumer_health_port=_port(env.get("CAREBOT_CONSUMER_HEALTH_PORT")),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -203,6 +204,19 @@ def _insert_once(session: Session, row: InteractionRow) -> InteractionRow:
 def _row_by_event_key(session: Session, event_key: str) -> InteractionRow | None:
     query = select(InteractionRow).where(InteractionRow.event_key == event_key)
     return session.scalars(query).one_or_none()
+
+
+def existing_event_keys(session: Session, *, event_keys: Iterable[str]) -> set[str]:
+    """Which of `event_keys` are already stored (a reader that writes many turns again skips
+    them with one query per 500 keys instead of one per turn)."""
+    keys = sorted(set(event_keys))
+    found: set[str] = set()
+    for start in range(0, len(keys), 500):
+        query = select(InteractionRow.event_key).where(
+            InteractionRow.event_key.in_(keys[start : start + 500])
+        )
+        found.update(str(key) for key in session.scalars(query))
+    return found
 
 
 def _check_turn(

@@ -737,6 +737,17 @@ class WebChatPresence(Base):
     connected_until = Column(UtcDateTime, nullable=False)
 
 
+class ReconcileWatermark(Base):
+    """How far the log consumer has read a tracker store's events (bot/reconcile.py): every
+    event with an id up to `event_id` is in the interaction log."""
+
+    __tablename__ = "reconcile_watermarks"
+
+    source = Column(String(255), primary_key=True)  # the tracker database, password hidden
+    event_id = Column(BigInteger, nullable=False)
+    updated_at = Column(UtcDateTime, nullable=False)
+
+
 class AuditEntry(Base):
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_entity_entity_id", "entity", "entity_id"),)
