@@ -38,6 +38,7 @@ class BenchOptions:
     output: Path
     fresh: bool = False
     pipelines: Sequence[str] = nlu.PIPELINES
+    stock_epochs: int = 0  # the stock pipelines' DIET epochs (0: Rasa's 100)
     crm_customers: int = 0  # 0: no CRM section
     crm_url: str | None = None  # the PostgreSQL server for the throwaway database
     care_dispatch: int = 0  # care messages dispatched to a stub Rasa (0: no dispatch section)
@@ -279,7 +280,11 @@ def run_bench(options: BenchOptions, command: str) -> None:
     chosen = data_sets(options, project_dir)
     if chosen:
         results = nlu.run_nlu_bench(
-            chosen, project_dir, fresh=options.fresh, pipelines=options.pipelines
+            chosen,
+            project_dir,
+            fresh=options.fresh,
+            pipelines=options.pipelines,
+            stock_epochs=options.stock_epochs,
         )
         kept = unmeasured_rows(previous, [data_set.name for data_set in chosen])
         sections += nlu_section(results, kept)
