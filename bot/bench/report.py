@@ -222,11 +222,21 @@ def nlu_section(results: Sequence[nlu.Result], kept_rows: Sequence[str] = ()) ->
     ]
 
 
-def unmeasured_rows(previous_report: str, measured_sets: Sequence[str]) -> list[str]:
-    """Table rows of the previous report's NLU section whose data set this run did not measure."""
+def unmeasured_rows(
+    previous_report: str,
+    measured_sets: Sequence[str],
+    measured_pipelines: Sequence[str] | None = None,
+) -> list[str]:
+    """Table rows of the previous report's NLU section that this run did not measure: their data
+    set was not measured or (given `measured_pipelines`, the pipelines' names) their pipeline."""
     section = split_sections(previous_report.partition(NOTES_MARKER)[0]).get("NLU accuracy", "")
     rows = [line for line in section.splitlines() if line.startswith("| ")][2:]
-    return [row for row in rows if row.split("|")[1].strip() not in measured_sets]
+    return [
+        row
+        for row in rows
+        if row.split("|")[1].strip() not in measured_sets
+        or (measured_pipelines is not None and row.split("|")[2].strip() not in measured_pipelines)
+    ]
 
 
 def write_report(output: Path, sections: Sequence[str], command: str) -> None:
@@ -286,7 +296,8 @@ def run_bench(options: BenchOptions, command: str) -> None:
             pipelines=options.pipelines,
             stock_epochs=options.stock_epochs,
         )
-        kept = unmeasured_rows(previous, [data_set.name for data_set in chosen])
+        measured = sorted({result.contender for result in results})
+        kept = unmeasured_rows(previous, [data_set.name for data_set in chosen], measured)
         sections += nlu_section(results, kept)
     if options.rest:
         sections += rest_section(options.conversations)

@@ -105,3 +105,18 @@ def test_a_bounded_stock_result_is_cached_apart_from_a_full_one() -> None:
     data_set = nlu.DataSet("tiny", [Example("hello", "greet")], [Example("hi", "greet")])
     full, bounded = (nlu.contenders(Path("."), ["stock-default"], epochs)[0] for epochs in (0, 5))
     assert nlu.result_key(data_set, full, Path(".")) != nlu.result_key(data_set, bounded, Path("."))
+
+
+def test_a_run_of_some_pipelines_keeps_the_other_pipelines_rows_of_the_same_set(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "benchmarks.md"
+    stock = nlu.Result("smp2017", "stock default (rasa init)", 0.85, 0.86, 2202.0, 10, 5, "then")
+    write_report(report, nlu_section([stock, _result("smp2017", 0.8)]), "x")
+
+    kept = unmeasured_rows(report.read_text(), ["smp2017"], ["carebot (config.yml)"])
+    write_report(report, nlu_section([_result("smp2017", 0.95)], kept), "y")
+
+    text = report.read_text()
+    assert "| smp2017 | stock default (rasa init) | 0.850 |" in text
+    assert "0.950" in text and "0.800" not in text
