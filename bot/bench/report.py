@@ -39,6 +39,7 @@ class BenchOptions:
     output: Path
     fresh: bool = False
     pipelines: Sequence[str] = nlu.PIPELINES
+    stock_epochs: int = 0  # the stock pipelines' DIET epochs (0: Rasa's 100)
     crm_customers: int = 0  # 0: no CRM section
     crm_url: str | None = None  # the PostgreSQL server for the throwaway database
     care_dispatch: int = 0  # care messages dispatched to a stub Rasa (0: no dispatch section)
@@ -260,11 +261,21 @@ def nlu_section(results: Sequence[nlu.Result], kept_rows: Sequence[str] = ()) ->
     ]
 
 
-def unmeasured_rows(previous_report: str, measured_sets: Sequence[str]) -> list[str]:
-    """Table rows of the previous report's NLU section whose data set this run did not measure."""
+def unmeasured_rows(
+    previous_report: str,
+    measured_sets: Sequence[str],
+    measured_pipelines: Sequence[str] | None = None,
+) -> list[str]:
+    """Table rows of the previous report's NLU section that this run did not measure: their data
+    set was not measured or (given `measured_pipelines`, the pipelines' names) their pipeline."""
     section = split_sections(previous_report.partition(NOTES_MARKER)[0]).get("NLU accuracy", "")
     rows = [line for line in section.splitlines() if line.startswith("| ")][2:]
-    return [row for row in rows if row.split("|")[1].strip() not in measured_sets]
+    return [
+        row
+        for row in rows
+        if row.split("|")[1].strip() not in measured_sets
+        or (measured_pipelines is not None and row.split("|")[2].strip() not in measured_pipelines)
+    ]
 
 
 def write_report(output: Path, sections: Sequence[str], command: str) -> None:
@@ -318,9 +329,14 @@ def run_bench(options: BenchOptions, command: str) -> None:
     chosen = data_sets(options, project_dir)
     if chosen:
         results = nlu.run_nlu_bench(
-            chosen, project_dir, fresh=options.fresh, pipelines=options.pipelines
+            chosen,
+            project_dir,
+            fresh=options.fresh,
+            pipelines=options.pipelines,
+            stock_epochs=options.stock_epochs,
         )
-        kept = unmeasured_rows(previous, [data_set.name for data_set in chosen])
+        measured = sorted({result.contender for result in results})
+        kept = unmeasured_rows(previous, [data_set.name for data_set in chosen], measured)
         sections += nlu_section(results, kept)
     if options.rest:
         sections += rest_section(options.conversations)

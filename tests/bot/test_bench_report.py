@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from bot.bench import nlu
 from bot.bench.report import (
     NOTES_MARKER,
@@ -10,6 +12,7 @@ from bot.bench.report import (
     unmeasured_rows,
     write_report,
 )
+from bot.nlu.evaluate import Example
 
 
 def test_sections_are_split_by_heading() -> None:
@@ -60,3 +63,60 @@ def test_the_no_encoder_pipeline_switches_the_encoder_off() -> None:
     assert "encoder: none" in nlu.without_encoder(config)
     names = [c.key for c in nlu.contenders(Path("."), ["carebot", "carebot-no-encoder"])]
     assert names == ["carebot", "carebot-no-encoder"]
+
+
+def _components(config_text: str) -> dict[str, dict[str, object]]:
+    return {c["name"]: c for c in yaml.safe_load(config_text)["pipeline"]}
+
+
+def test_stock_epochs_write_out_rasas_default_pipeline_with_fewer_epochs() -> None:
+    text = nlu.with_epochs((nlu.CONFIGS_DIR / "stock_default.yml").read_text(), 5)
+
+    components = _components(text)
+    assert components["DIETClassifier"]["epochs"] == 5
+    assert components["ResponseSelector"]["epochs"] == 5
+    assert components["DIETClassifier"]["constrain_similarities"] is True
+    assert components["FallbackClassifier"]["threshold"] == 0.3
+    assert yaml.safe_load(text)["pipeline"][0]["name"] == "WhitespaceTokenizer"
+    assert yaml.safe_load(text)["language"] == "en"
+
+
+def test_stock_epochs_keep_the_zh_recipes_own_pipeline() -> None:
+    text = nlu.with_epochs((nlu.CONFIGS_DIR / "stock_zh_recipe.yml").read_text(), 7)
+
+    assert yaml.safe_load(text)["pipeline"][0]["name"] == "JiebaTokenizer"
+    assert _components(text)["DIETClassifier"]["epochs"] == 7
+
+
+def test_only_the_stock_contenders_are_bounded_and_their_names_say_so() -> None:
+    bounded = {c.key: c for c in nlu.contenders(Path("."), nlu.PIPELINES, stock_epochs=5)}
+    unbounded = {c.key: c for c in nlu.contenders(Path("."), nlu.PIPELINES)}
+
+    assert bounded["stock-default"].name == "stock default (rasa init), DIET 5 epochs"
+    assert _components(bounded["stock-zh"].config_text())["DIETClassifier"]["epochs"] == 5
+    assert _components(unbounded["stock-zh"].config_text())["DIETClassifier"]["epochs"] == 100
+    assert bounded["carebot"] == unbounded["carebot"]
+    assert unbounded["stock-default"].config_text() == nlu.CONFIGS_DIR.joinpath(
+        "stock_default.yml"
+    ).read_text(encoding="utf-8")
+
+
+def test_a_bounded_stock_result_is_cached_apart_from_a_full_one() -> None:
+    data_set = nlu.DataSet("tiny", [Example("hello", "greet")], [Example("hi", "greet")])
+    full, bounded = (nlu.contenders(Path("."), ["stock-default"], epochs)[0] for epochs in (0, 5))
+    assert nlu.result_key(data_set, full, Path(".")) != nlu.result_key(data_set, bounded, Path("."))
+
+
+def test_a_run_of_some_pipelines_keeps_the_other_pipelines_rows_of_the_same_set(
+    tmp_path: Path,
+) -> None:
+    report = tmp_path / "benchmarks.md"
+    stock = nlu.Result("smp2017", "stock default (rasa init)", 0.85, 0.86, 2202.0, 10, 5, "then")
+    write_report(report, nlu_section([stock, _result("smp2017", 0.8)]), "x")
+
+    kept = unmeasured_rows(report.read_text(), ["smp2017"], ["carebot (config.yml)"])
+    write_report(report, nlu_section([_result("smp2017", 0.95)], kept), "y")
+
+    text = report.read_text()
+    assert "| smp2017 | stock default (rasa init) | 0.850 |" in text
+    assert "0.950" in text and "0.800" not in text
