@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import time
@@ -136,6 +137,10 @@ class Cluster:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{name} not ready in {timeout_s:.0f} s")
             time.sleep(0.5)
+
+    def signal(self, name: str, sig: signal.Signals) -> None:
+        """A signal to the process and its children (SIGSTOP freezes them, SIGCONT thaws)."""
+        os.killpg(self.processes[name].pid, sig)
 
     def kill(self, name: str) -> None:
         """SIGKILL: the process and its children die at once, as in a crash."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import signal
 import time
 import uuid
 from datetime import datetime, timezone
@@ -133,6 +134,9 @@ def test_web_chat_long_polling_stays_on_its_replica(cluster: Cluster) -> None:
 
 
 CARE_CUSTOMERS = 30
+# A frozen replica holds its triggers this long: past a claim's lease
+# (CAREBOT_SCHEDULER_STALE_AFTER, 10 s here) and the reclaim that follows (every 2 s).
+FREEZE_S = 20.0
 
 
 def web_members(crm_url: str, count: int) -> list[tuple[int, str]]:
@@ -249,6 +253,64 @@ def test_the_scheduler_leader_killed_mid_dispatch_another_leads_nothing_twice(
         "duplicates": 0,
         "lost": 0,
     }
+
+
+def test_a_rasa_replica_frozen_past_the_reclaim_during_dispatch_sends_nothing_twice(
+    cluster: Cluster, measured: dict[str, Any]
+) -> None:
+    """30 members chat on the website; a follow-up for each is queued; when a third are sent,
+    one Rasa replica is frozen (SIGSTOP) for longer than a claim's lease, so the triggers it
+    holds outlive their claims and are claimed and sent again through the other replica. When
+    it thaws it finishes what it held. Every member still sees their message exactly once, and
+    the CRM records one delivery each."""
+    members = web_members(cluster.crm_url, CARE_CUSTOMERS)
+    secret = cluster.env["CAREBOT_WEBCHAT_SECRET"]
+    frozen_for = FREEZE_S
+
+    async def scenario() -> tuple[list[int], list[list[Any]]]:
+        widgets = [
+            WebChatCustomer(
+                cluster.balancer_url,
+                issue_token(user, secret, datetime.now(timezone.utc)),
+                transports=["websocket"],
+            )
+            for _, user in members
+        ]
+        await asyncio.wait_for(asyncio.gather(*(widget.open() for widget in widgets)), 120)
+        ids = await asyncio.to_thread(
+            queue_follow_ups, cluster.crm_url, [customer for customer, _ in members]
+        )
+        deadline = time.monotonic() + 180
+        while await asyncio.to_thread(sent_count, cluster.crm_url, ids) < len(ids) // 3:
+            assert time.monotonic() < deadline, "nothing was sent"
+            await asyncio.sleep(0.2)
+        cluster.signal("rasa1", signal.SIGSTOP)
+        try:
+            await asyncio.sleep(frozen_for)
+        finally:
+            cluster.signal("rasa1", signal.SIGCONT)
+        while await asyncio.to_thread(sent_count, cluster.crm_url, ids) < len(ids):
+            assert time.monotonic() < deadline, "the dispatch did not finish after the thaw"
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(5)  # a second copy from the thawed replica would arrive by now
+        shown = [drain(widget) for widget in widgets]
+        await asyncio.gather(*(widget.close() for widget in widgets))
+        return ids, shown
+
+    ids, shown = asyncio.run(scenario())
+    states = outbox_states(cluster.crm_url, ids)
+    assert set(states.values()) == {("sent", 1)}
+    assert [len(messages) for messages in shown] == [1] * CARE_CUSTOMERS
+    measured["a Rasa replica frozen (SIGSTOP) past the reclaim mid-dispatch"] = {
+        "care_messages": len(ids),
+        "frozen_s": frozen_for,
+        "duplicates": 0,
+        "lost": 0,
+    }
+
+
+def sent_count(crm_url: str, message_ids: list[int]) -> int:
+    return sum(state == "sent" for state, _ in outbox_states(crm_url, message_ids).values())
 
 
 def drain(widget: WebChatCustomer) -> list[Any]:
