@@ -193,6 +193,27 @@ def outbox_states(crm_url: str, message_ids: list[int]) -> dict[int, tuple[str, 
         engine.dispose()
 
 
+async def chatting_members_with_follow_ups(
+    cluster: Cluster, members: list[tuple[int, str]]
+) -> tuple[list[WebChatCustomer], list[int]]:
+    """Each member's web chat open (websockets through the balancer), then a follow-up queued
+    for each; the widgets and the care messages' ids."""
+    secret = cluster.env["CAREBOT_WEBCHAT_SECRET"]
+    widgets = [
+        WebChatCustomer(
+            cluster.balancer_url,
+            issue_token(user, secret, datetime.now(timezone.utc)),
+            transports=["websocket"],
+        )
+        for _, user in members
+    ]
+    await asyncio.wait_for(asyncio.gather(*(widget.open() for widget in widgets)), 120)
+    ids = await asyncio.to_thread(
+        queue_follow_ups, cluster.crm_url, [customer for customer, _ in members]
+    )
+    return widgets, ids
+
+
 def test_the_scheduler_leader_killed_mid_dispatch_another_leads_nothing_twice(
     cluster: Cluster, measured: dict[str, Any]
 ) -> None:
@@ -202,31 +223,11 @@ def test_the_scheduler_leader_killed_mid_dispatch_another_leads_nothing_twice(
     held, and every member gets their message exactly once."""
     members = web_members(cluster.crm_url, CARE_CUSTOMERS)
     cluster.start("scheduler2")
-    secret = cluster.env["CAREBOT_WEBCHAT_SECRET"]
 
     async def scenario() -> tuple[list[int], list[list[Any]], float]:
-        widgets = [
-            WebChatCustomer(
-                cluster.balancer_url,
-                issue_token(user, secret, datetime.now(timezone.utc)),
-                transports=["websocket"],
-            )
-            for _, user in members
-        ]
-        await asyncio.wait_for(asyncio.gather(*(widget.open() for widget in widgets)), 120)
-        ids = await asyncio.to_thread(
-            queue_follow_ups, cluster.crm_url, [customer for customer, _ in members]
-        )
+        widgets, ids = await chatting_members_with_follow_ups(cluster, members)
         deadline = time.monotonic() + 120
-        while (
-            sum(
-                state == "sent"
-                for state, _ in (
-                    await asyncio.to_thread(outbox_states, cluster.crm_url, ids)
-                ).values()
-            )
-            < len(ids) // 3
-        ):
+        while await asyncio.to_thread(sent_count, cluster.crm_url, ids) < len(ids) // 3:
             assert time.monotonic() < deadline, "the leader sent nothing"
             await asyncio.sleep(0.2)
         await asyncio.to_thread(cluster.kill, "scheduler")
@@ -264,22 +265,10 @@ def test_a_rasa_replica_frozen_past_the_reclaim_during_dispatch_sends_nothing_tw
     it thaws it finishes what it held. Every member still sees their message exactly once, and
     the CRM records one delivery each."""
     members = web_members(cluster.crm_url, CARE_CUSTOMERS)
-    secret = cluster.env["CAREBOT_WEBCHAT_SECRET"]
     frozen_for = FREEZE_S
 
     async def scenario() -> tuple[list[int], list[list[Any]]]:
-        widgets = [
-            WebChatCustomer(
-                cluster.balancer_url,
-                issue_token(user, secret, datetime.now(timezone.utc)),
-                transports=["websocket"],
-            )
-            for _, user in members
-        ]
-        await asyncio.wait_for(asyncio.gather(*(widget.open() for widget in widgets)), 120)
-        ids = await asyncio.to_thread(
-            queue_follow_ups, cluster.crm_url, [customer for customer, _ in members]
-        )
+        widgets, ids = await chatting_members_with_follow_ups(cluster, members)
         deadline = time.monotonic() + 180
         while await asyncio.to_thread(sent_count, cluster.crm_url, ids) < len(ids) // 3:
             assert time.monotonic() < deadline, "nothing was sent"
