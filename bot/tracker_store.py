@@ -10,35 +10,75 @@ Erasure (`carebot forget`, docs/personal-data.md): Rasa's SQL store only ever ap
 `PUT /conversations/{id}/tracker/events` with an empty list, which Rasa documents as replacing
 the tracker, would change nothing. Here an empty tracker replaces the stored one, which erases
 the conversation. The request runs under Rasa's conversation lock (in memory, or Redis), so a
-running server erases between two turns, never under one. Rasa keeps no tracker cache of its
-own beyond a turn. With the server stopped, `erase_trackers` deletes the rows directly.
+running server erases between two turns, never under one. With the server stopped,
+`erase_trackers` deletes the rows directly.
+
+Kept trackers (docs/benchmarks.md, the per-turn profile): Rasa rebuilds the tracker for every
+turn, reading each event since the session start, decoding its JSON and replaying it through
+the domain, then counts the stored events again to save the turn. Here the tracker a turn
+saved is kept (the most recently used conversations, `kept_conversations`), and the next turn
+gets it back after one indexed query says nothing was stored for the conversation since (its
+highest row id), so a conversation that moved to another replica and back, or was erased, is
+read again. A tracker changed without being saved (a turn that failed half way) has more
+events than were stored and is read again too; so is a conversation whose session just
+restarted, so that each turn sees only its session's events, as with Rasa's own store.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rasa.core.tracker_store import SQLTrackerStore
+from rasa.shared.core.domain import Domain
+from rasa.shared.core.events import Event, SessionStarted
 from rasa.shared.core.trackers import DialogueStateTracker
 from rasa.shared.nlu.constants import INTENT_NAME_KEY
-from sqlalchemy import create_engine, inspect, text
+from sqlalchemy import create_engine, func, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.event import listen
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import QueuePool
 
 from bot.metrics import count_new_event
 
+KEPT_CONVERSATIONS = 256
+
+
+@dataclass
+class _Kept:
+    """A tracker as it was last stored: how many of its events are stored, the conversation's
+    highest row id then, and the domain its slots came from (a new model reads it again)."""
+
+    tracker: DialogueStateTracker
+    stored: int
+    last_id: int
+    domain: Domain | None
+
+    def still_stored(self, last_id: int | None, domain: Domain | None) -> bool:
+        return (
+            last_id == self.last_id
+            and len(self.tracker.events) == self.stored
+            and domain is self.domain
+        )
+
 
 class CareSQLTrackerStore(SQLTrackerStore):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, kept_conversations: int = KEPT_CONVERSATIONS, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
-        if self.engine.dialect.name == "sqlite" and self.engine.url.database:
+        self._kept: OrderedDict[str, _Kept] = OrderedDict()
+        self._keep_at_most = kept_conversations
+        engine: Engine = self.engine  # type: ignore[has-type]
+        if engine.dialect.name == "sqlite" and engine.url.database:
             self._keep_sqlite_connections()
 
     def _keep_sqlite_connections(self) -> None:
@@ -54,37 +94,87 @@ class CareSQLTrackerStore(SQLTrackerStore):
         listen(pooled, "connect", _write_ahead_log)
         self.engine, self.sessionmaker = pooled, sessionmaker(bind=pooled)
 
+    async def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        """The conversation's current session: the kept tracker while nothing was stored for
+        it since, else read from the database as Rasa does."""
+        with self.session_scope() as session:
+            kept = self._kept.get(sender_id)
+            if kept is not None and kept.still_stored(
+                self._last_id(session, sender_id), self.domain
+            ):
+                self._kept.move_to_end(sender_id)
+                return kept.tracker
+            self._kept.pop(sender_id, None)
+            rows = self._event_query(session, sender_id, fetch_events_from_all_sessions=False).all()
+            if not self.domain or not rows:
+                return None
+            tracker = DialogueStateTracker.from_dict(
+                sender_id, [json.loads(row.data) for row in rows], self.domain.slots
+            )
+            self._keep(tracker, last_id=max(int(row.id) for row in rows))
+            return tracker
+
     async def save(self, tracker: DialogueStateTracker) -> None:
         if not tracker.events:
             self.erase(tracker.sender_id)
             return
         with self.session_scope() as session:
-            events = list(self._additional_events(session, tracker))
+            events = list(self._new_events(session, tracker))
+            rows = []
             for event in events:
                 data = event.as_dict()
                 count_new_event(data)  # fallbacks and handoffs (bot/metrics.py)
                 if self.event_broker is not None:
                     self.event_broker.publish({"sender_id": tracker.sender_id, **data})
-                session.add(self._row(tracker.sender_id, event.type_name, data))
+                rows.append(self._row(tracker.sender_id, event.type_name, data))
+            if rows:
+                session.execute(self.SQLEvent.__table__.insert(), rows)
+            last_id = self._last_id(session, tracker.sender_id)
             session.commit()
+        if last_id is None or any(isinstance(event, SessionStarted) for event in events):
+            self._kept.pop(tracker.sender_id, None)
+        else:
+            self._keep(tracker, last_id)
 
     def erase(self, sender_id: str) -> int:
         """Delete every stored event of one conversation; how many."""
+        self._kept.pop(sender_id, None)
         with self.session_scope() as session:
             query = session.query(self.SQLEvent).filter(self.SQLEvent.sender_id == sender_id)
             erased = int(query.delete(synchronize_session=False))
             session.commit()
         return erased
 
-    def _row(self, sender_id: str, type_name: str, data: dict[str, Any]) -> Any:
-        return self.SQLEvent(
-            sender_id=sender_id,
-            type_name=type_name,
-            timestamp=data.get("timestamp"),
-            intent_name=data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
-            action_name=data.get("name"),
-            data=json.dumps(data),
-        )
+    def _new_events(self, session: Session, tracker: DialogueStateTracker) -> Iterator[Event]:
+        """The events not stored yet: past the kept count for the tracker this store handed
+        out, else past the count of stored events since the session start (Rasa's query)."""
+        kept = self._kept.get(tracker.sender_id)
+        if kept is not None and kept.tracker is tracker and kept.domain is self.domain:
+            return itertools.islice(tracker.events, kept.stored, None)
+        return self._additional_events(session, tracker)
+
+    def _keep(self, tracker: DialogueStateTracker, last_id: int) -> None:
+        self._kept[tracker.sender_id] = _Kept(tracker, len(tracker.events), last_id, self.domain)
+        self._kept.move_to_end(tracker.sender_id)
+        while len(self._kept) > self._keep_at_most:
+            self._kept.popitem(last=False)
+
+    def _last_id(self, session: Session, sender_id: str) -> int | None:
+        column = self.SQLEvent.id
+        query = select(func.max(column)).where(self.SQLEvent.sender_id == sender_id)
+        value = session.execute(query).scalar()
+        return None if value is None else int(value)
+
+    @staticmethod
+    def _row(sender_id: str, type_name: str, data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "sender_id": sender_id,
+            "type_name": type_name,
+            "timestamp": data.get("timestamp"),
+            "intent_name": data.get("parse_data", {}).get("intent", {}).get(INTENT_NAME_KEY),
+            "action_name": data.get("name"),
+            "data": json.dumps(data),
+        }
 
 
 def _write_ahead_log(dbapi_connection: Any, _record: Any) -> None:
