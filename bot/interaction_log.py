@@ -17,7 +17,6 @@ import threading
 import time
 from asyncio import AbstractEventLoop
 from collections import OrderedDict, deque
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,7 +30,13 @@ from sqlalchemy.orm import Session
 from crm_store.clock import fixed
 from crm_store.db import database_url, make_engine, session_scope
 from crm_store.errors import NotFound
-from crm_store.interactions import conversation_id_for, get_conversation, log_interaction
+from crm_store.interactions import (
+    TurnToLog,
+    conversation_id_for,
+    get_conversation,
+    log_interaction,
+    log_turns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -47,20 +52,7 @@ INTENT_LENGTH = 64  # interactions.intent
 DEFAULT_CHANNEL = "web"
 
 
-@dataclass(frozen=True)
-class InteractionRow:
-    """One interaction row to write; `channel` None means "the conversation's channel"."""
-
-    conversation_id: str
-    speaker: str
-    channel: str | None
-    text: str | None
-    intent: str | None
-    confidence: float | None
-    handled_by: str
-    agent_id: int | None
-    occurred_at: datetime
-    event_key: str | None
+InteractionRow = TurnToLog  # one interaction row to write (crm_store.interactions)
 
 
 def crm_channel(input_channel: str | None) -> str:
@@ -439,12 +431,15 @@ class CrmInteractionLog(EventBroker):
 
 
 def write_turns(engine: Engine, turns: list[InteractionRow]) -> None:
-    """Stores `turns` in one transaction; if the database refuses a turn (not a transient
-    error), one transaction per turn, dropping (and logging) only the refused ones. A transient
-    error (the database down) is raised with nothing dropped. Stored turns are idempotent by
-    their event key, so writing a batch again stores nothing twice."""
+    """Stores `turns` in one transaction (`log_turns`: a few statements for the whole batch);
+    if the database refuses it (not a transient error: a turn it rejects, or a concurrent
+    writer that stored one of them first), one transaction per turn, dropping (and logging)
+    only the refused ones. A transient error (the database down) is raised with nothing
+    dropped. Stored turns are idempotent by their event key, so writing a batch again stores
+    nothing twice."""
     try:
-        _write(engine, turns)
+        with session_scope(engine) as session:
+            log_turns(session, turns, default_channel=DEFAULT_CHANNEL)
     except Exception as error:
         if is_transient(error):
             raise
@@ -454,17 +449,12 @@ def write_turns(engine: Engine, turns: list[InteractionRow]) -> None:
 
 def _write_refusing_one(engine: Engine, turn: InteractionRow) -> None:
     try:
-        _write(engine, [turn])
+        with session_scope(engine) as session:
+            _log_turn(session, turn)
     except Exception as error:
         if is_transient(error):
             raise
         logger.exception("the CRM refused a turn of %s: dropped", turn.conversation_id)
-
-
-def _write(engine: Engine, turns: list[InteractionRow]) -> None:
-    with session_scope(engine) as session:
-        for turn in turns:
-            _log_turn(session, turn)
 
 
 def _log_turn(session: Session, turn: InteractionRow) -> None:

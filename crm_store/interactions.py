@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from crm_store._unique import try_insert
-from crm_store.clock import Clock, utcnow
+from crm_store.clock import Clock, fixed, utcnow
 from crm_store.customers import touch_customer
 from crm_store.errors import InvalidInput, NotFound
 from crm_store.models import CHANNELS, HANDLERS, SPEAKERS
 from crm_store.models import Conversation as ConversationRow
+from crm_store.models import Customer as CustomerRow
 from crm_store.models import Interaction as InteractionRow
 from crm_store.validation import check_choice, check_text
 
@@ -185,6 +186,133 @@ def log_interaction(
         touch_customer(session, customer_id=conversation.customer_id, clock=clock)
     session.flush()
     return _interaction(row)
+
+
+@dataclass(frozen=True)
+class TurnToLog:
+    """One turn for `log_turns`; `channel` None means "the conversation's channel"."""
+
+    conversation_id: str
+    speaker: str
+    channel: str | None
+    text: str | None
+    intent: str | None
+    confidence: float | None
+    handled_by: str
+    agent_id: int | None
+    occurred_at: datetime
+    event_key: str | None
+
+
+def log_turns(session: Session, turns: Sequence[TurnToLog], *, default_channel: str) -> int:
+    """Many turns at once, as `log_interaction` stores each, with a few statements instead of a
+    handful per turn (the turn log writes every turn of every conversation); how many were new.
+
+    Idempotent by event key: a turn already stored, or twice in `turns`, is stored once. A
+    concurrent writer storing the same key between the check and the insert makes the insert
+    fail with an IntegrityError; the caller then writes the turns one by one (`log_interaction`).
+    A new conversation takes the channel of its first turn, or `default_channel`.
+    """
+    fresh = _turns_not_stored(session, turns)
+    if not fresh:
+        return 0
+    conversations = _conversations_of(session, fresh, default_channel)
+    session.execute(
+        insert(InteractionRow),
+        [_interaction_values(turn, *conversations[turn.conversation_id]) for turn in fresh],
+    )
+    _mark_latest(session, fresh, conversations)
+    return len(fresh)
+
+
+def _turns_not_stored(session: Session, turns: Sequence[TurnToLog]) -> list[TurnToLog]:
+    for turn in turns:
+        _check_turn(turn.speaker, turn.handled_by, turn.confidence, turn.agent_id)
+        if turn.channel is not None:
+            check_choice(turn.channel, CHANNELS, "channel")
+        if turn.event_key is not None:
+            check_text(turn.event_key, "event key", 96)
+    seen = existing_event_keys(
+        session, event_keys=[turn.event_key for turn in turns if turn.event_key is not None]
+    )
+    fresh = []
+    for turn in turns:
+        if turn.event_key is not None:
+            if turn.event_key in seen:
+                continue
+            seen.add(turn.event_key)
+        fresh.append(turn)
+    return fresh
+
+
+def _conversations_of(
+    session: Session, turns: Sequence[TurnToLog], default_channel: str
+) -> dict[str, tuple[int | None, str]]:
+    """Each turn's conversation as (customer id, channel), created on first sight."""
+    ids = sorted({turn.conversation_id for turn in turns})
+    query = select(ConversationRow.id, ConversationRow.customer_id, ConversationRow.channel)
+    found = {
+        str(row.id): (row.customer_id, str(row.channel))
+        for row in session.execute(query.where(ConversationRow.id.in_(ids)))
+    }
+    for turn in turns:
+        if turn.conversation_id not in found:
+            created = ensure_conversation(
+                session,
+                conversation_id=turn.conversation_id,
+                channel=turn.channel or default_channel,
+                clock=fixed(turn.occurred_at),
+            )
+            found[created.id] = (created.customer_id, created.channel)
+    return found
+
+
+def _interaction_values(
+    turn: TurnToLog, customer_id: int | None, channel: str
+) -> dict[str, object]:
+    return {
+        "conversation_id": turn.conversation_id,
+        "customer_id": customer_id,
+        "channel": turn.channel or channel,
+        "speaker": turn.speaker,
+        "text": turn.text,
+        "intent": turn.intent,
+        "confidence": turn.confidence,
+        "handled_by": turn.handled_by,
+        "agent_id": turn.agent_id,
+        "occurred_at": turn.occurred_at,
+        "event_key": turn.event_key,
+    }
+
+
+def _mark_latest(
+    session: Session,
+    turns: Sequence[TurnToLog],
+    conversations: dict[str, tuple[int | None, str]],
+) -> None:
+    """Each conversation's last message time, and each customer who spoke marked active then."""
+    latest: dict[str, datetime] = {}
+    active: dict[int, datetime] = {}
+    for turn in turns:
+        latest[turn.conversation_id] = max(
+            turn.occurred_at, latest.get(turn.conversation_id, turn.occurred_at)
+        )
+        customer_id = conversations[turn.conversation_id][0]
+        if turn.speaker == "customer" and customer_id is not None:
+            active[customer_id] = max(turn.occurred_at, active.get(customer_id, turn.occurred_at))
+    session.execute(
+        update(ConversationRow.__table__)
+        .where(ConversationRow.__table__.c.id == bindparam("conversation"))
+        .values(last_message_at=bindparam("at")),
+        [{"conversation": key, "at": at} for key, at in latest.items()],
+    )
+    if active:
+        session.execute(
+            update(CustomerRow.__table__)
+            .where(CustomerRow.__table__.c.id == bindparam("customer"))
+            .values(last_active_at=bindparam("at")),
+            [{"customer": key, "at": at} for key, at in active.items()],
+        )
 
 
 def _insert_once(session: Session, row: InteractionRow) -> InteractionRow:

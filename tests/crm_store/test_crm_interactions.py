@@ -1,7 +1,9 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 from functools import partial
+from typing import Any
 
 import pytest
 from crm_helpers import a_customer, empty_all_tables, run_concurrently
@@ -22,6 +24,7 @@ from crm_store.handoffs import (
     request_handoff,
 )
 from crm_store.interactions import (
+    TurnToLog,
     conversation_id_for,
     end_conversation,
     ensure_conversation,
@@ -30,6 +33,7 @@ from crm_store.interactions import (
     list_customer_interactions,
     list_interactions,
     log_interaction,
+    log_turns,
 )
 from crm_store.models import Handoff as HandoffRow
 from crm_store.staff import create_staff_user
@@ -111,6 +115,60 @@ def test_a_turn_logged_twice_under_one_event_key_is_stored_once(
         session, conversation_id="c4", channel="web", speaker="bot", event_key="c4:bot:2.5"
     )
     assert [t.id for t in list_interactions(session, conversation_id="c4")] == [first.id, other.id]
+
+
+def _turn(
+    conversation_id: str, speaker: str, at: datetime, key: str | None, **kw: Any
+) -> TurnToLog:
+    values: dict[str, Any] = {
+        "channel": None,
+        "text": None,
+        "intent": None,
+        "confidence": None,
+        "handled_by": "bot",
+        "agent_id": None,
+        **kw,
+    }
+    return TurnToLog(conversation_id, speaker, occurred_at=at, event_key=key, **values)
+
+
+def test_log_turns_stores_a_batch_as_log_interaction_stores_each(
+    session: Session, clock: ManualClock
+) -> None:
+    customer = a_customer(session, clock=clock)
+    ensure_conversation(session, conversation_id="b1", channel="wechat", customer_id=customer.id)
+    early, late = clock() + timedelta(seconds=1), clock() + timedelta(seconds=2)
+    batch = [
+        _turn("b1", "customer", early, "b1:user:1", text="积分", intent="points_balance"),
+        _turn("b1", "bot", late, "b1:bot:2", text="您有 120 积分"),
+        _turn("b1", "bot", late, "b1:bot:2", text="the same event published twice"),
+        _turn("b2", "customer", early, "b2:user:1", channel="web", text="你好"),
+        _turn("b3", "bot", late, None, text="no key, no conversation yet"),
+    ]
+
+    assert log_turns(session, batch, default_channel="web") == 4
+    assert log_turns(session, batch[:2], default_channel="web") == 0  # a retried batch
+
+    first = list_interactions(session, conversation_id="b1")
+    assert [(t.speaker, t.channel, t.customer_id, t.text) for t in first] == [
+        ("customer", "wechat", customer.id, "积分"),
+        ("bot", "wechat", customer.id, "您有 120 积分"),
+    ]
+    assert get_conversation(session, conversation_id="b1").last_message_at == late
+    assert get_customer(session, customer_id=customer.id).last_active_at == early
+    assert get_conversation(session, conversation_id="b2").channel == "web"
+    assert [t.text for t in list_interactions(session, conversation_id="b3")] == [
+        "no key, no conversation yet"
+    ]
+
+
+@pytest.mark.parametrize("bad", [{"speaker": "robot"}, {"channel": "sms"}, {"confidence": 2.0}])
+def test_log_turns_refuses_a_bad_turn_and_stores_none(session: Session, bad: dict) -> None:
+    good = _turn("b4", "bot", datetime(2026, 12, 3, tzinfo=timezone.utc), "b4:bot:1")
+    wrong = replace(good, event_key="b4:bot:2", **bad)
+    with pytest.raises(InvalidInput):
+        log_turns(session, [good, wrong], default_channel="web")
+    assert list_interactions(session, conversation_id="b4") == []
 
 
 def test_an_event_key_does_not_hide_another_constraint(session: Session) -> None:
