@@ -11,6 +11,8 @@ HTTP API token read from the environment instead of the command line.
 - A proactive message WeChat refused for a reason the care scheduler handles is a WARNING, not
   an ERROR, in Rasa's HTTP API log (bot/delivery_log.py).
 - Stored events find their classes in a table, not a class-tree walk (bot/event_lookup.py).
+- A serving process describes each conversation's dialogue states once, not again for every
+  prediction (bot/past_states.py).
 - Customer turns are counted and timed (bot/metrics.py); `rasa run` serves them on
   CAREBOT_RASA_METRICS_PORT (bot/health.py), a port of its own on CAREBOT_HEALTH_HOST
   (loopback by default), never on the customer-facing Rasa port.
@@ -30,6 +32,7 @@ from bot import (
     log_format,
     log_masking,
     metrics,
+    past_states,
 )
 from bot.health import serve_health
 from bot.settings import rasa_metrics_endpoint
@@ -65,6 +68,8 @@ def main() -> None:
     delivery_log.install()
     event_lookup.install()
     metrics.install_turn_timer()
+    if sys.argv[1:2] and sys.argv[1] in SERVING_COMMANDS:
+        past_states.install()
     if sys.argv[1:2] == ["run"]:
         serve_metrics()
     from rasa.__main__ import main as rasa_main
