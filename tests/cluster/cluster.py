@@ -38,6 +38,7 @@ from tests.cluster.services import (
 RASA_PORT, ACTION_PORT, CONSOLE_PORT = 5005, 5055, 5007
 SCHEDULER_HEALTH_PORT = 5008  # the standby scheduler (scheduler2) on the same host: 5018
 HAPROXY_CONFIG = PROJECT_DIR / "deploy" / "haproxy.cfg"
+CHECKED_BACKENDS = ("rasa", "actions")
 REST_SECRET = "cluster-rest-secret-0123456789"
 API_TOKEN = "cluster-api-token"
 RABBITMQ = ("127.0.0.1", 5672)
@@ -169,7 +170,8 @@ class Cluster:
             admin.sendall(b"show stat\n")
             out = b"".join(iter(lambda: admin.recv(65536), b"")).decode()
         rows = [line.split(",") for line in out.splitlines() if line and not line.startswith("#")]
-        return {row[1]: row[17] for row in rows if len(row) > 17}
+        # the checked servers; the web chat's backend tracks `rasa`'s
+        return {row[1]: row[17] for row in rows if len(row) > 17 and row[0] in CHECKED_BACKENDS}
 
 
 def _home(name: str) -> str:

@@ -1,8 +1,9 @@
 """The production profile on several hosts (network namespaces), under bounded load, with faults.
 
-The tests run in this order on one cluster (tests/cluster/conftest.py): the plain load with
-two Rasa replicas, the web chat through the balancer, RabbitMQ and the log consumer going away,
-then one Rasa replica killed (the rest run on the one left), and PostgreSQL restarted.
+The tests run in this order on one cluster (tests/cluster/conftest.py): the plain load (web
+chat and REST at once) with two Rasa replicas, the web chat pinned through the balancer,
+RabbitMQ and the log consumer going away, then one Rasa replica killed (the rest run on the
+one left), and PostgreSQL restarted.
 Every load is bounded: 200 conversations of 3 turns, each run in at most a few minutes.
 """
 
@@ -28,10 +29,22 @@ from crm_store.db import make_engine, session_scope
 from crm_store.deliveries import find_delivery
 from crm_store.identities import link_identity
 from crm_store.outbox import enqueue_care_message, get_care_message
-from tests.cluster.checks import tracker_user_texts, wait_for_crm_turns
+from crm_store.points import earn_points
+from tests.cluster.checks import tracker_user_texts, wait_for_crm_turns, webchat_bot_message_ids
 from tests.cluster.cluster import Cluster
 from tests.cluster.conftest import cpu_seconds
-from tests.cluster.load import TEXTS, WEBHOOK, LoadResult, Progress, run_load, send
+from tests.cluster.load import (
+    TEXTS,
+    WEBHOOK,
+    LoadResult,
+    Progress,
+    WebChatter,
+    quantile,
+    replies_per_turn,
+    run_load,
+    run_web_load,
+    send,
+)
 from tests.integration.webchat_client import WebChatCustomer
 
 pytestmark = pytest.mark.cluster
@@ -81,17 +94,103 @@ def replica_cpu(cluster: Cluster, names: list[str]) -> dict[str, float]:
     return {name: cpu_seconds(cluster.processes[name].pid) for name in names}
 
 
-def test_200_rest_conversations_through_the_balancer_on_two_replicas(
+WEB_CONVERSATIONS = CONVERSATIONS // 2
+
+
+def members_with_points(crm_url: str, count: int) -> dict[str, int]:
+    """Members with a website login, each with a points balance no other has: user -> balance."""
+    made: dict[str, int] = {}
+    engine = make_engine(crm_url)
+    try:
+        with session_scope(engine) as session:
+            for n in range(count):
+                user = f"u{secrets.token_hex(6)}"
+                phone = f"139{secrets.randbelow(10**8):08d}"
+                customer = create_customer(session, name="赵敏", phone=phone, quiet_hours=None)
+                link_identity(session, customer_id=customer.id, kind="web_user", value=user)
+                balance = 1000 + 37 * n
+                earn_points(session, customer_id=customer.id, points=balance, reason="cluster test")
+                made[user] = balance
+    finally:
+        engine.dispose()
+    return made
+
+
+def web_chatters(cluster: Cluster, balances: dict[str, int]) -> list[WebChatter]:
+    """The members' widgets, logged in; every other one on websockets only (rasa-webchat), the
+    rest long polling first and then upgrading (our widget)."""
+    secret, now = cluster.env["CAREBOT_WEBCHAT_SECRET"], datetime.now(timezone.utc)
+    return [
+        WebChatter(user, issue_token(user, secret, now), ["websocket"] if n % 2 else None)
+        for n, user in enumerate(balances)
+    ]
+
+
+def assert_web_chat_answered_in_its_own_conversation(
+    cluster: Cluster, result: LoadResult, balances: dict[str, int]
+) -> None:
+    """Every web chat turn answered on its member's own socket: the session it was confirmed in
+    is the member's, the points balance it shows is that member's (each has a balance of their
+    own) and no other, and the bot messages it received are exactly those the web chat stored
+    for that session, each once. The tracker and the CRM hold each turn once, in order."""
+    assert result.failures == []
+    expected = {user: list(TEXTS) for user in result.conversations}
+    stored = webchat_bot_message_ids(cluster.crm_url, list(expected))
+    for user, turns in result.conversations.items():
+        assert [turn.text for turn in turns] == list(TEXTS)
+        assert {turn.sender for turn in turns} == {user}
+        balance = f"您是普通会员，当前积分 {balances[user]} 分。"
+        for turn in turns:  # the member's own balance, in the answer to their question only
+            shown = [reply.get("text") or "" for reply in turn.replies]
+            asked = turn.text == "我的积分还有多少"
+            assert [text for text in shown if "当前积分" in text] == ([balance] if asked else [])
+        received = [reply["message_id"] for turn in turns for reply in turn.replies]
+        assert received == stored[user], f"{user}: received {received}, stored {stored[user]}"
+    assert tracker_user_texts(cluster.tracker_url, list(expected), prefix="") == expected
+    logged, _ = wait_for_crm_turns(cluster.crm_url, expected, 60, prefix="")
+    wrong = {user: turns for user, turns in logged.items() if turns != expected[user]}
+    assert wrong == {}, f"{len(wrong)} web chats logged wrongly: {list(wrong.items())[:3]}"
+
+
+def test_200_conversations_web_chat_and_rest_through_the_balancer_on_two_replicas(
     cluster: Cluster, measured: dict[str, Any]
 ) -> None:
+    """100 members on the web chat (sockets through the balancer) and 100 REST conversations,
+    all at once, 3 turns each: every reply reaches its own conversation, each turn is in the
+    tracker and the CRM once; p50/p95 of each channel recorded."""
     names = ["rasa1", "rasa2", "actions1", "actions2"]
+    balances = members_with_points(cluster.crm_url, WEB_CONVERSATIONS + 1)
+    alone, *chatters = web_chatters(cluster, balances)
+    people = senders("two", CONVERSATIONS - WEB_CONVERSATIONS)
+    counts = asyncio.run(replies_per_turn(cluster.balancer_url, alone))
+
+    async def both() -> tuple[LoadResult, LoadResult]:
+        url = cluster.balancer_url
+        return await asyncio.gather(run_load(url, people), run_web_load(url, chatters, counts))
+
     before = replica_cpu(cluster, names)
-    result = asyncio.run(run_load(cluster.balancer_url, senders("two")))
+    rest, web = asyncio.run(both())
     after = replica_cpu(cluster, names)
     cpu = {name: round(after[name] - before[name], 1) for name in names}
-    record(measured, "two replicas", result, cpu_s=cpu)
-    assert result.retried == 0
-    assert_every_turn_answered_and_logged_once(cluster, result)
+    elapsed = max(rest.elapsed_s, web.elapsed_s)
+    turns = len(rest.turns) + len(web.turns)
+    record(measured, "two replicas, REST", rest)
+    record(
+        measured,
+        "two replicas, web chat",
+        web,
+        replies_per_turn=counts,
+        socket_open_p95_ms=round(quantile(web.opened_s, 0.95) * 1000),
+    )
+    measured["two replicas, both"] = {
+        "turns": turns,
+        "seconds": round(elapsed, 1),
+        "turns_per_s": round(turns / elapsed, 1),
+        "cpu_s": cpu,
+    }
+    assert rest.retried == 0
+    assert_every_turn_answered_and_logged_once(cluster, rest)
+    assert_web_chat_answered_in_its_own_conversation(cluster, web, balances)
     assert cpu["rasa1"] > 1 and cpu["rasa2"] > 1  # the balancer used both replicas
 
 

@@ -25,11 +25,15 @@ class WebChatCustomer:
         ack: bool = True,
         transports: list[str] | None = None,
         http_session: aiohttp.ClientSession | None = None,
+        request_timeout: float = 5,
     ) -> None:
-        """`transports` (default: long polling, then a websocket) and `http_session` (its own
-        cookies, as a browser has) are socket.io's; tests/cluster pins polling to a replica."""
+        """`transports` (default: long polling, then a websocket), `http_session` (its own
+        cookies, as a browser has) and `request_timeout` (engine.io's handshake; a browser's
+        socket.io waits 20 s) are socket.io's; tests/cluster pins polling to a replica."""
         self.url, self.token, self.ack, self.transports = url, token, ack, transports
-        self.client = socketio.AsyncClient(reconnection=False, http_session=http_session)
+        self.client = socketio.AsyncClient(
+            reconnection=False, http_session=http_session, request_timeout=request_timeout
+        )
         self.session_id: str | None = None
         self.history: list[dict[str, Any]] = []
         self.received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
@@ -57,18 +61,20 @@ class WebChatCustomer:
                 "bot_ack", {"session_id": self.session_id, "message_id": data["message_id"]}
             )
 
-    async def open(self, session_id: str | None = None) -> WebChatCustomer:
+    async def open(self, session_id: str | None = None, wait_s: float = 10) -> WebChatCustomer:
+        """Connects and joins the session; each step waits at most `wait_s` (a loaded cluster
+        answers late)."""
         auth = {"token": self.token} if self.token else None
         await self.client.connect(
             self.url,
             socketio_path="/socket.io",
             auth=auth,
-            wait_timeout=10,
+            wait_timeout=wait_s,
             transports=self.transports,
         )
         await self.client.emit("session_request", {"session_id": session_id})
-        await asyncio.wait_for(self._confirmed.wait(), 10)
-        await asyncio.wait_for(self._history_seen.wait(), 10)
+        await asyncio.wait_for(self._confirmed.wait(), wait_s)
+        await asyncio.wait_for(self._history_seen.wait(), wait_s)
         return self
 
     async def say(self, text: str) -> None:
