@@ -20,8 +20,8 @@ saved is kept (the most recently used conversations, `kept_conversations`), and 
 gets it back after one indexed query says nothing was stored for the conversation since (its
 highest row id), so a conversation that moved to another replica and back, or was erased, is
 read again. A tracker changed without being saved (a turn that failed half way) has more
-events than were stored and is read again too; so is a conversation whose session just
-restarted, so that each turn sees only its session's events, as with Rasa's own store.
+events than were stored and is read again too. When a turn started a new session, the kept
+tracker holds only the new session's events, as Rasa's own store would read them.
 """
 
 from __future__ import annotations
@@ -131,8 +131,10 @@ class CareSQLTrackerStore(SQLTrackerStore):
                 session.execute(self.SQLEvent.__table__.insert(), rows)
             last_id = self._last_id(session, tracker.sender_id)
             session.commit()
-        if last_id is None or any(isinstance(event, SessionStarted) for event in events):
+        if last_id is None:
             self._kept.pop(tracker.sender_id, None)
+        elif any(isinstance(event, SessionStarted) for event in events):
+            self._keep(self._latest_session(tracker), last_id)
         else:
             self._keep(tracker, last_id)
 
@@ -152,6 +154,16 @@ class CareSQLTrackerStore(SQLTrackerStore):
         if kept is not None and kept.tracker is tracker and kept.domain is self.domain:
             return itertools.islice(tracker.events, kept.stored, None)
         return self._additional_events(session, tracker)
+
+    def _latest_session(self, tracker: DialogueStateTracker) -> DialogueStateTracker:
+        """What `retrieve` reads from the database after a session started: the events from the
+        latest session start's timestamp on (`_event_query`), replayed into a new tracker."""
+        start = max(
+            event.timestamp for event in tracker.events if isinstance(event, SessionStarted)
+        )
+        session = [event for event in tracker.events if event.timestamp >= start]
+        slots = self.domain.slots if self.domain else []
+        return DialogueStateTracker.from_events(tracker.sender_id, session, slots)
 
     def _keep(self, tracker: DialogueStateTracker, last_id: int) -> None:
         self._kept[tracker.sender_id] = _Kept(tracker, len(tracker.events), last_id, self.domain)

@@ -101,7 +101,11 @@ async def test_after_a_session_restart_only_the_new_session_is_handed_out(tmp_pa
     kept.update(UserUttered("新会话", {"name": "greet"}, timestamp=kept.events[-1].timestamp + 1))
     await store.save(kept)
 
-    assert _texts(await store.retrieve("s1")) == ["新会话"]
+    handed_out = await store.retrieve("s1")
+    read = await _store(tmp_path).retrieve("s1")
+    assert _texts(handed_out) == _texts(read) == ["新会话"]
+    assert handed_out is not None and read is not None
+    assert [e.as_dict() for e in handed_out.events] == [e.as_dict() for e in read.events]
 
 
 async def test_an_erased_conversation_is_gone_for_the_replica_that_kept_it(tmp_path: Path) -> None:
