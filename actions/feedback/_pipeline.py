@@ -65,12 +65,16 @@ def pipeline() -> Pipeline:
 def build(themes: tuple[ThemeRules, ...], polarity: PolarityRules) -> Pipeline:
     """A pipeline for the given lexicons (tests and experiments build their own)."""
     import spacy
+    from spacy.lang.zh import Segmenter
 
-    nlp = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "jieba"}}})
     sentiment = {*polarity.positive, *polarity.negative, *polarity.negators}
     whole = {*sentiment, *polarity.neutral, *polarity.modifiers, *polarity.contrast}
     segmenter = LexiconSegmenter(lexicon_words(themes, polarity), whole, sentiment)
-    cast("ChineseTokenizer", nlp.tokenizer).jieba_seg = segmenter
+    # Built with spaCy's character segmenter, then given ours: asking spaCy for its jieba
+    # segmenter loads jieba's process-wide dictionary (about 115 MiB) that ours never uses.
+    nlp = spacy.blank("zh")
+    tokenizer = cast("ChineseTokenizer", nlp.tokenizer)
+    tokenizer.segmenter, tokenizer.jieba_seg = Segmenter.jieba, segmenter
     return Pipeline(
         nlp,
         tuple(theme.name for theme in themes),
