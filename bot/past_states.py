@@ -45,6 +45,7 @@ class _Progress:
     states: list[State] = field(default_factory=list)  # one per action among `applied`
     last_ml_action: Any = None
     turn_was_hidden: bool = False
+    now: list[State] | None = None  # the state after all of `applied` (none if hidden)
 
     def continues(self, applied: list[Event], domain: Domain, rule_only_data: Any) -> bool:
         return (
@@ -71,13 +72,16 @@ def states_for_tracker_history(
         progress = _Progress(domain, rule_only_data, tracker.init_copy())
         kept[options] = progress
     for event in applied[len(progress.applied) :]:
+        progress.now = None
         if isinstance(event, ActionExecuted):
             _describe(progress, progress.states, event.hide_rule_turn, *options)
         progress.replay.update(event)
         progress.applied.append(event)
-    states = list(progress.states)
-    _describe(_Progress(**progress.__dict__), states, False, *options)  # the state now
-    return [_own_copy(state) for state in states]
+    if progress.now is None:
+        states = list(progress.states)
+        _describe(_Progress(**progress.__dict__), states, False, *options)
+        progress.now = states[len(progress.states) :]
+    return [_own_copy(state) for state in (*progress.states, *progress.now)]
 
 
 def _kept_for(tracker: DialogueStateTracker) -> dict[tuple[bool, bool], _Progress]:
@@ -116,8 +120,12 @@ def _describe(
 
 
 def _own_copy(state: State) -> State:
-    """A state whose sub-states the caller may edit (their values are strings and tuples)."""
-    return {kind: dict(sub_state) for kind, sub_state in state.items()}
+    """A state the caller may edit: Rasa's featurizer deletes from the user sub-state (the
+    others it only reads; their values are strings and tuples)."""
+    copied = dict(state)
+    if constants.USER in copied:
+        copied[constants.USER] = dict(copied[constants.USER])
+    return copied
 
 
 def install() -> None:
