@@ -3,20 +3,28 @@ and a polite answer instead of an error when the CRM database is down.
 
 The database is synchronous (SQLAlchemy), so the work runs in a worker thread and the action
 server keeps serving other conversations meanwhile.
+
+The domain: Rasa sends its whole domain (about 44 KB of JSON) with every action call unless the
+action endpoint enables selective domains (`enable_selective_domain`, bot/runtime.py), which it
+does; an action then reads the responses and forms of `domain.yml` from its own checkout, the same
+release as the model (`CAREBOT_DOMAIN`, default the project's `domain.yml`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import yaml
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
@@ -39,6 +47,17 @@ Events = list[dict[str, Any]]
 @lru_cache(maxsize=1)
 def default_engine() -> Engine:
     return make_engine(database_url())
+
+
+DOMAIN_FILE = Path(__file__).resolve().parent.parent / "domain.yml"
+
+
+@lru_cache(maxsize=1)
+def release_domain() -> DomainDict:
+    """The responses and forms of the release's domain.yml, read once per process."""
+    path = Path(os.environ.get("CAREBOT_DOMAIN") or DOMAIN_FILE)
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {"responses": data.get("responses") or {}, "forms": data.get("forms") or {}}
 
 
 def unpadded(text: str) -> str:
@@ -137,7 +156,8 @@ class CareAction(Action, ABC):
         said = len(dispatcher.messages)
         try:
             with session_scope(self.engine or default_engine()) as session:
-                return self.act(Turn(session, dispatcher, tracker, domain, self.clock()))
+                turn = Turn(session, dispatcher, tracker, domain or release_domain(), self.clock())
+                return self.act(turn)
         except SQLAlchemyError as error:
             del dispatcher.messages[said:]  # nothing half-done reaches the customer
             log.error("action %s: CRM database unavailable: %s", self.name(), error)

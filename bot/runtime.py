@@ -109,6 +109,8 @@ def endpoints_config(settings: Settings) -> dict[str, Any]:
         "action_endpoint": {
             "url": settings.action_url,
             "headers": {"Authorization": "Bearer ${CAREBOT_ACTION_SECRET}"},
+            # no 44 KB domain in every action call: the actions read it (actions/base.py)
+            "enable_selective_domain": True,
         },
         "tracker_store": tracker_store_endpoint(settings.tracker_store_url),
         "event_broker": event_broker_endpoint(settings),

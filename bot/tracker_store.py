@@ -49,7 +49,7 @@ from sqlalchemy.pool import QueuePool
 
 from bot.metrics import count_new_event
 
-KEPT_CONVERSATIONS = 256
+KEPT_CONVERSATIONS = 128
 
 
 @dataclass
