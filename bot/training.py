@@ -98,9 +98,17 @@ def _train(project_dir: Path, *, fixed_name: str) -> None:
     subprocess.run(command, cwd=project_dir, env=rasa_env(), check=True, stdout=sys.stderr)
 
 
+# One BLAS thread per Rasa process. The sentence encoder's matrix products are one message
+# at a time, too small to share; OpenBLAS's extra worker thread then spun (sched_yield) beside
+# the event loop for minutes after each product, half of a 2-core machine's CPU at one
+# conversation at a time (docs/benchmarks.md, session 7). An operator's own setting wins.
+ONE_BLAS_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
 def rasa_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for every Rasa process we start: telemetry off, quiet TensorFlow."""
-    env = dict(os.environ)
+    """The environment for every Rasa process we start: telemetry off, quiet TensorFlow, one
+    BLAS thread."""
+    env = {**ONE_BLAS_THREAD, **os.environ}
     env.update(
         RASA_TELEMETRY_ENABLED="false",
         TF_CPP_MIN_LOG_LEVEL="2",

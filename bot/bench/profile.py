@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.bench import rest
-from bot.bench.report import BENCH_PARTS, _bench_env, _pid, bench_members
+from bot.bench.report import (
+    BENCH_PARTS,
+    _bench_env,
+    _pid,
+    bench_members,
+    forget_bench_conversations,
+)
 from bot.runtime import Stack
 from bot.settings import load_settings
 from bot.training import ensure_model
@@ -113,6 +119,7 @@ def record(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
 
 def profile(concurrency: int, conversations: int, out_dir: Path) -> list[Profile]:
     settings = load_settings(_bench_env())
+    forget_bench_conversations(settings)
     model = ensure_model(settings.project_dir)
     members = iter(bench_members(settings.database_url, 20 * conversations, kind="rest_user"))
     credential = {"Authorization": f"Bearer {settings.rest_secret}"}

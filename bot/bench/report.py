@@ -99,8 +99,18 @@ BENCH_PARTS = frozenset({"action-server", "rasa", "log-consumer"})
 REPEATS = 2  # A B, then B A
 
 
+def forget_bench_conversations(settings: Settings) -> None:
+    """Every run starts with no conversations: the bench members are the same each run, so a
+    conversation left by the last run (its session not yet expired) would go on from there,
+    longer at every run, while the stock bot's senders are new each time."""
+    if not settings.tracker_url:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{settings.tracker_db}{suffix}").unlink(missing_ok=True)
+
+
 def rest_section(conversations: int, repeats: int = REPEATS) -> list[str]:
     settings = load_settings(_bench_env())
+    forget_bench_conversations(settings)
     model = ensure_model(settings.project_dir)
     long_turns, long_conversations = 50, 5
     count = repeats * len(rest.CONCURRENCY) * (conversations + 1) + long_conversations

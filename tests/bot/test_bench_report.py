@@ -7,12 +7,14 @@ import yaml
 from bot.bench import nlu
 from bot.bench.report import (
     NOTES_MARKER,
+    forget_bench_conversations,
     nlu_section,
     split_sections,
     unmeasured_rows,
     write_report,
 )
 from bot.nlu.evaluate import Example
+from bot.settings import load_settings
 
 
 def test_sections_are_split_by_heading() -> None:
@@ -120,3 +122,14 @@ def test_a_run_of_some_pipelines_keeps_the_other_pipelines_rows_of_the_same_set(
     text = report.read_text()
     assert "| smp2017 | stock default (rasa init) | 0.850 |" in text
     assert "0.950" in text and "0.800" not in text
+
+
+def test_every_bench_run_starts_without_the_last_runs_conversations(tmp_path: Path) -> None:
+    settings = load_settings({"CAREBOT_VAR_DIR": str(tmp_path)})
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{settings.tracker_db}{suffix}").write_text("left by the last run")
+    (tmp_path / "crm.db").write_text("the members")
+
+    forget_bench_conversations(settings)
+
+    assert sorted(path.name for path in tmp_path.iterdir() if "db" in path.name) == ["crm.db"]
