@@ -95,3 +95,13 @@ def test_a_change_retrains_and_force_always_trains(
     training.ensure_model(tree, cache_dir=tmp_path / "cache", force=True)
     assert first != second
     assert trainer.calls == 3
+
+
+def test_rasa_processes_run_one_blas_thread_unless_the_operator_says(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OPENBLAS_NUM_THREADS", raising=False)
+    assert training.rasa_env()["OPENBLAS_NUM_THREADS"] == "1"
+    assert training.rasa_env()["RASA_TELEMETRY_ENABLED"] == "false"
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "4")
+    assert training.rasa_env()["OPENBLAS_NUM_THREADS"] == "4"
