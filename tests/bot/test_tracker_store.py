@@ -119,7 +119,8 @@ async def test_an_erased_conversation_is_gone_for_the_replica_that_kept_it(tmp_p
 async def test_a_new_model_reads_the_tracker_with_its_own_slots(tmp_path: Path) -> None:
     store = _store(tmp_path)
     kept = await _saved(store, "s1", "你好")
-    store.domain = Domain.from_dict({"slots": {"tier": {"type": "any", "mappings": [{"type": "custom"}]}}})
+    tier = {"type": "any", "mappings": [{"type": "custom"}]}
+    store.domain = Domain.from_dict({"slots": {"tier": tier}})
 
     again = await store.retrieve("s1")
     assert again is not kept and again is not None and "tier" in again.slots
