@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import socket
 import subprocess
 import time
@@ -19,10 +20,35 @@ REST_SECRET = "integration-rest-secret-0123456789"  # the REST channel's credent
 REST_AUTH = {"Authorization": f"Bearer {REST_SECRET}"}
 
 
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on, below the kernel's ephemeral range. A port from `bind(0)` is
+    in that range, where an outgoing connection (to PostgreSQL, between the system's processes)
+    can take it before the server it was meant for binds: the care scheduler's health port was
+    once taken so, and the scheduler could not start."""
+    lowest_ephemeral = _ephemeral_range()[0]
+    for _ in range(1_000):
+        port = random.randrange(lowest_ephemeral // 2, lowest_ephemeral)
+        if port in _handed_out:
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError("no free port below the ephemeral range")
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
 
 
 def children_of(pid: int) -> set[int]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +28,7 @@ from tests.bot.wechat_sim.helpers import (
     running_sim,
     running_webhook,
 )
+from tests.integration.system import free_port
 
 USER = "o_user_1"
 ORIGINAL_ID = "gh_carebot_demo"
@@ -217,12 +217,6 @@ async def test_the_page_is_served() -> None:
 
 
 # --- with the bot's real WeChat channel (a stub instead of Rasa) -----------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @asynccontextmanager
