@@ -19,7 +19,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from bot.interaction_log import CrmInteractionLog, describe_payload
+from bot.interaction_log import CrmInteractionLog, customer_turn, describe_payload, write_turns
+from crm_store import interactions
 from crm_store.db import make_engine, session_scope
 from crm_store.interactions import Interaction, conversation_id_for, list_interactions
 from crm_store.migrate import upgrade
@@ -304,6 +305,25 @@ def test_a_turn_the_database_refuses_is_dropped_alone(
     log.publish(bot_event("s", "last", at=T0 + 2))
     assert log.wait_idle(10)
     assert [t.text for t in turns(db_url, "s")] == ["first", "last"]
+
+
+def test_a_turn_another_writer_stored_under_the_batch_is_neither_lost_nor_doubled(
+    db_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The log consumer and the reconciliation write the same turns: one can store a turn
+    between the batch's check of its keys and its insert. The insert then fails, and the
+    turns are written one by one: the other writer's turn stays, the rest are stored."""
+    engine = make_engine(db_url)
+    first, second = user_event("s", "first"), user_event("s", "second", at=T0 + 1)
+    write_turns(engine, [customer_turn(first)])
+    monkeypatch.setattr(interactions, "existing_event_keys", lambda session, event_keys: set())
+
+    with caplog.at_level(logging.ERROR):
+        write_turns(engine, [customer_turn(first), customer_turn(second)])
+
+    engine.dispose()
+    assert [t.text for t in turns(db_url, "s")] == ["first", "second"]
+    assert "refused" not in caplog.text
 
 
 def test_a_bot_message_without_text_is_described() -> None:
