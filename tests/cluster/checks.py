@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import select, text
+from sqlalchemy.engine import Row
 from sqlalchemy.future import create_engine
+from sqlalchemy.sql.expression import Executable
 
 from crm_store.interactions import conversation_id_for
 from crm_store.models import Interaction, WebChatMessage
@@ -26,20 +29,15 @@ def crm_customer_turns(
     """The CRM's customer turns of the conversations of `senders`, in the conversation's order."""
     ids = {conversation_id_for(prefix + sender): sender for sender in senders}
     found: dict[str, list[str]] = {sender: [] for sender in senders}
-    engine = create_engine(crm_url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                select(Interaction.conversation_id, Interaction.text)
-                .where(Interaction.speaker == "customer", Interaction.conversation_id.in_(ids))
-                # the CRM's order (crm_store.interactions): Rasa's event time. Two replicas
-                # publish a conversation's turns in any order, so the row ids are not it.
-                .order_by(Interaction.occurred_at, Interaction.id)
-            )
-            for conversation_id, turn in rows:
-                found[ids[conversation_id]].append(turn or "")
-    finally:
-        engine.dispose()
+    query = (
+        select(Interaction.conversation_id, Interaction.text)
+        .where(Interaction.speaker == "customer", Interaction.conversation_id.in_(ids))
+        # the CRM's order (crm_store.interactions): Rasa's event time. Two replicas
+        # publish a conversation's turns in any order, so the row ids are not it.
+        .order_by(Interaction.occurred_at, Interaction.id)
+    )
+    for conversation_id, turn in _rows(crm_url, query):
+        found[ids[conversation_id]].append(turn or "")
     return found
 
 
@@ -64,36 +62,34 @@ def tracker_user_texts(
 ) -> dict[str, list[str]]:
     """What each conversation's history in Rasa's tracker store says the customer said."""
     found: dict[str, list[str]] = defaultdict(list)
-    engine = create_engine(tracker_url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT sender_id, data FROM events WHERE type_name = 'user' "
-                    "AND sender_id = ANY(:senders) ORDER BY id"
-                ),
-                {"senders": [prefix + sender for sender in senders]},
-            )
-            for sender_id, data in rows:
-                found[sender_id.removeprefix(prefix)].append(json.loads(data).get("text") or "")
-    finally:
-        engine.dispose()
+    query = text(
+        "SELECT sender_id, data FROM events WHERE type_name = 'user' "
+        "AND sender_id = ANY(:senders) ORDER BY id"
+    )
+    parameters = {"senders": [prefix + sender for sender in senders]}
+    for sender_id, data in _rows(tracker_url, query, parameters):
+        found[sender_id.removeprefix(prefix)].append(json.loads(data).get("text") or "")
     return {sender: found.get(sender, []) for sender in senders}
 
 
 def webchat_bot_message_ids(crm_url: str, sessions: list[str]) -> dict[str, list[int]]:
     """The ids of the bot messages the web chat stored (and emitted) for each session."""
     found: dict[str, list[int]] = {session: [] for session in sessions}
-    engine = create_engine(crm_url)
+    query = (
+        select(WebChatMessage.session_id, WebChatMessage.id)
+        .where(WebChatMessage.sender == "bot", WebChatMessage.session_id.in_(sessions))
+        .order_by(WebChatMessage.id)
+    )
+    for session, message_id in _rows(crm_url, query):
+        found[session].append(message_id)
+    return found
+
+
+def _rows(url: str, query: Executable, parameters: dict[str, Any] | None = None) -> list[Row]:
+    """All rows of one query, on a connection of its own."""
+    engine = create_engine(url)
     try:
         with engine.connect() as connection:
-            rows = connection.execute(
-                select(WebChatMessage.session_id, WebChatMessage.id)
-                .where(WebChatMessage.sender == "bot", WebChatMessage.session_id.in_(sessions))
-                .order_by(WebChatMessage.id)
-            )
-            for session, message_id in rows:
-                found[session].append(message_id)
+            return list(connection.execute(query, parameters or {}))
     finally:
         engine.dispose()
-    return found
