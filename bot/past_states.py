@@ -21,7 +21,7 @@ thousands of short-lived trackers gain nothing from it.
 from __future__ import annotations
 
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rasa.shared.core import constants
@@ -79,7 +79,7 @@ def states_for_tracker_history(
         progress.applied.append(event)
     if progress.now is None:
         states = list(progress.states)
-        _describe(_Progress(**progress.__dict__), states, False, *options)
+        _describe(replace(progress), states, False, *options)  # the state now, kept apart
         progress.now = states[len(progress.states) :]
     return [_own_copy(state) for state in (*progress.states, *progress.now)]
 
