@@ -241,6 +241,10 @@ class LinearIntentEnsemble(GraphComponent, IntentClassifier):
                     second = SecondOpinion.loaded(model, directory / _SECOND_DIR, config)
         except (ValueError, FileNotFoundError):
             return cls(config, model_storage, resource)
+        # the encoders load now, not while the first customer waits (a second or two each)
+        load_encoder(model.encoder)
+        if second is not None:
+            load_encoder(second.encoder)
         return cls(config, model_storage, resource, model, second)
 
     def process(self, messages: list[Message]) -> list[Message]:

@@ -278,3 +278,23 @@ def test_the_second_block_is_the_first_models_block_then_the_second_vector() -> 
     assert block.tolist() == pytest.approx(
         [*(2.0 * expand_dense(vector, True)).tolist(), 1.5, -1.5]
     )
+
+
+def test_a_second_encoder_missing_at_serving_time_leaves_the_first_models_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    trained, storage, resource = _component(
+        tmp_path, second_encoder="e5", second_opinion_below=1.01, calibration_folds=0
+    )
+    trained.train(_chat_data())
+    assert trained.second is not None
+    real = encoder.load_encoder
+    monkeypatch.setattr(linear, "load_encoder", lambda name: None if name == "e5" else real(name))
+    served = LinearIntentEnsemble.load(trained.config, storage, resource, None)
+    first_only = LinearIntentEnsemble(
+        {**trained.config, "second_opinion_below": 0.0}, storage, resource, served.model, None
+    )
+    asked, expected = _messages(["谢啦"]), _messages(["谢啦"])
+    served.process(asked)
+    first_only.process(expected)
+    assert asked[0].get("intent") == expected[0].get("intent")
