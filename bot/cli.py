@@ -95,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure NLU accuracy, latency, throughput, memory")
     bench.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     bench.add_argument(
-        "--sets", default="own,smp2017,banking77,clinc150", help="comma-separated NLU data sets"
+        "--sets",
+        default="own,outside,smp2017,banking77,clinc150",
+        help="comma-separated NLU data sets",
     )
     bench.add_argument("--no-rest", dest="rest", action="store_false", help="skip the load test")
     bench.add_argument("--conversations", type=int, default=60, help="per concurrency level")
@@ -155,12 +157,10 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("validate", help="validate domain and training data (strict)")
     check.set_defaults(handler=cmd_validate)
 
-    gate = commands.add_parser("nlu-gate", help="evaluate the model on the held-out NLU set")
-    gate.add_argument("--data", type=Path, default=Path("tests/nlu/holdout.yml"))
-    # The model reaches 0.971 / 0.979 (deterministic training); the gate is the target,
-    # two messages below that (docs/architecture.md).
-    gate.add_argument("--min-accuracy", type=float, default=0.96)
-    gate.add_argument("--min-macro-f1", type=float, default=0.96)
+    gate = commands.add_parser("nlu-gate", help="evaluate the model on the held-out NLU sets")
+    gate.add_argument("--data", type=Path, help="gate this one file instead of NLU_GATES")
+    gate.add_argument("--min-accuracy", type=float, default=0.96, help="with --data")
+    gate.add_argument("--min-macro-f1", type=float, default=0.96, help="with --data")
     gate.set_defaults(handler=cmd_nlu_gate)
     add_report_parser(commands)
     add_care_parsers(commands)
@@ -168,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The sets `carebot nlu-gate` (and so `make test`) holds the model to, with their floors
+# (accuracy, macro-F1): the held-out set at the 0.96 / 0.96, and the messages written
+# outside the team at its 0.95 for real customer text. The model reaches 0.978 / 0.981 and
+# 0.982 / 0.979 (training is deterministic; docs/benchmarks.md, "NLU, fifth round").
+NLU_GATES: dict[str, tuple[float, float]] = {
+    "tests/nlu/holdout.yml": (0.96, 0.96),
+    "tests/nlu/outside.yml": (0.95, 0.95),
+}
 REPORT_GROUPINGS = ("channel", "tier", "segment", "agent")  # survey_report.GROUPINGS
 
 
@@ -502,17 +510,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_nlu_gate(args: argparse.Namespace) -> int:
-    from bot.nlu.evaluate import evaluate_model, load_examples
     from bot.training import ensure_model
 
     model = ensure_model(load_settings().project_dir)
-    report = evaluate_model(model, load_examples(args.data))
+    if args.data:
+        gates = {args.data: (args.min_accuracy, args.min_macro_f1)}
+    else:
+        gates = {Path(path): floors for path, floors in NLU_GATES.items()}
+    passed = [nlu_gate_passes(model, path, *floors) for path, floors in gates.items()]
+    return 0 if all(passed) else 1
+
+
+def nlu_gate_passes(model: Path, data: Path, min_accuracy: float, min_macro_f1: float) -> bool:
+    from bot.nlu.evaluate import evaluate_model, load_examples
+
+    report = evaluate_model(model, load_examples(data))
+    print(f"{data}:")
     print(report.as_table())
-    passed = report.accuracy >= args.min_accuracy and report.macro_f1 >= args.min_macro_f1
+    passed = report.accuracy >= min_accuracy and report.macro_f1 >= min_macro_f1
     verdict = "passed" if passed else "FAILED"
-    need = f"accuracy ≥ {args.min_accuracy}, macro-F1 ≥ {args.min_macro_f1}"
-    print(f"NLU gate {verdict} (need {need})")
-    return 0 if passed else 1
+    need = f"accuracy ≥ {min_accuracy}, macro-F1 ≥ {min_macro_f1}"
+    print(f"NLU gate {verdict} on {data} (need {need})")
+    return passed
 
 
 def cmd_report_surveys(args: argparse.Namespace) -> int:

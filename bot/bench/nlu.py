@@ -158,6 +158,12 @@ def own_data_set(project_dir: Path) -> DataSet:
     return DataSet("carebot held-out", train, load_examples(project_dir / "tests/nlu/holdout.yml"))
 
 
+def outside_data_set(project_dir: Path) -> DataSet:
+    """Our training data scored on the messages written outside the team (tests/nlu/outside.yml)."""
+    train = load_examples(project_dir / "data" / "nlu")
+    return DataSet("carebot outside", train, load_examples(project_dir / "tests/nlu/outside.yml"))
+
+
 def write_nlu_yaml(examples: Sequence[Example], path: Path) -> None:
     """Writes examples as Rasa NLU YAML (retrieval sub-intents kept as `faq/x`)."""
     by_intent: dict[str, list[str]] = defaultdict(list)

@@ -67,6 +67,8 @@ def data_sets(options: BenchOptions, project_dir: Path) -> list[nlu.DataSet]:
     for name in options.sets:
         if name == "own":
             chosen.append(nlu.own_data_set(project_dir))
+        elif name == "outside":
+            chosen.append(nlu.outside_data_set(project_dir))
         elif (options.data_dir / name).is_dir():
             train, test = PUBLIC_SETS[name]
             chosen.append(nlu.public_data_set(options.data_dir, name, train, test))

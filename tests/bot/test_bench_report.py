@@ -7,6 +7,8 @@ import yaml
 from bot.bench import nlu
 from bot.bench.report import (
     NOTES_MARKER,
+    BenchOptions,
+    data_sets,
     forget_bench_conversations,
     nlu_section,
     split_sections,
@@ -136,3 +138,17 @@ def test_every_bench_run_starts_without_the_last_runs_conversations(tmp_path: Pa
     forget_bench_conversations(settings)
 
     assert sorted(path.name for path in tmp_path.iterdir() if "db" in path.name) == ["crm.db"]
+
+
+def test_our_data_is_scored_on_the_held_out_set_and_on_the_outside_writers_set(
+    tmp_path: Path,
+) -> None:
+    project = Path(__file__).resolve().parents[2]
+    options = BenchOptions(tmp_path, ["own", "outside"], False, 0, tmp_path / "b.md")
+
+    own, outside = data_sets(options, project)
+
+    assert (own.name, outside.name) == ("carebot held-out", "carebot outside")
+    assert own.train == outside.train and len(own.train) > 1000
+    held_out = {e.text for e in own.test}
+    assert len(outside.test) > 400 and not held_out & {e.text for e in outside.test}

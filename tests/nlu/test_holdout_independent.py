@@ -1,4 +1,5 @@
-"""The held-out set (`tests/nlu/holdout.yml`) stays independent of the training data (`data/nlu/`).
+"""The gated sets (`tests/nlu/holdout.yml`, `tests/nlu/outside.yml`) stay independent of the
+training data (`data/nlu/`) and of each other.
 
 The NLU gate means something only if no held-out message was also trained on. Two messages count
 as the same when they are equal after the normalisation the pipeline itself applies (Traditional
@@ -19,6 +20,7 @@ from bot.nlu.normalize import to_simplified
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING = ROOT / "data" / "nlu"
 HOLDOUT = ROOT / "tests" / "nlu" / "holdout.yml"
+OUTSIDE = ROOT / "tests" / "nlu" / "outside.yml"
 
 
 def normalised(text: str) -> str:
@@ -35,9 +37,9 @@ def training() -> list[Example]:
     return load_examples(TRAINING)
 
 
-@pytest.fixture(scope="module")
-def holdout() -> list[Example]:
-    return load_examples(HOLDOUT)
+@pytest.fixture(scope="module", params=[HOLDOUT, OUTSIDE], ids=["holdout", "outside"])
+def holdout(request: pytest.FixtureRequest) -> list[Example]:
+    return load_examples(request.param)
 
 
 @pytest.mark.parametrize(
@@ -72,4 +74,9 @@ def test_no_training_example_is_a_held_out_example(
         for e in training
         if normalised(e.text) in held_out
     ]
-    assert not shared, "training examples found in tests/nlu/holdout.yml:\n" + "\n".join(shared)
+    assert not shared, "training examples found in a gated set:\n" + "\n".join(shared)
+
+
+def test_the_two_gated_sets_share_no_message() -> None:
+    held_out = {normalised(e.text) for e in load_examples(HOLDOUT)}
+    assert not held_out & {normalised(e.text) for e in load_examples(OUTSIDE)}
