@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from bot.nlu.evaluate import Example, load_examples, score
+from bot.nlu.evaluate import HOLDOUT, OUTSIDE, Example, load_examples, score
 from bot.training import default_cache_dir, rasa_env
 
 CONFIGS_DIR = Path(__file__).parent / "configs"
@@ -153,15 +153,15 @@ def public_data_set(root: Path, name: str, train: Sequence[str], test: Sequence[
     )
 
 
-def own_data_set(project_dir: Path) -> DataSet:
-    train = load_examples(project_dir / "data" / "nlu")
-    return DataSet("carebot held-out", train, load_examples(project_dir / "tests/nlu/holdout.yml"))
+# `--sets` names of our own data, each scored on one gated set: its row's name and its file.
+OUR_SETS = {"own": ("carebot held-out", HOLDOUT), "outside": ("carebot outside", OUTSIDE)}
 
 
-def outside_data_set(project_dir: Path) -> DataSet:
-    """Our training data scored on the messages written outside the team (tests/nlu/outside.yml)."""
+def our_data_set(project_dir: Path, key: str) -> DataSet:
+    """`data/nlu/` as the training split, one of the gated sets as the test split."""
+    name, test = OUR_SETS[key]
     train = load_examples(project_dir / "data" / "nlu")
-    return DataSet("carebot outside", train, load_examples(project_dir / "tests/nlu/outside.yml"))
+    return DataSet(name, train, load_examples(project_dir / test))
 
 
 def write_nlu_yaml(examples: Sequence[Example], path: Path) -> None:

@@ -65,10 +65,8 @@ def machine() -> str:
 def data_sets(options: BenchOptions, project_dir: Path) -> list[nlu.DataSet]:
     chosen = []
     for name in options.sets:
-        if name == "own":
-            chosen.append(nlu.own_data_set(project_dir))
-        elif name == "outside":
-            chosen.append(nlu.outside_data_set(project_dir))
+        if name in nlu.OUR_SETS:
+            chosen.append(nlu.our_data_set(project_dir, name))
         elif (options.data_dir / name).is_dir():
             train, test = PUBLIC_SETS[name]
             chosen.append(nlu.public_data_set(options.data_dir, name, train, test))

@@ -13,6 +13,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# The sets `carebot nlu-gate` (and so `make test`) holds the model to, relative to the project,
+# with their floors (accuracy, macro-F1): the held-out set at the issue's 0.96 / 0.96, and the
+# messages written outside the team at its 0.95 for real customer text. The model reaches
+# 0.978 / 0.983 and 0.981 / 0.979 (training is deterministic; docs/benchmarks.md, "NLU, fifth
+# and sixth rounds"). tests/nlu/test_holdout_independent.py keeps every set here apart from
+# the training data.
+HOLDOUT = "tests/nlu/holdout.yml"
+OUTSIDE = "tests/nlu/outside.yml"
+NLU_GATES: dict[str, tuple[float, float]] = {HOLDOUT: (0.96, 0.96), OUTSIDE: (0.95, 0.95)}
+
 
 @dataclass(frozen=True)
 class Example:

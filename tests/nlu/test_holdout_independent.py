@@ -14,13 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from bot.nlu import evaluate
 from bot.nlu.evaluate import Example, load_examples
 from bot.nlu.normalize import to_simplified
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAINING = ROOT / "data" / "nlu"
-HOLDOUT = ROOT / "tests" / "nlu" / "holdout.yml"
-OUTSIDE = ROOT / "tests" / "nlu" / "outside.yml"
+HOLDOUT = ROOT / evaluate.HOLDOUT
+OUTSIDE = ROOT / evaluate.OUTSIDE
 
 
 def normalised(text: str) -> str:
@@ -37,9 +38,10 @@ def training() -> list[Example]:
     return load_examples(TRAINING)
 
 
-@pytest.fixture(scope="module", params=[HOLDOUT, OUTSIDE], ids=["holdout", "outside"])
+@pytest.fixture(scope="module", params=sorted(evaluate.NLU_GATES))
 def holdout(request: pytest.FixtureRequest) -> list[Example]:
-    return load_examples(request.param)
+    """Each set `carebot nlu-gate` holds the model to, in turn."""
+    return load_examples(ROOT / request.param)
 
 
 @pytest.mark.parametrize(
